@@ -1,0 +1,141 @@
+import { randomBytes } from "node:crypto";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+
+/** A setting that cannot be used as given; the message says what to fix. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+export interface Limits {
+  /** Deepest selection a query may nest. @default 12 */
+  maxDepth: number;
+  /** Highest estimated cost, list fields counted by their `first`. @default 50000 */
+  maxCost: number;
+  /** Most aliases in one operation. @default 30 */
+  maxAliases: number;
+  /** Largest `first` a page may ask for; more is refused, never clamped. @default 1000 */
+  maxPageSize: number;
+  /** Postgres statement_timeout for every query. @default 5000 */
+  statementTimeoutMs: number;
+}
+
+export interface Config {
+  /** External Postgres; unset = embedded Postgres under `dataDir`. */
+  databaseUrl?: string;
+  /** @default 4000 */
+  port: number;
+  /** @default "0.0.0.0" */
+  host: string;
+  /** Where embedded Postgres and generated secrets live. @default ".tickgraph" */
+  dataDir: string;
+  /** External feed (Alpaca v2 stream protocol); unset = embedded mock feed. */
+  feedUrl?: string;
+  feedKey: string;
+  feedSecret: string;
+  /** HS256 key; unset with no `jwksUrl` = a key generated once under `dataDir`. */
+  jwtSecret?: string;
+  /** RS256/ES256 key set URL, instead of `jwtSecret`. */
+  jwksUrl?: string;
+  /** How old data must be for principals without REALTIME. @default 900 */
+  delaySeconds: number;
+  /** @default "info" */
+  logLevel: string;
+  /** NODE_ENV === "production": no stack traces or internals in responses. */
+  production: boolean;
+  limits: Limits;
+}
+
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
+
+type Env = Record<string, string | undefined>;
+
+function int(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new ConfigError(`${name}=${raw} is not valid: use a whole number from ${min} to ${max}.`);
+  }
+  return n;
+}
+
+function url(env: Env, name: string, protocols: string[]): string | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(raw);
+  } catch {
+    throw new ConfigError(`${name} is not a URL: "${raw}". Expected e.g. ${protocols[0]}//host:port/…`);
+  }
+  if (!protocols.includes(parsed.protocol)) {
+    throw new ConfigError(`${name} must use ${protocols.join(" or ")}, got "${parsed.protocol}".`);
+  }
+  return raw;
+}
+
+/**
+ * Reads every setting once: explicit overrides (CLI flags) first, then the environment, then defaults.
+ * Throws ConfigError naming the variable to fix.
+ */
+export function loadConfig(overrides: Env = {}, env: Env = process.env): Config {
+  const e: Env = { ...env };
+  for (const [k, v] of Object.entries(overrides)) if (v !== undefined) e[k] = v;
+
+  const logLevel = e.LOG_LEVEL || "info";
+  if (!LOG_LEVELS.includes(logLevel)) {
+    throw new ConfigError(`LOG_LEVEL=${logLevel} is not valid: use one of ${LOG_LEVELS.join(", ")}.`);
+  }
+  const jwtSecret = e.JWT_SECRET || undefined;
+  const jwksUrl = url(e, "JWKS_URL", ["https:", "http:"]);
+  if (jwtSecret && jwksUrl) {
+    throw new ConfigError("Set JWT_SECRET or JWKS_URL, not both: tokens are verified one way.");
+  }
+  if (jwtSecret && Buffer.byteLength(jwtSecret) < 32) {
+    throw new ConfigError("JWT_SECRET is too short: use at least 32 bytes (e.g. `openssl rand -hex 32`).");
+  }
+  const feedUrl = url(e, "FEED_URL", ["ws:", "wss:"]);
+  if (feedUrl && (!e.FEED_KEY || !e.FEED_SECRET)) {
+    throw new ConfigError("FEED_URL is set: set FEED_KEY and FEED_SECRET too, the feed asks for them.");
+  }
+
+  return {
+    databaseUrl: url(e, "DATABASE_URL", ["postgres:", "postgresql:"]),
+    port: int(e, "PORT", 4000, 0, 65535),
+    host: e.HOST || "0.0.0.0",
+    dataDir: resolve(e.DATA_DIR || ".tickgraph"),
+    feedUrl,
+    feedKey: e.FEED_KEY || "tickgraph",
+    feedSecret: e.FEED_SECRET || "tickgraph",
+    jwtSecret,
+    jwksUrl,
+    delaySeconds: int(e, "DELAY_SECONDS", 900, 0, 86400 * 7),
+    logLevel,
+    production: e.NODE_ENV === "production",
+    limits: {
+      maxDepth: int(e, "MAX_DEPTH", 12, 2, 100),
+      maxCost: int(e, "MAX_COST", 50_000, 10, 10_000_000),
+      maxAliases: int(e, "MAX_ALIASES", 30, 0, 1000),
+      maxPageSize: int(e, "MAX_PAGE_SIZE", 1000, 1, 100_000),
+      statementTimeoutMs: int(e, "STATEMENT_TIMEOUT_MS", 5000, 100, 600_000),
+    },
+  };
+}
+
+/**
+ * The HS256 key: JWT_SECRET when set, else one generated on first use and kept in `dataDir/jwt-secret`,
+ * so tokens minted by `tickgraph token` stay valid across restarts of the embedded platform.
+ */
+export function jwtSecretOf(config: Config): string {
+  if (config.jwtSecret) return config.jwtSecret;
+  const file = join(config.dataDir, "jwt-secret");
+  try {
+    return readFileSync(file, "utf8").trim();
+  } catch {
+    mkdirSync(config.dataDir, { recursive: true });
+    const secret = randomBytes(32).toString("hex");
+    writeFileSync(file, secret + "\n", { mode: 0o600, flag: "wx" });
+    return secret;
+  }
+}

@@ -1,3 +1,4 @@
 #!/usr/bin/env node
 "use strict";
-require("../dist/src/cli/main.js");
+// Compiled by `npm ci` / `npm run build` (the package's prepare script).
+require("../dist/src/cli/main.js").run();

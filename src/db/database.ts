@@ -35,7 +35,11 @@ export async function openDatabase(config: Config, opts: { poolSize?: number } =
     url = withDatabase(embedded.url, "tickgraph");
     log.info({ dataDir: config.dataDir }, "embedded Postgres started");
   }
-  const dataSource = createDataSource({ url, statementTimeoutMs: config.limits.statementTimeoutMs, poolSize: opts.poolSize });
+  const dataSource = createDataSource({
+    url,
+    statementTimeoutMs: config.limits.statementTimeoutMs,
+    poolSize: opts.poolSize,
+  });
   try {
     await dataSource.initialize();
   } catch (err) {

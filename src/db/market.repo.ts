@@ -1,0 +1,127 @@
+import type { DataSource } from "typeorm";
+
+/** A stored trade with the best bid/ask at its time, as the read API serves it. */
+export interface QuoteRow {
+  id: string;
+  symbol: string;
+  eventTime: Date;
+  /** Microseconds since the epoch, exact: the keyset cursor's first half. */
+  eventUs: string;
+  seq: string;
+  price: number;
+  size: number;
+  bid: number | null;
+  bidSize: number | null;
+  ask: number | null;
+  askSize: number | null;
+  exchange: string | null;
+  source: string;
+  receivedAt: Date;
+}
+
+export interface InstrumentRow {
+  symbol: string;
+  name: string;
+  exchange: string;
+  sector: string | null;
+}
+
+/** Position of a row in (event time, id) order: what a cursor encodes. */
+export interface QuoteKey {
+  eventUs: string;
+  id: string;
+}
+
+export interface QuotePageQuery {
+  symbols?: string[];
+  from?: Date;
+  to?: Date;
+  after?: QuoteKey;
+  order: "ASC" | "DESC";
+  /** Rows to fetch (the caller asks for one more than the page to learn whether another follows). */
+  limit: number;
+}
+
+const QUOTE_COLUMNS = `id, symbol, event_time AS "eventTime",
+  (extract(epoch FROM event_time) * 1000000)::int8::text AS "eventUs",
+  seq, price, size, bid, bid_size AS "bidSize", ask, ask_size AS "askSize",
+  exchange, source, received_at AS "receivedAt"`;
+
+/** $1: symbols. */
+export const LATEST_QUOTES_SQL = `SELECT q.* FROM unnest($1::text[]) AS s(symbol)
+  CROSS JOIN LATERAL (
+    SELECT ${QUOTE_COLUMNS} FROM quotes
+    WHERE quotes.symbol = s.symbol
+    ORDER BY event_time DESC, id DESC LIMIT 1
+  ) q`;
+
+/**
+ * SQL of the read API. Statements are built with only the predicates a request uses, so that each
+ * shape gets the index plan it deserves (a generic `$1 IS NULL OR …` defeats that).
+ */
+export class MarketRepo {
+  constructor(private readonly ds: DataSource) {}
+
+  /** One keyset page of quotes: (event_time, id) order, never OFFSET. */
+  quotePage(q: QuotePageQuery): Promise<QuoteRow[]> {
+    const { sql, params } = quotePageSql(q);
+    return this.ds.query(sql, params);
+  }
+
+  /** The latest quote of each symbol (one index probe per symbol). */
+  latestQuotes(symbols: readonly string[]): Promise<QuoteRow[]> {
+    return this.ds.query(LATEST_QUOTES_SQL, [symbols]);
+  }
+
+  instruments(filter: { search?: string; sector?: string } = {}): Promise<InstrumentRow[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (filter.search) {
+      params.push(`%${filter.search.replace(/[\\%_]/g, (c) => "\\" + c)}%`);
+      where.push(`(symbol ILIKE $${params.length} OR name ILIKE $${params.length})`);
+    }
+    if (filter.sector) {
+      params.push(filter.sector);
+      where.push(`sector = $${params.length}`);
+    }
+    return this.ds.query(
+      `SELECT symbol, name, exchange, sector FROM instruments
+       ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY symbol`,
+      params,
+    );
+  }
+
+  instrumentsBySymbol(symbols: readonly string[]): Promise<InstrumentRow[]> {
+    return this.ds.query(
+      "SELECT symbol, name, exchange, sector FROM instruments WHERE symbol = ANY($1::text[])",
+      [symbols],
+    );
+  }
+}
+
+export function quotePageSql(q: QuotePageQuery): { sql: string; params: unknown[] } {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  const p = (v: unknown) => {
+    params.push(v);
+    return `$${params.length}`;
+  };
+  if (q.symbols) {
+    where.push(
+      q.symbols.length === 1 ? `symbol = ${p(q.symbols[0])}` : `symbol = ANY(${p(q.symbols)}::text[])`,
+    );
+  }
+  if (q.from) where.push(`event_time >= ${p(q.from)}`);
+  if (q.to) where.push(`event_time < ${p(q.to)}`);
+  const dir = q.order === "ASC" ? "ASC" : "DESC";
+  if (q.after) {
+    const cmp = dir === "ASC" ? ">" : "<";
+    where.push(
+      `(event_time, id) ${cmp} (to_timestamp(0) + ${p(q.after.eventUs)}::int8 * interval '1 microsecond', ${p(q.after.id)}::int8)`,
+    );
+  }
+  const sql = `SELECT ${QUOTE_COLUMNS} FROM quotes
+    ${where.length ? "WHERE " + where.join(" AND ") : ""}
+    ORDER BY event_time ${dir}, id ${dir} LIMIT ${p(q.limit)}`;
+  return { sql, params };
+}

@@ -1,0 +1,65 @@
+import { GraphQLError } from "graphql";
+
+/** Every `extensions.code` a client can receive. Anything else is masked to INTERNAL_SERVER_ERROR. */
+export enum ErrorCode {
+  BAD_USER_INPUT = "BAD_USER_INPUT",
+  UNAUTHENTICATED = "UNAUTHENTICATED",
+  FORBIDDEN = "FORBIDDEN",
+  RATE_LIMITED = "RATE_LIMITED",
+  QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX",
+  GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED",
+  GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED",
+  OPERATION_RESOLUTION_FAILURE = "OPERATION_RESOLUTION_FAILURE",
+  BAD_REQUEST = "BAD_REQUEST",
+  PERSISTED_QUERY_NOT_FOUND = "PERSISTED_QUERY_NOT_FOUND",
+  PERSISTED_QUERY_NOT_SUPPORTED = "PERSISTED_QUERY_NOT_SUPPORTED",
+  AUDIT_UNAVAILABLE = "AUDIT_UNAVAILABLE",
+  INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR",
+}
+
+const CLIENT_CODES = new Set<string>(
+  Object.values(ErrorCode).filter((c) => c !== ErrorCode.INTERNAL_SERVER_ERROR),
+);
+
+/** True for codes whose message is written for clients and safe to show them. */
+export function isClientErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === "string" && CLIENT_CODES.has(code);
+}
+
+/** An error meant for the client: its message and code reach it as they are. */
+export class ClientError extends GraphQLError {
+  constructor(code: ErrorCode, message: string, extensions: Record<string, unknown> = {}) {
+    super(message, { extensions: { ...extensions, code } });
+  }
+}
+
+export class BadUserInputError extends ClientError {
+  constructor(message: string, extensions: Record<string, unknown> = {}) {
+    super(ErrorCode.BAD_USER_INPUT, message, extensions);
+  }
+}
+
+export class UnauthenticatedError extends ClientError {
+  constructor(message = "A valid bearer token is required: Authorization: Bearer <token>.") {
+    super(ErrorCode.UNAUTHENTICATED, message, { http: { status: 401 } });
+  }
+}
+
+export class ForbiddenError extends ClientError {
+  constructor(message: string, extensions: Record<string, unknown> = {}) {
+    super(ErrorCode.FORBIDDEN, message, extensions);
+  }
+}
+
+export class QueryTooComplexError extends ClientError {
+  constructor(message: string) {
+    super(ErrorCode.QUERY_TOO_COMPLEX, message);
+  }
+}
+
+/** Closes an exhaustive switch: the compiler proves it unreachable, the runtime reports the stray value. */
+export class UnreachableCaseError extends Error {
+  constructor(value: never) {
+    super(`Unreachable case: ${JSON.stringify(value)}`);
+  }
+}

@@ -1,0 +1,56 @@
+import { Field, ObjectType } from "type-graphql";
+import { BadUserInputError } from "../errors";
+
+@ObjectType()
+export class PageInfo {
+  @Field()
+  hasNextPage: boolean;
+
+  @Field(() => String, { nullable: true })
+  endCursor: string | null;
+}
+
+/** Opaque cursors: base64url of the row's key parts joined by ":". */
+export function encodeCursor(parts: string[]): string {
+  return Buffer.from(parts.join(":")).toString("base64url");
+}
+
+/** The key parts of a cursor, each a whole number; BAD_USER_INPUT for anything else. */
+export function decodeCursor(cursor: string, parts: number): string[] {
+  const text = /^[A-Za-z0-9_-]{1,200}$/.test(cursor) ? Buffer.from(cursor, "base64url").toString() : "";
+  const values = text.split(":");
+  if (values.length !== parts || !values.every((v) => /^-?\d{1,19}$/.test(v))) {
+    throw new BadUserInputError(`Malformed cursor "${cursor}": pass an endCursor this API returned.`, {
+      argument: "after",
+    });
+  }
+  return values;
+}
+
+/** Checks a page size: 1..max. Larger pages are refused, never silently clamped. */
+export function checkPageSize(first: number, max: number): number {
+  if (!Number.isInteger(first) || first < 1 || first > max) {
+    throw new BadUserInputError(`first must be between 1 and ${max}, got ${first}.`, {
+      argument: "first",
+      max,
+    });
+  }
+  return first;
+}
+
+/** Cost of a paged list field for the complexity limit: each of its `first` rows costs its selection. */
+export function pagedComplexity({
+  args,
+  childComplexity,
+}: {
+  args: Record<string, unknown>;
+  childComplexity: number;
+}) {
+  const first = typeof args.first === "number" ? args.first : 100;
+  return 1 + Math.max(first, 1) * Math.max(childComplexity, 1);
+}
+
+/** Cost of an unpaged list field (instruments, latestQuotes): assumed as many rows as a full page. */
+export function listComplexity(rows: number) {
+  return ({ childComplexity }: { childComplexity: number }) => 1 + rows * Math.max(childComplexity, 1);
+}

@@ -1,0 +1,80 @@
+import { Arg, Ctx, FieldResolver, Int, Query, Resolver, Root } from "type-graphql";
+import type { QuotePageQuery, QuoteRow } from "../db/market.repo";
+import { BadUserInputError } from "../errors";
+import type { Context } from "./context.type";
+import { SortOrder } from "./enums";
+import { Instrument } from "./instrument.type";
+import { checkPageSize, decodeCursor, encodeCursor, listComplexity, pagedComplexity } from "./page";
+import { Quote, QuoteConnection, toQuote } from "./quote.type";
+
+const quoteCursor = (row: QuoteRow) => encodeCursor([row.eventUs, row.id]);
+
+function checkRange(from?: Date | null, to?: Date | null): void {
+  if (from && to && from > to)
+    throw new BadUserInputError("from must not be after to.", { argument: "from" });
+}
+
+@Resolver(() => Quote)
+export class QuoteResolver {
+  @Query(() => QuoteConnection, {
+    description: "Stored quotes, newest first by default, paged by cursor.",
+    complexity: pagedComplexity,
+  })
+  async quotes(
+    @Ctx() ctx: Context,
+    @Arg("symbols", () => [String], { nullable: true }) symbols?: string[] | null,
+    @Arg("from", () => Date, { nullable: true }) from?: Date | null,
+    @Arg("to", () => Date, { nullable: true }) to?: Date | null,
+    @Arg("first", () => Int, { defaultValue: 100, nullable: true }) first?: number | null,
+    @Arg("after", () => String, { nullable: true }) after?: string | null,
+    @Arg("order", () => SortOrder, { defaultValue: SortOrder.DESC, nullable: true }) order?: SortOrder | null,
+  ): Promise<QuoteConnection> {
+    const size = checkPageSize(first ?? 100, ctx.config.limits.maxPageSize);
+    checkRange(from, to);
+    const q: QuotePageQuery = { order: order ?? SortOrder.DESC, limit: size + 1 };
+    if (symbols) q.symbols = [...new Set(symbols)];
+    if (from) q.from = from;
+    if (to) q.to = to;
+    if (after) {
+      const [eventUs, id] = decodeCursor(after, 2);
+      q.after = { eventUs, id };
+    }
+    if (q.symbols?.length === 0)
+      return { edges: [], nodes: [], pageInfo: { hasNextPage: false, endCursor: null } };
+    const rows = await ctx.market.quotePage(q);
+    const page = rows.slice(0, size);
+    const edges = page.map((row) => ({ cursor: quoteCursor(row), node: toQuote(row, false) }));
+    return {
+      edges,
+      nodes: edges.map((e) => e.node),
+      pageInfo: { hasNextPage: rows.length > size, endCursor: edges.at(-1)?.cursor ?? null },
+    };
+  }
+
+  @Query(() => [Quote], {
+    description: "The latest quote of each symbol (all instruments when symbols is omitted).",
+    complexity: listComplexity(100),
+  })
+  async latestQuotes(
+    @Ctx() ctx: Context,
+    @Arg("symbols", () => [String], { nullable: true }) symbols?: string[] | null,
+  ): Promise<Quote[]> {
+    const wanted = symbols ? [...new Set(symbols)] : (await ctx.market.instruments()).map((i) => i.symbol);
+    if (wanted.length > ctx.config.limits.maxPageSize) {
+      throw new BadUserInputError(`At most ${ctx.config.limits.maxPageSize} symbols at once.`, {
+        argument: "symbols",
+      });
+    }
+    const rows = await Promise.all(wanted.map((symbol) => ctx.loaders.latestQuote.load(symbol)));
+    return rows.filter((r): r is QuoteRow => r !== null).map((r) => toQuote(r, false));
+  }
+
+  @FieldResolver(() => Instrument)
+  async instrument(@Root() quote: Quote, @Ctx() ctx: Context): Promise<Instrument> {
+    const found = await ctx.loaders.instrument.load(quote.symbol);
+    // A quote's symbol was known when it was stored; reference data may still lag behind the feed.
+    return (
+      found ?? { symbol: quote.symbol, name: quote.symbol, exchange: quote.exchange ?? "", sector: null }
+    );
+  }
+}

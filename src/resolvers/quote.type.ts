@@ -1,0 +1,80 @@
+import { Directive, Field, ID, Int, ObjectType } from "type-graphql";
+import type { QuoteRow } from "../db/market.repo";
+import { PageInfo } from "./page";
+
+@ObjectType({ description: "A trade, with the best bid and ask known when it happened." })
+export class Quote {
+  @Field(() => ID)
+  id: string;
+
+  @Field()
+  symbol: string;
+
+  @Field({ description: "Event time, as the feed stamped it." })
+  eventTime: Date;
+
+  @Field({ description: "The feed's trade id, rising by one per symbol." })
+  seq: string;
+
+  @Field()
+  price: number;
+
+  @Field(() => Int)
+  size: number;
+
+  @Field(() => Number, { nullable: true })
+  @Directive("@entitled(to: DEPTH)")
+  bid: number | null;
+
+  @Field(() => Int, { nullable: true })
+  @Directive("@entitled(to: DEPTH)")
+  bidSize: number | null;
+
+  @Field(() => Number, { nullable: true })
+  @Directive("@entitled(to: DEPTH)")
+  ask: number | null;
+
+  @Field(() => Int, { nullable: true })
+  @Directive("@entitled(to: DEPTH)")
+  askSize: number | null;
+
+  @Field(() => String, { nullable: true })
+  exchange: string | null;
+
+  @Field({ description: "True when served late because the caller lacks the REALTIME entitlement." })
+  delayed: boolean;
+
+  @Field(() => String, { nullable: true })
+  @Directive("@classified(level: CONFIDENTIAL)")
+  source: string | null;
+
+  @Field(() => Date, { nullable: true })
+  @Directive("@classified(level: CONFIDENTIAL)")
+  receivedAt: Date | null;
+}
+
+/** The GraphQL view of a stored row; `delayed` says whether it was served late. */
+export function toQuote(row: QuoteRow, delayed: boolean): Quote {
+  return { ...row, delayed };
+}
+
+@ObjectType()
+export class QuoteEdge {
+  @Field()
+  cursor: string;
+
+  @Field(() => Quote)
+  node: Quote;
+}
+
+@ObjectType()
+export class QuoteConnection {
+  @Field(() => [QuoteEdge])
+  edges: QuoteEdge[];
+
+  @Field(() => [Quote])
+  nodes: Quote[];
+
+  @Field(() => PageInfo)
+  pageInfo: PageInfo;
+}

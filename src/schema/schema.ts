@@ -1,0 +1,66 @@
+import { printSchemaWithDirectives } from "@graphql-tools/utils";
+import {
+  GraphQLDirective,
+  GraphQLEnumType,
+  GraphQLNonNull,
+  GraphQLSchema,
+  DirectiveLocation,
+  specifiedDirectives,
+  type GraphQLNamedType,
+} from "graphql";
+import { buildSchemaSync } from "type-graphql";
+import { InstrumentResolver } from "../resolvers/instrument.resolver";
+import { MeResolver } from "../resolvers/me.resolver";
+import { QuoteResolver } from "../resolvers/quote.resolver";
+import { DateTimeScalar } from "../resolvers/scalars";
+import { Classification, Entitlement } from "../resolvers/enums";
+
+export const resolvers = [MeResolver, InstrumentResolver, QuoteResolver] as const;
+
+/** The schema's enum of that name, or (when no field uses it yet) one made from the TypeScript enum. */
+function enumNamed(schema: GraphQLSchema, name: string, values: Record<string, string>): GraphQLEnumType {
+  const t: GraphQLNamedType | undefined | null = schema.getType(name);
+  if (t instanceof GraphQLEnumType) return t;
+  return new GraphQLEnumType({
+    name,
+    values: Object.fromEntries(Object.keys(values).map((v) => [v, { value: v }])),
+  });
+}
+
+/**
+ * The governance directives, defined over the very enum types type-graphql registered, so that a
+ * directive argument and a field of the same enum share one type.
+ */
+function withGovernanceDirectives(schema: GraphQLSchema): GraphQLSchema {
+  const classified = new GraphQLDirective({
+    name: "classified",
+    description: "The sensitivity of a type or field; a caller's roles decide which levels it may read.",
+    locations: [DirectiveLocation.OBJECT, DirectiveLocation.FIELD_DEFINITION],
+    args: { level: { type: new GraphQLNonNull(enumNamed(schema, "Classification", Classification)) } },
+  });
+  const entitled = new GraphQLDirective({
+    name: "entitled",
+    description: "Served only to callers holding the entitlement; masked (null) for others.",
+    locations: [DirectiveLocation.FIELD_DEFINITION],
+    args: { to: { type: new GraphQLNonNull(enumNamed(schema, "Entitlement", Entitlement)) } },
+  });
+  return new GraphQLSchema({
+    ...schema.toConfig(),
+    directives: [...specifiedDirectives, classified, entitled],
+  });
+}
+
+/** The one schema of the platform, built from the resolvers' classes. */
+export function buildTickgraphSchema(): GraphQLSchema {
+  const schema = buildSchemaSync({
+    resolvers,
+    scalarsMap: [{ type: Date, scalar: DateTimeScalar }],
+    validate: false,
+  });
+  return withGovernanceDirectives(schema);
+}
+
+/** SDL with applied directives: what `schema.graphql` holds. */
+export function printTickgraphSchema(schema: GraphQLSchema): string {
+  return printSchemaWithDirectives(schema) + "\n";
+}

@@ -1,0 +1,78 @@
+import { Client } from "pg";
+import { LATEST_QUOTES_SQL, quotePageSql } from "../src/db/market.repo";
+import { createTestDatabase } from "./support/database";
+import { seedQuotes } from "./support/seed";
+
+// The hot statements of the read API must walk an index in order, never sort or scan the table.
+let db: Awaited<ReturnType<typeof createTestDatabase>>;
+let c: Client;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await seedQuotes(db.url, { symbols: Array.from({ length: 40 }, (_, i) => `S${i}`), perSymbol: 2000 });
+  c = new Client({ connectionString: db.url });
+  await c.connect();
+  await c.query("ANALYZE");
+});
+afterAll(async () => {
+  await c.end();
+  await db.drop();
+});
+
+async function plan(sql: string, params: unknown[]): Promise<string> {
+  const { rows } = await c.query(`EXPLAIN ${sql}`, params);
+  return rows.map((r) => r["QUERY PLAN"]).join("\n");
+}
+
+test.each([
+  ["one symbol, newest first", { symbols: ["S3"], order: "DESC" as const, limit: 101 }],
+  [
+    "one symbol, after a cursor",
+    {
+      symbols: ["S3"],
+      order: "DESC" as const,
+      limit: 101,
+      after: { eventUs: "1767623400000000", id: "4000" },
+    },
+  ],
+  [
+    "one symbol, ascending in a range",
+    {
+      symbols: ["S3"],
+      order: "ASC" as const,
+      limit: 101,
+      from: new Date("2026-01-05T14:40:00Z"),
+      to: new Date("2026-01-05T15:00:00Z"),
+    },
+  ],
+])("quotes page (%s) uses quotes_symbol_time_idx without a sort", async (_name, q) => {
+  const { sql, params } = quotePageSql(q);
+  const p = await plan(sql, params);
+  expect(p).toMatch(/Index Scan( Backward)? using quotes_symbol_time_idx/);
+  expect(p).not.toMatch(/Sort|Seq Scan/);
+});
+
+test("quotes page across all symbols uses quotes_time_idx without a sort", async () => {
+  const { sql, params } = quotePageSql({ order: "DESC", limit: 101 });
+  const p = await plan(sql, params);
+  expect(p).toMatch(/Index Scan Backward using quotes_time_idx/);
+  expect(p).not.toMatch(/Sort|Seq Scan/);
+});
+
+test("cursor condition is an index condition, not a filter", async () => {
+  const { sql, params } = quotePageSql({
+    symbols: ["S3"],
+    order: "DESC",
+    limit: 101,
+    after: { eventUs: "1767623400000000", id: "4000" },
+  });
+  const { rows } = await c.query(`EXPLAIN ${sql}`, params);
+  const text = rows.map((r) => r["QUERY PLAN"]).join("\n");
+  expect(text).toMatch(/Index Cond: \(\(symbol = .*\) AND \(ROW\(event_time, id\) </);
+});
+
+test("latest quote per symbol probes the index once per symbol", async () => {
+  const p = await plan(LATEST_QUOTES_SQL, [["S1", "S2"]]);
+  expect(p).toMatch(/Index Scan Backward using quotes_symbol_time_idx/);
+  expect(p).not.toMatch(/Sort|Seq Scan/);
+});

@@ -1,3 +1,4 @@
+import { types } from "pg";
 import { DataSource, type Logger } from "typeorm";
 import { migrations } from "../../migrations";
 import { entities } from "../entities";
@@ -26,6 +27,25 @@ class DbLogger implements Logger {
   }
 }
 
+const TIMESTAMPTZ = 1184;
+const defaultTimestamptz = types.getTypeParser(TIMESTAMPTZ, "text");
+
+/**
+ * With TimeZone=UTC Postgres prints timestamptz as "2026-01-05 14:46:40.123456+00"; V8 parses the same
+ * instant in ISO form several times faster than the generic parser, which stays for anything else.
+ */
+function parseTimestamptz(text: string): Date {
+  if (text.length >= 22 && text[10] === " " && text.endsWith("+00")) {
+    return new Date(`${text.slice(0, 10)}T${text.slice(11, -3)}Z`);
+  }
+  return defaultTimestamptz(text) as Date;
+}
+
+const getTypeParser = ((oid: number, format?: "text" | "binary") =>
+  oid === TIMESTAMPTZ && format !== "binary"
+    ? parseTimestamptz
+    : types.getTypeParser(oid, format as "text")) as typeof types.getTypeParser;
+
 export interface DataSourceOptions {
   url: string;
   statementTimeoutMs: number;
@@ -46,7 +66,10 @@ export function createDataSource(opts: DataSourceOptions): DataSource {
     logging: ["query", "error", "warn", "migration"],
     maxQueryExecutionTime: 1000,
     poolSize: opts.poolSize ?? 20,
-    extra: { options: `-c statement_timeout=${opts.statementTimeoutMs}` },
+    extra: {
+      options: `-c statement_timeout=${opts.statementTimeoutMs} -c TimeZone=UTC`,
+      types: { getTypeParser },
+    },
   });
 }
 

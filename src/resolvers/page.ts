@@ -54,3 +54,21 @@ export function pagedComplexity({
 export function listComplexity(rows: number) {
   return ({ childComplexity }: { childComplexity: number }) => 1 + rows * Math.max(childComplexity, 1);
 }
+
+/**
+ * One page of a connection from `rows` fetched with one extra row (which tells whether another page
+ * follows). Edges, with a cursor each, are built only if the query selects them.
+ */
+export function connectionOf<T>(rows: T[], size: number, cursorOf: (row: T) => string) {
+  const nodes = rows.length > size ? rows.slice(0, size) : rows;
+  return {
+    nodes,
+    get edges() {
+      return nodes.map((node) => ({ cursor: cursorOf(node), node }));
+    },
+    pageInfo: {
+      hasNextPage: rows.length > size,
+      endCursor: nodes.length ? cursorOf(nodes[nodes.length - 1]) : null,
+    },
+  };
+}

@@ -54,8 +54,11 @@ export class Quote {
 }
 
 /** The GraphQL view of a stored row; `delayed` says whether it was served late. */
-export function toQuote(row: QuoteRow, delayed: boolean): Quote {
-  return { ...row, delayed };
+export function toQuote(row: QuoteRow, delayed: boolean): QuoteRow & Quote {
+  // Marks the row in place: a page is thousands of rows, and a copy each is garbage for nothing.
+  const quote = row as QuoteRow & Quote;
+  quote.delayed = delayed;
+  return quote;
 }
 
 @ObjectType()

@@ -37,6 +37,7 @@ function limitRules(limits: Limits): ValidationRule[] {
  */
 export function createLimitChecker(schema: GraphQLSchema, limits: Limits) {
   const rules = limitRules(limits);
+  const checkedDocuments = new WeakMap<DocumentNode, readonly GraphQLError[]>();
   // Page sizes are checked first, so that `first: 100000` reads as the bad input it is (BAD_USER_INPUT)
   // rather than as a costly query. Returning nothing hands the field on to the next estimator.
   const pageSizeEstimator: ComplexityEstimator = ({ args }) => {
@@ -52,7 +53,10 @@ export function createLimitChecker(schema: GraphQLSchema, limits: Limits) {
     variables: Record<string, unknown> | undefined,
     operationName: string | null | undefined,
   ): readonly GraphQLError[] {
-    const errors = validate(schema, document, rules);
+    // Apollo hands back the same DocumentNode for a cached query text, so depth and aliases are
+    // counted once per distinct query; cost depends on variables and is estimated every time.
+    let errors = checkedDocuments.get(document);
+    if (!errors) checkedDocuments.set(document, (errors = validate(schema, document, rules)));
     if (errors.length) return errors;
     let cost: number;
     try {

@@ -1,0 +1,111 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { createInterface } from "node:readline";
+import autocannon from "autocannon";
+import { Client } from "pg";
+import { withDatabase } from "../src/db/naming";
+
+/** The machine's Postgres (DATABASE_URL, else 127.0.0.1:5432): benchmarks measure a real server. */
+export const ADMIN_URL = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+
+/** URL of `name` on the bench server, created when missing. */
+export async function benchDatabase(name: string): Promise<string> {
+  const c = new Client({ connectionString: ADMIN_URL });
+  await c.connect();
+  try {
+    const { rowCount } = await c.query("SELECT 1 FROM pg_database WHERE datname = $1", [name]);
+    if (!rowCount) await c.query(`CREATE DATABASE "${name}"`);
+  } finally {
+    await c.end();
+  }
+  return withDatabase(ADMIN_URL, name);
+}
+
+export interface Child {
+  port: number;
+  proc: ChildProcess;
+  stop(): Promise<void>;
+}
+
+/** Starts `node script` and waits for its first stdout line `{"port":N}`. */
+export function startChild(script: string, env: Record<string, string>): Promise<Child> {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(process.execPath, [script], {
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    proc.once("exit", (code) => reject(new Error(`${script} exited with ${code} before listening`)));
+    const lines = createInterface({ input: proc.stdout! });
+    lines.once("line", (line) => {
+      const { port } = JSON.parse(line) as { port: number };
+      resolve({
+        port,
+        proc,
+        stop: () =>
+          new Promise((done) => {
+            proc.removeAllListeners("exit");
+            proc.once("exit", () => done());
+            proc.kill("SIGTERM");
+          }),
+      });
+    });
+  });
+}
+
+export interface LoadResult {
+  requestsPerSec: number;
+  p50: number;
+  p99: number;
+  errors: number;
+  non2xx: number;
+  total: number;
+}
+
+/** Drives POST requests with bodies taken round-robin, after a warm-up that is not counted. */
+export async function load(opts: {
+  url: string;
+  bodies: string[];
+  headers?: Record<string, string>;
+  connections: number;
+  seconds: number;
+  warmupSeconds: number;
+}): Promise<LoadResult> {
+  let i = 0;
+  const run = (duration: number) =>
+    autocannon({
+      url: opts.url,
+      connections: opts.connections,
+      duration,
+      method: "POST",
+      headers: { "content-type": "application/json", ...opts.headers },
+      requests: [{ setupRequest: (req) => ({ ...req, body: opts.bodies[i++ % opts.bodies.length] }) }],
+    });
+  if (opts.warmupSeconds > 0) await run(opts.warmupSeconds);
+  const r = await run(opts.seconds);
+  return {
+    requestsPerSec: r.requests.average,
+    p50: r.latency.p50,
+    p99: r.latency.p99,
+    errors: r.errors + r.timeouts,
+    non2xx: r.non2xx,
+    total: r.requests.total,
+  };
+}
+
+/** `--name value` flags as numbers, with defaults. */
+export function numericFlags<T extends Record<string, number>>(defaults: T): T {
+  const out: Record<string, number> = { ...defaults };
+  const argv = process.argv.slice(2);
+  for (let k = 0; k < argv.length; k++) {
+    const name = argv[k].replace(/^--/, "");
+    if (!(name in defaults))
+      throw new Error(
+        `unknown flag ${argv[k]}; known: ${Object.keys(defaults)
+          .map((d) => "--" + d)
+          .join(" ")}`,
+      );
+    const v = Number(argv[++k]);
+    if (!Number.isFinite(v) || v < 0) throw new Error(`--${name} needs a non-negative number`);
+    out[name] = v;
+  }
+  return out as T;
+}

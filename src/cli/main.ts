@@ -8,6 +8,7 @@ import { startPlatform } from "../platform";
 import { parseRoles } from "../policy/principal";
 import { mintToken, parseTtl } from "../policy/tokens";
 import { buildTickgraphSchema, printTickgraphSchema } from "../schema/schema";
+import { addFeedCommand } from "./feed.command";
 
 function config(overrides: Record<string, string | undefined> = {}): Config {
   const c = loadConfig(overrides);
@@ -74,6 +75,8 @@ export function buildCli(): Command {
         ].join("\n"),
       );
     });
+
+  addFeedCommand(program);
 
   program
     .command("migrate")

@@ -1,0 +1,314 @@
+import { createServer, type IncomingMessage } from "node:http";
+import type { AddressInfo } from "node:net";
+import { performance } from "node:perf_hooks";
+import type { Duplex } from "node:stream";
+import { log } from "../log";
+import { FaultInjector, type MalformedKind } from "./fault.injector";
+import { checkFaults, formatFaults, parseFaults, type FaultOptions } from "./fault.options";
+import { MessageSerializer } from "./message.serializer";
+import { STREAM_PATHS } from "./protocol";
+import { restApp } from "./rest.routes";
+import { SimClock } from "./sim.clock";
+import { StreamServer } from "./stream.server";
+import { MAX_LATENESS_MS, TradeGenerator, type GeneratedQuote } from "./trade.generator";
+import { TradeHistory } from "./trade.history";
+import type { Instrument } from "./universe";
+
+export interface MockFeedOptions {
+  /** TCP port; 0 = a free port picked by the OS (read it back from `MockFeed.port`). @default 0 */
+  port?: number;
+  /** Interface to listen on. @default "127.0.0.1" */
+  host?: string;
+  /** API key clients must present (stream `auth` or the REST headers). @default "tickgraph" */
+  key?: string;
+  /** @default "tickgraph" */
+  secret?: string;
+  /** Seeds the universe and the market; same seed, rate and speed → same trades. @default 1 */
+  seed?: number;
+  /** Number of instruments. @default 50 */
+  symbols?: number;
+  /** Trades per wall-clock second, all symbols together. @default 200 */
+  rate?: number;
+  /** Simulated time at start-up. @default now */
+  start?: string | Date;
+  /** Simulated seconds per wall second (60 = a market hour per wall minute). @default 1 */
+  speed?: number;
+  /** Fault injection, as `parseFaults` reads it or as an object. @default none */
+  faults?: string | FaultOptions;
+  /**
+   * Trades kept per symbol for REST backfill, at most; older ones are dropped first. With the default
+   * universe and rate the busiest symbol makes ~20 trades/s, so this holds over an hour of it.
+   * @default 100000
+   */
+  historyPerSymbol?: number;
+  /**
+   * Trades kept over all symbols, at most: the history is the last `historyTotal` trades generated, i.e.
+   * historyTotal / rate wall seconds (2.8 h at 200/s, 20 s at 100,000/s). This is the memory bound:
+   * ~34 bytes a trade, ×2 worst-case growth slack (≤ ~140 MB at the default). @default 2000000
+   */
+  historyTotal?: number;
+  /** Time a new connection has to authenticate before 404 "auth timeout". @default 10000 */
+  authTimeoutMs?: number;
+  /** Authenticated connections per key; the next one gets 406. @default 5 */
+  maxConnectionsPerKey?: number;
+  /** Distinct symbols (trades ∪ quotes, `"*"` not counted) one connection may subscribe to; more gets 405. @default 10000 */
+  maxSymbols?: number;
+  /** Quotes per trade. @default 1 */
+  quoteRatio?: number;
+  /** Wall ms between generator ticks; each tick's messages go out as one array per subscriber. @default 20 */
+  tickMs?: number;
+  /** Bytes a connection may have unsent before it is closed with 407 "slow client". @default 67108864 */
+  maxBufferedBytes?: number;
+}
+
+/** What the feed has put on the stream (per broadcast, not per client) and delivered (per client). */
+export interface FeedStats {
+  /** Simulated time now. */
+  clock: string;
+  /** Trades generated = trades in the REST history (each exactly once, late and out-of-order included). */
+  generated: number;
+  /**
+   * Distinct trades put on the stream (a stall's backlog counts when queued); lags `generated` only by
+   * trades held back as out-of-order. A `"*"` subscriber connected from the start receives exactly these.
+   */
+  trades: number;
+  quotes: number;
+  /** Malformed frames/messages injected, in total and by kind; none of them replaces a trade. */
+  malformed: number;
+  malformedByKind: Record<MalformedKind, number>;
+  /** Extra copies of sent trades. */
+  duplicates: number;
+  /** Trades sent after a later trade of their symbol. */
+  outOfOrder: number;
+  /** Trades with a back-dated event time (they are also counted in `generated` and `trades`). */
+  late: number;
+  /** Stream stalls (the `slow` fault). */
+  stalls: number;
+  /** Connections cut on purpose (the `disconnect` fault or dropConnections()). */
+  disconnects: number;
+  /** Connections closed with 407 slow client. */
+  slowClients: number;
+  /** Open connections now, and how many of them are authenticated. */
+  connections: number;
+  authenticated: number;
+  /** Connections accepted since start. */
+  accepted: number;
+  /** Data frames and bytes written, summed over all connections. */
+  framesSent: number;
+  bytesSent: number;
+}
+
+export interface MockFeed {
+  /** The stream URL, `ws://host:port/v2/iex` (`/v2/sip` serves the same). */
+  url: string;
+  /** Base of the REST endpoints, `http://host:port`. */
+  restUrl: string;
+  port: number;
+  /** The current simulated time. */
+  clock(): Date;
+  stats(): FeedStats;
+  /** The universe, in the order the generator indexes it. */
+  instruments(): Instrument[];
+  /** Cuts every connection at once, as a network failure would (clients see 1006). */
+  dropConnections(): void;
+  /** Stops generating, closes every connection (1001) and the HTTP server. */
+  close(): Promise<void>;
+}
+
+function positive(name: string, v: number): number {
+  if (typeof v !== "number" || !Number.isFinite(v) || v <= 0)
+    throw new RangeError(`${name} must be a positive number, got ${v}`);
+  return v;
+}
+
+function whole(name: string, v: number, min: number, max: number): number {
+  if (!Number.isInteger(v) || v < min || v > max)
+    throw new RangeError(`${name} must be a whole number from ${min} to ${max}, got ${v}`);
+  return v;
+}
+
+function startTime(v: string | Date | undefined): number {
+  if (v === undefined) return Date.now();
+  const ms = v instanceof Date ? v.getTime() : Date.parse(v);
+  if (Number.isNaN(ms))
+    throw new RangeError(`start must be an ISO-8601 time, e.g. 2026-01-05T14:30:00Z, got ${String(v)}`);
+  return ms;
+}
+
+/** The host part of a URL for clients: a wildcard address is reached on loopback. */
+function urlHost(host: string): string {
+  if (host === "0.0.0.0" || host === "") return "127.0.0.1";
+  if (host === "::") return "[::1]";
+  return host.includes(":") ? `[${host}]` : host;
+}
+
+/**
+ * Starts the mock market-data provider: Alpaca v2 stream at `/v2/iex` and REST on the same port.
+ * Throws (before listening) a RangeError naming any option that cannot be used.
+ */
+export async function startMockFeed(opts: MockFeedOptions = {}): Promise<MockFeed> {
+  const port = whole("port", opts.port ?? 0, 0, 65535);
+  const host = opts.host ?? "127.0.0.1";
+  const key = opts.key ?? "tickgraph";
+  const secret = opts.secret ?? "tickgraph";
+  const seed = whole("seed", opts.seed ?? 1, -(2 ** 31), 2 ** 32 - 1);
+  const symbols = whole("symbols", opts.symbols ?? 50, 1, 200_000);
+  const rate = positive("rate", opts.rate ?? 200);
+  const speed = positive("speed", opts.speed ?? 1);
+  const startMs = startTime(opts.start);
+  const faults = checkFaults(
+    typeof opts.faults === "string" ? parseFaults(opts.faults) : (opts.faults ?? {}),
+  );
+  const historyPerSymbol = whole("historyPerSymbol", opts.historyPerSymbol ?? 100_000, 1, 100_000_000);
+  const historyTotal = whole("historyTotal", opts.historyTotal ?? 2_000_000, 1, 1_000_000_000);
+  const authTimeoutMs = positive("authTimeoutMs", opts.authTimeoutMs ?? 10_000);
+  const maxConnectionsPerKey = whole("maxConnectionsPerKey", opts.maxConnectionsPerKey ?? 5, 1, 1_000_000);
+  const maxSymbols = whole("maxSymbols", opts.maxSymbols ?? 10_000, 1, 10_000_000);
+  const quoteRatio = opts.quoteRatio ?? 1;
+  if (!(quoteRatio >= 0 && quoteRatio <= 100))
+    throw new RangeError(`quoteRatio must be from 0 to 100, got ${quoteRatio}`);
+  const tickMs = whole("tickMs", opts.tickMs ?? 20, 1, 10_000);
+  const maxBufferedBytes = positive("maxBufferedBytes", opts.maxBufferedBytes ?? 64 * 1024 * 1024);
+
+  const generator = new TradeGenerator({
+    seed,
+    symbols,
+    rate,
+    speed,
+    startMs,
+    quoteRatio,
+    late: faults.late,
+  });
+  const instruments = generator.instruments;
+  const symbolIndex = new Map(instruments.map((inst, i) => [inst.symbol, i]));
+  const history = new TradeHistory(instruments.length, historyPerSymbol, MAX_LATENESS_MS, historyTotal);
+  const latestQuotes: (GeneratedQuote | undefined)[] = new Array(instruments.length);
+  const injector = new FaultInjector(faults, seed, new MessageSerializer());
+  const stream = new StreamServer({
+    key,
+    secret,
+    authTimeoutMs,
+    maxConnectionsPerKey,
+    maxSymbols,
+    maxBufferedBytes,
+  });
+  const clock = new SimClock(startMs, speed);
+
+  const app = restApp({
+    key,
+    secret,
+    instruments,
+    symbolIndex,
+    history,
+    latestQuote: (sym) => latestQuotes[sym],
+  });
+  const server = createServer(app);
+  server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const path = (req.url ?? "").split("?")[0];
+    if ((STREAM_PATHS as readonly string[]).includes(path)) return stream.handleUpgrade(req, socket, head);
+    socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n");
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const actualPort = (server.address() as AddressInfo).port;
+
+  // A stalled event loop must not turn into one enormous tick: catch up a quarter second of load at a time.
+  const maxPerTick = Math.max(1000, Math.ceil(rate / 4));
+  const backlog: ReturnType<FaultInjector["process"]>[] = [];
+  let stalledUntil = 0;
+  const tick = (): void => {
+    try {
+      const wall = performance.now();
+      const events = generator.next(clock.nowMs(), maxPerTick);
+      for (const e of events) {
+        if (e.kind === "t") history.append(e.sym, e);
+        else latestQuotes[e.sym] = e;
+      }
+      const batch = injector.process(events, wall);
+      if (wall < stalledUntil) {
+        backlog.push(batch);
+        return;
+      }
+      for (const b of backlog.splice(0)) stream.broadcast(b);
+      stream.broadcast(batch);
+      const stall = injector.stallMs();
+      if (stall) stalledUntil = wall + stall;
+    } catch (err) {
+      log.error({ err }, "mock feed tick failed");
+    }
+  };
+  clock.reset();
+  const ticker = setInterval(tick, tickMs);
+  const dropper =
+    faults.disconnectMs === undefined
+      ? undefined
+      : setInterval(() => {
+          const n = stream.dropAll();
+          if (n) log.debug({ connections: n }, "mock feed: dropped every connection (disconnect fault)");
+        }, faults.disconnectMs);
+
+  let closing: Promise<void> | undefined;
+  const shutdown = async (): Promise<void> => {
+    clearInterval(ticker);
+    clearInterval(dropper);
+    await stream.close();
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+  };
+
+  const shown = urlHost(host);
+  const feed: MockFeed = {
+    url: `ws://${shown}:${actualPort}${STREAM_PATHS[0]}`,
+    restUrl: `http://${shown}:${actualPort}`,
+    port: actualPort,
+    clock: () => clock.now(),
+    stats: () => {
+      const c = injector.counters;
+      const g = generator.counts;
+      const conn = stream.connections;
+      return {
+        clock: clock.now().toISOString(),
+        generated: g.trades,
+        trades: c.trades,
+        quotes: c.quotes,
+        malformed: c.malformed,
+        malformedByKind: { ...c.malformedByKind },
+        duplicates: c.duplicates,
+        outOfOrder: c.outOfOrder,
+        late: g.late,
+        stalls: c.stalls,
+        disconnects: stream.delivery.dropped,
+        slowClients: stream.delivery.slowClients,
+        connections: conn.open,
+        authenticated: conn.authenticated,
+        accepted: stream.delivery.accepted,
+        framesSent: stream.delivery.frames,
+        bytesSent: stream.delivery.bytes,
+      };
+    },
+    instruments: () => instruments.map((i) => ({ ...i })),
+    dropConnections: () => void stream.dropAll(),
+    close: () => (closing ??= shutdown()),
+  };
+  log.info(
+    {
+      url: feed.url,
+      rest: feed.restUrl,
+      symbols,
+      rate,
+      speed,
+      start: new Date(startMs).toISOString(),
+      seed,
+      faults: formatFaults(faults),
+    },
+    "mock feed listening",
+  );
+  return feed;
+}

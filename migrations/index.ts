@@ -1,4 +1,12 @@
 import { InstrumentsQuotes1763700000000 } from "./1763700000000-instruments-quotes";
+import { Ingest1763750000000 } from "./1763750000000-ingest";
+import { Windows1763760000000 } from "./1763760000000-windows";
+import { Governance1763800000000 } from "./1763800000000-governance";
 
 /** Every migration, oldest first. Hand-written; the schema is never synchronized from entities. */
-export const migrations = [InstrumentsQuotes1763700000000];
+export const migrations = [
+  InstrumentsQuotes1763700000000,
+  Ingest1763750000000,
+  Windows1763760000000,
+  Governance1763800000000,
+];

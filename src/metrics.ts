@@ -1,4 +1,4 @@
-import { Counter, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 
 /** One registry for the process, served at /metrics. */
 export const registry = new Registry();
@@ -14,5 +14,19 @@ export const graphqlOperations = new Counter({
   name: "tickgraph_graphql_operations_total",
   help: "GraphQL operations executed, by type and outcome.",
   labelNames: ["transport", "type", "outcome"] as const,
+  registers: [registry],
+});
+
+export const auditEntries = new Counter({
+  name: "tickgraph_audit_entries_total",
+  help: "Access-log entries, by outcome (written, or failed and their responses withheld).",
+  labelNames: ["outcome"] as const,
+  registers: [registry],
+});
+
+export const auditFlushSeconds = new Histogram({
+  name: "tickgraph_audit_flush_seconds",
+  help: "Time to write one group-committed batch of access-log entries.",
+  buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5],
   registers: [registry],
 });

@@ -1,5 +1,5 @@
 import { Client } from "pg";
-import { LATEST_QUOTES_SQL, quotePageSql } from "../src/db/market.repo";
+import { LATEST_QUOTES_DELAYED_SQL, LATEST_QUOTES_SQL, quotePageSql } from "../src/db/market.repo";
 import { createTestDatabase } from "./support/database";
 import { seedQuotes } from "./support/seed";
 
@@ -45,6 +45,16 @@ test.each([
       to: new Date("2026-01-05T15:00:00Z"),
     },
   ],
+  [
+    "one symbol, delayed, after a cursor",
+    {
+      symbols: ["S3"],
+      order: "DESC" as const,
+      limit: 101,
+      notAfter: new Date("2026-01-05T15:00:00Z"),
+      after: { eventUs: "1767626400000000", id: "4000" },
+    },
+  ],
 ])("quotes page (%s) uses quotes_symbol_time_idx without a sort", async (_name, q) => {
   const { sql, params } = quotePageSql(q);
   const p = await plan(sql, params);
@@ -59,6 +69,30 @@ test("quotes page across all symbols uses quotes_time_idx without a sort", async
   expect(p).not.toMatch(/Sort|Seq Scan/);
 });
 
+test("delayed page across all symbols walks quotes_time_idx from the cutoff", async () => {
+  const { sql, params } = quotePageSql({
+    order: "DESC",
+    limit: 101,
+    notAfter: new Date("2026-01-05T15:00:00Z"),
+  });
+  const p = await plan(sql, params);
+  expect(p).toMatch(/Index Scan Backward using quotes_time_idx/);
+  expect(p).toMatch(/Index Cond: \(event_time <= /);
+  expect(p).not.toMatch(/Sort|Seq Scan/);
+});
+
+test("the delay cutoff is an index condition, not a filter", async () => {
+  const { sql, params } = quotePageSql({
+    symbols: ["S3"],
+    order: "DESC",
+    limit: 101,
+    notAfter: new Date("2026-01-05T15:00:00Z"),
+  });
+  const p = await plan(sql, params);
+  expect(p).toMatch(/Index Cond: \(\(symbol = .*\) AND \(event_time <= /);
+  expect(p).not.toMatch(/Filter/);
+});
+
 test("cursor condition is an index condition, not a filter", async () => {
   const { sql, params } = quotePageSql({
     symbols: ["S3"],
@@ -71,8 +105,11 @@ test("cursor condition is an index condition, not a filter", async () => {
   expect(text).toMatch(/Index Cond: \(\(symbol = .*\) AND \(ROW\(event_time, id\) </);
 });
 
-test("latest quote per symbol probes the index once per symbol", async () => {
-  const p = await plan(LATEST_QUOTES_SQL, [["S1", "S2"]]);
+test.each([
+  ["real time", LATEST_QUOTES_SQL, [["S1", "S2"]]],
+  ["delayed", LATEST_QUOTES_DELAYED_SQL, [["S1", "S2"], new Date("2026-01-05T14:40:00Z")]],
+])("latest quote per symbol (%s) probes the index once per symbol", async (_name, sql, params) => {
+  const p = await plan(sql as string, params as unknown[]);
   expect(p).toMatch(/Index Scan Backward using quotes_symbol_time_idx/);
-  expect(p).not.toMatch(/Sort|Seq Scan/);
+  expect(p).not.toMatch(/Sort|Seq Scan|Filter/);
 });

@@ -14,14 +14,12 @@ const server = createServer((req, res) => {
       const { variables } = JSON.parse(Buffer.concat(chunks).toString()) as { variables: { s: string[] } };
       const { sql, params } = quotePageSql({ symbols: variables.s, order: "DESC", limit: 101 });
       const { rows } = await pool.query<QuoteRow>(sql, params);
-      const nodes = rows
-        .slice(0, 100)
-        .map((r) => ({
-          symbol: r.symbol,
-          eventTime: r.eventTime.toISOString(),
-          price: r.price,
-          size: r.size,
-        }));
+      const nodes = rows.slice(0, 100).map((r) => ({
+        symbol: r.symbol,
+        eventTime: r.eventTime.toISOString(),
+        price: r.price,
+        size: r.size,
+      }));
       res.writeHead(200, { "content-type": "application/json" });
       res.end(JSON.stringify({ data: { quotes: { nodes } } }));
     } catch (err) {

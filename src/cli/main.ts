@@ -1,4 +1,5 @@
 import "reflect-metadata";
+import { Presets, SingleBar } from "cli-progress";
 import { Command, InvalidArgumentError } from "commander";
 import { ConfigError, jwtSecretOf, loadConfig, type Config } from "../config/config";
 import { migrate } from "../db/data-source";
@@ -8,7 +9,9 @@ import { startPlatform } from "../platform";
 import { parseRoles } from "../policy/principal";
 import { mintToken, parseTtl } from "../policy/tokens";
 import { buildTickgraphSchema, printTickgraphSchema } from "../schema/schema";
+import { rebuildWindows } from "../windows/rebuild";
 import { addFeedCommand } from "./feed.command";
+import { addFeedFlags, mockFeedOptions, type FeedFlags } from "./feed.flags";
 
 function config(overrides: Record<string, string | undefined> = {}): Config {
   const c = loadConfig(overrides);
@@ -35,6 +38,13 @@ function untilSignal(stop: () => Promise<void>): void {
   process.on("SIGTERM", onSignal);
 }
 
+const isoDate = (v: string): Date => {
+  const d = new Date(v);
+  if (Number.isNaN(d.getTime()))
+    throw new InvalidArgumentError(`"${v}" is not an ISO-8601 instant (e.g. 2026-01-05T14:30:00Z).`);
+  return d;
+};
+
 const port = (v: string) => {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0 || n > 65535)
@@ -49,16 +59,16 @@ export function buildCli(): Command {
     )
     .showHelpAfterError();
 
-  program
+  const serve = program
     .command("serve")
     .description(
       "Run the platform: Postgres (embedded unless DATABASE_URL), migrations, feed, ingest, GraphQL.",
     )
     .option("-p, --port <port>", "HTTP and WebSocket port (env PORT)", port)
     .option("--data-dir <dir>", "embedded Postgres and generated secrets (env DATA_DIR, default .tickgraph)")
-    .action(async (opts: { port?: string; dataDir?: string }) => {
+    .action(async (opts: { port?: string; dataDir?: string } & FeedFlags) => {
       const c = config({ PORT: opts.port, DATA_DIR: opts.dataDir });
-      const platform = await startPlatform(c);
+      const platform = await startPlatform(c, { feed: mockFeedOptions(opts) });
       untilSignal(() => platform.close());
       const { url } = platform.server;
       const db = platform.db.embedded ? `embedded Postgres under ${c.dataDir}` : "DATABASE_URL";
@@ -75,6 +85,7 @@ export function buildCli(): Command {
         ].join("\n"),
       );
     });
+  addFeedFlags(serve);
 
   addFeedCommand(program);
 
@@ -108,6 +119,38 @@ export function buildCli(): Command {
       const roles = parseRoles(opts.roles);
       const ttl = parseTtl(opts.ttl);
       process.stdout.write((await mintToken(jwtSecretOf(c), opts.sub, roles, ttl)) + "\n");
+    });
+
+  program
+    .command("rebuild-windows")
+    .description(
+      "Recompute panes and windows from stored quotes in [--from, --to) (after a backfill or a fix).",
+    )
+    .requiredOption("--from <iso>", "start of the event-time range, e.g. 2026-01-05T14:30:00Z", isoDate)
+    .requiredOption("--to <iso>", "end of the event-time range (exclusive)", isoDate)
+    .action(async (opts: { from: Date; to: Date }) => {
+      if (opts.from >= opts.to) throw new InvalidArgumentError("--from must be before --to.");
+      const db = await openDatabase(config());
+      const bar = new SingleBar(
+        {
+          format: "rebuilding windows [{bar}] {percentage}% | {value}/{total} chunks | {eta_formatted} left",
+        },
+        Presets.shades_classic,
+      );
+      try {
+        await migrate(db.dataSource);
+        const started = Date.now();
+        const r = await rebuildWindows(db.dataSource, opts.from, opts.to, {
+          onProgress: (done, total) => (done === 1 ? bar.start(total, done) : bar.update(done)),
+        });
+        bar.stop();
+        process.stdout.write(
+          `rebuilt ${r.panes} panes; ${r.windowsChanged} windows changed, ${r.windowsRemoved} removed in ${((Date.now() - started) / 1000).toFixed(1)} s\n`,
+        );
+      } finally {
+        bar.stop();
+        await db.close();
+      }
     });
 
   program

@@ -33,6 +33,14 @@ export interface Config {
   feedUrl?: string;
   feedKey: string;
   feedSecret: string;
+  /** Run the feed (embedded unless `feedUrl`) and the ingest loop in `serve`; INGEST=off turns both off. @default true */
+  ingest: boolean;
+  /**
+   * Where events (windows, access-log entries) travel: "memory" within this process, or "postgres"
+   * through LISTEN/NOTIFY so that subscribers on every replica sharing the database receive them.
+   * @default "memory"
+   */
+  eventBus: "memory" | "postgres";
   /** HS256 key; unset with no `jwksUrl` = a key generated once under `dataDir`. */
   jwtSecret?: string;
   /** RS256/ES256 key set URL, instead of `jwtSecret`. */
@@ -58,6 +66,23 @@ function int(env: Env, name: string, fallback: number, min: number, max: number)
     throw new ConfigError(`${name}=${raw} is not valid: use a whole number from ${min} to ${max}.`);
   }
   return n;
+}
+
+function onOff(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  if (raw === "on" || raw === "true" || raw === "1") return true;
+  if (raw === "off" || raw === "false" || raw === "0") return false;
+  throw new ConfigError(`${name}=${raw} is not valid: use on or off.`);
+}
+
+function oneOf<T extends string>(env: Env, name: string, values: readonly T[], fallback: T): T {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  if (!(values as readonly string[]).includes(raw)) {
+    throw new ConfigError(`${name}=${raw} is not valid: use one of ${values.join(", ")}.`);
+  }
+  return raw as T;
 }
 
 function url(env: Env, name: string, protocols: string[]): string | undefined {
@@ -108,6 +133,8 @@ export function loadConfig(overrides: Env = {}, env: Env = process.env): Config 
     feedUrl,
     feedKey: e.FEED_KEY || "tickgraph",
     feedSecret: e.FEED_SECRET || "tickgraph",
+    ingest: onOff(e, "INGEST", true),
+    eventBus: oneOf(e, "EVENT_BUS", ["memory", "postgres"] as const, "memory"),
     jwtSecret,
     jwksUrl,
     delaySeconds: int(e, "DELAY_SECONDS", 900, 0, 86400 * 7),

@@ -1,4 +1,5 @@
 import type { DataSource } from "typeorm";
+import { sqlOf, type Sql } from "./sql";
 
 /** A stored trade with the best bid/ask at its time, as the read API serves it. */
 export interface QuoteRow {
@@ -36,6 +37,8 @@ export interface QuotePageQuery {
   symbols?: string[];
   from?: Date;
   to?: Date;
+  /** Delay cutoff: only rows with event_time <= this (callers without REALTIME). */
+  notAfter?: Date;
   after?: QuoteKey;
   order: "ASC" | "DESC";
   /** Rows to fetch (the caller asks for one more than the page to learn whether another follows). */
@@ -47,30 +50,40 @@ const QUOTE_COLUMNS = `id, symbol, event_time AS "eventTime",
   seq, price, size, bid, bid_size AS "bidSize", ask, ask_size AS "askSize",
   exchange, source, received_at AS "receivedAt"`;
 
-/** $1: symbols. */
-export const LATEST_QUOTES_SQL = `SELECT q.* FROM unnest($1::text[]) AS s(symbol)
+const latestQuotesSql = (delayed: boolean) => `SELECT q.* FROM unnest($1::text[]) AS s(symbol)
   CROSS JOIN LATERAL (
     SELECT ${QUOTE_COLUMNS} FROM quotes
-    WHERE quotes.symbol = s.symbol
+    WHERE quotes.symbol = s.symbol${delayed ? " AND event_time <= $2" : ""}
     ORDER BY event_time DESC, id DESC LIMIT 1
   ) q`;
+
+/** $1: symbols. */
+export const LATEST_QUOTES_SQL = latestQuotesSql(false);
+/** $1: symbols, $2: the delay cutoff (newest event time served). */
+export const LATEST_QUOTES_DELAYED_SQL = latestQuotesSql(true);
 
 /**
  * SQL of the read API. Statements are built with only the predicates a request uses, so that each
  * shape gets the index plan it deserves (a generic `$1 IS NULL OR …` defeats that).
  */
 export class MarketRepo {
-  constructor(private readonly ds: DataSource) {}
+  private readonly sql: Sql;
+
+  constructor(ds: DataSource) {
+    this.sql = sqlOf(ds);
+  }
 
   /** One keyset page of quotes: (event_time, id) order, never OFFSET. */
   quotePage(q: QuotePageQuery): Promise<QuoteRow[]> {
     const { sql, params } = quotePageSql(q);
-    return this.ds.query(sql, params);
+    return this.sql.query(sql, params);
   }
 
-  /** The latest quote of each symbol (one index probe per symbol). */
-  latestQuotes(symbols: readonly string[]): Promise<QuoteRow[]> {
-    return this.ds.query(LATEST_QUOTES_SQL, [symbols]);
+  /** The latest quote of each symbol (one index probe per symbol), at or before `notAfter` if given. */
+  latestQuotes(symbols: readonly string[], notAfter?: Date | null): Promise<QuoteRow[]> {
+    return notAfter
+      ? this.sql.query(LATEST_QUOTES_DELAYED_SQL, [symbols, notAfter])
+      : this.sql.query(LATEST_QUOTES_SQL, [symbols]);
   }
 
   instruments(filter: { search?: string; sector?: string } = {}): Promise<InstrumentRow[]> {
@@ -84,7 +97,7 @@ export class MarketRepo {
       params.push(filter.sector);
       where.push(`sector = $${params.length}`);
     }
-    return this.ds.query(
+    return this.sql.query(
       `SELECT symbol, name, exchange, sector FROM instruments
        ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY symbol`,
       params,
@@ -92,7 +105,7 @@ export class MarketRepo {
   }
 
   instrumentsBySymbol(symbols: readonly string[]): Promise<InstrumentRow[]> {
-    return this.ds.query(
+    return this.sql.query(
       "SELECT symbol, name, exchange, sector FROM instruments WHERE symbol = ANY($1::text[])",
       [symbols],
     );
@@ -113,6 +126,7 @@ export function quotePageSql(q: QuotePageQuery): { sql: string; params: unknown[
   }
   if (q.from) where.push(`event_time >= ${p(q.from)}`);
   if (q.to) where.push(`event_time < ${p(q.to)}`);
+  if (q.notAfter) where.push(`event_time <= ${p(q.notAfter)}`);
   const dir = q.order === "ASC" ? "ASC" : "DESC";
   if (q.after) {
     const cmp = dir === "ASC" ? ">" : "<";

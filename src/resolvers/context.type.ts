@@ -1,7 +1,11 @@
 import DataLoader from "dataloader";
 import type { Config } from "../config/config";
 import type { InstrumentRow, MarketRepo, QuoteRow } from "../db/market.repo";
+import type { WindowsRepo } from "../windows/windows.repo";
+import type { Governance } from "../policy/governance";
+import type { MarketClock } from "../policy/market-clock";
 import type { Principal } from "../policy/principal";
+import type { PolicySession } from "../policy/session";
 
 /** Per-operation loaders: each batches the lookups of one tick into one statement. */
 export interface Loaders {
@@ -14,7 +18,14 @@ export interface Context {
   principal: Principal;
   config: Config;
   market: MarketRepo;
+  windows: WindowsRepo;
   loaders: Loaders;
+  /** Grants, requests, field policies and the access log. */
+  governance: Governance;
+  /** This operation's policy checks and what they recorded; null when the policy layer is off. */
+  policy: PolicySession | null;
+  /** The market's now (delays are measured on it). */
+  clock: MarketClock;
 }
 
 function bySymbol<T extends { symbol: string }>(keys: readonly string[], rows: T[]): (T | null)[] {
@@ -22,9 +33,12 @@ function bySymbol<T extends { symbol: string }>(keys: readonly string[], rows: T
   return keys.map((k) => map.get(k) ?? null);
 }
 
-export function createLoaders(market: MarketRepo): Loaders {
+/** `delayCutoff` gives the newest event time the caller may see (null: real time), asked per batch. */
+export function createLoaders(market: MarketRepo, delayCutoff: () => Date | null): Loaders {
   return {
     instrument: new DataLoader(async (keys) => bySymbol(keys, await market.instrumentsBySymbol(keys))),
-    latestQuote: new DataLoader(async (keys) => bySymbol(keys, await market.latestQuotes(keys))),
+    latestQuote: new DataLoader(async (keys) =>
+      bySymbol(keys, await market.latestQuotes(keys, delayCutoff())),
+    ),
   };
 }

@@ -1,4 +1,5 @@
 import { Arg, Ctx, FieldResolver, Query, Resolver, Root } from "type-graphql";
+import { delayCutoff } from "../policy/session";
 import type { Context } from "./context.type";
 import { Instrument } from "./instrument.type";
 import { listComplexity } from "./page";
@@ -26,6 +27,6 @@ export class InstrumentResolver {
   @FieldResolver(() => Quote, { nullable: true })
   async latestQuote(@Root() instrument: Instrument, @Ctx() ctx: Context): Promise<Quote | null> {
     const row = await ctx.loaders.latestQuote.load(instrument.symbol);
-    return row && toQuote(row, false);
+    return row && toQuote(row, delayCutoff(ctx) !== null);
   }
 }

@@ -5,7 +5,10 @@ import { PrincipalView } from "./principal.type";
 @Resolver()
 export class MeResolver {
   @Query(() => PrincipalView, { description: "The caller: its id, roles and current entitlements." })
-  me(@Ctx() ctx: Context): PrincipalView {
-    return { id: ctx.principal.id, roles: ctx.principal.roles, entitlements: [] };
+  async me(@Ctx() ctx: Context): Promise<PrincipalView> {
+    const entitlements = ctx.policy
+      ? [...ctx.policy.entitlements]
+      : (await ctx.governance.repo.snapshot(ctx.principal.id)).entitlements;
+    return { id: ctx.principal.id, roles: ctx.principal.roles, entitlements: entitlements.sort() };
   }
 }

@@ -15,11 +15,11 @@ export function encodeCursor(parts: string[]): string {
   return Buffer.from(parts.join(":")).toString("base64url");
 }
 
-/** The key parts of a cursor, each a whole number; BAD_USER_INPUT for anything else. */
-export function decodeCursor(cursor: string, parts: number): string[] {
+/** The key parts of a cursor, each matching `part` (a whole number by default); BAD_USER_INPUT otherwise. */
+export function decodeCursor(cursor: string, parts: number, part: RegExp = /^-?\d{1,19}$/): string[] {
   const text = /^[A-Za-z0-9_-]{1,200}$/.test(cursor) ? Buffer.from(cursor, "base64url").toString() : "";
   const values = text.split(":");
-  if (values.length !== parts || !values.every((v) => /^-?\d{1,19}$/.test(v))) {
+  if (values.length !== parts || !values.every((v) => part.test(v))) {
     throw new BadUserInputError(`Malformed cursor "${cursor}": pass an endCursor this API returned.`, {
       argument: "after",
     });

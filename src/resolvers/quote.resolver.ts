@@ -1,10 +1,18 @@
 import { Arg, Ctx, FieldResolver, Int, Query, Resolver, Root } from "type-graphql";
 import type { QuotePageQuery, QuoteRow } from "../db/market.repo";
 import { BadUserInputError } from "../errors";
+import { delayCutoff } from "../policy/session";
 import type { Context } from "./context.type";
 import { SortOrder } from "./enums";
 import { Instrument } from "./instrument.type";
-import { checkPageSize, decodeCursor, encodeCursor, listComplexity, pagedComplexity } from "./page";
+import {
+  checkPageSize,
+  connectionOf,
+  decodeCursor,
+  encodeCursor,
+  listComplexity,
+  pagedComplexity,
+} from "./page";
 import { Quote, QuoteConnection, toQuote } from "./quote.type";
 
 const quoteCursor = (row: QuoteRow) => encodeCursor([row.eventUs, row.id]);
@@ -35,6 +43,8 @@ export class QuoteResolver {
     if (symbols) q.symbols = [...new Set(symbols)];
     if (from) q.from = from;
     if (to) q.to = to;
+    const cutoff = delayCutoff(ctx);
+    if (cutoff) q.notAfter = cutoff;
     if (after) {
       const [eventUs, id] = decodeCursor(after, 2);
       q.after = { eventUs, id };
@@ -42,13 +52,12 @@ export class QuoteResolver {
     if (q.symbols?.length === 0)
       return { edges: [], nodes: [], pageInfo: { hasNextPage: false, endCursor: null } };
     const rows = await ctx.market.quotePage(q);
-    const page = rows.slice(0, size);
-    const edges = page.map((row) => ({ cursor: quoteCursor(row), node: toQuote(row, false) }));
-    return {
-      edges,
-      nodes: edges.map((e) => e.node),
-      pageInfo: { hasNextPage: rows.length > size, endCursor: edges.at(-1)?.cursor ?? null },
-    };
+    const delayed = cutoff !== null;
+    return connectionOf(
+      rows.map((row) => toQuote(row, delayed)),
+      size,
+      quoteCursor,
+    );
   }
 
   @Query(() => [Quote], {
@@ -66,7 +75,9 @@ export class QuoteResolver {
       });
     }
     const rows = await Promise.all(wanted.map((symbol) => ctx.loaders.latestQuote.load(symbol)));
-    return rows.filter((r): r is QuoteRow => r !== null).map((r) => toQuote(r, false));
+    // The loader applies the same cutoff, asked when its batch runs.
+    const delayed = delayCutoff(ctx) !== null;
+    return rows.filter((r): r is QuoteRow => r !== null).map((r) => toQuote(r, delayed));
   }
 
   @FieldResolver(() => Instrument)

@@ -8,14 +8,25 @@ import {
   specifiedDirectives,
   type GraphQLNamedType,
 } from "graphql";
-import { buildSchemaSync } from "type-graphql";
+import { buildSchemaSync, type PubSub } from "type-graphql";
+import { createEventBus, type EventBus } from "../events/bus";
+import { GovernanceResolver } from "../resolvers/governance.resolver";
+import { IngestResolver, withIngestServices, type IngestServices } from "../resolvers/ingest.resolver";
 import { InstrumentResolver } from "../resolvers/instrument.resolver";
 import { MeResolver } from "../resolvers/me.resolver";
 import { QuoteResolver } from "../resolvers/quote.resolver";
 import { DateTimeScalar } from "../resolvers/scalars";
+import { WindowResolver } from "../resolvers/window.resolver";
 import { Classification, Entitlement } from "../resolvers/enums";
 
-export const resolvers = [MeResolver, InstrumentResolver, QuoteResolver] as const;
+export const resolvers = [
+  MeResolver,
+  InstrumentResolver,
+  QuoteResolver,
+  GovernanceResolver,
+  WindowResolver,
+  IngestResolver,
+] as const;
 
 /** The schema's enum of that name, or (when no field uses it yet) one made from the TypeScript enum. */
 function enumNamed(schema: GraphQLSchema, name: string, values: Record<string, string>): GraphQLEnumType {
@@ -50,14 +61,21 @@ function withGovernanceDirectives(schema: GraphQLSchema): GraphQLSchema {
   });
 }
 
-/** The one schema of the platform, built from the resolvers' classes. */
-export function buildTickgraphSchema(): GraphQLSchema {
+/**
+ * The one schema of the platform, built from the resolvers' classes. `bus` feeds the
+ * `@Subscription({ topics })` fields: pass the one domain code publishes to. `ingest` backs the ingest
+ * and quarantine fields (without it ingestStatus is null and the quarantine fields fail).
+ */
+export function buildTickgraphSchema(opts: { bus?: EventBus; ingest?: IngestServices } = {}): GraphQLSchema {
   const schema = buildSchemaSync({
     resolvers,
     scalarsMap: [{ type: Date, scalar: DateTimeScalar }],
     validate: false,
+    // Topics are plain strings at run time; the bus's typed signature is narrower than type-graphql's.
+    pubSub: (opts.bus ?? createEventBus()) as unknown as PubSub,
   });
-  return withGovernanceDirectives(schema);
+  const governed = withGovernanceDirectives(schema);
+  return opts.ingest ? withIngestServices(governed, opts.ingest) : governed;
 }
 
 /** SDL with applied directives: what `schema.graphql` holds. */

@@ -2,7 +2,10 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { ApolloServer, type ApolloServerPlugin } from "@apollo/server";
 import { ApolloServerPluginDrainHttpServer } from "@apollo/server/plugin/drainHttpServer";
-import { ApolloServerPluginLandingPageDisabled } from "@apollo/server/plugin/disabled";
+import {
+  ApolloServerPluginCacheControlDisabled,
+  ApolloServerPluginLandingPageDisabled,
+} from "@apollo/server/plugin/disabled";
 import { expressMiddleware } from "@as-integrations/express5";
 import express from "express";
 import {
@@ -20,12 +23,18 @@ import type { DataSource } from "typeorm";
 import { WebSocketServer } from "ws";
 import type { Config } from "../config/config";
 import { MarketRepo } from "../db/market.repo";
+import { WindowsRepo } from "../windows/windows.repo";
 import { ErrorCode } from "../errors";
+import { createEventBus, Topic, type EventBus } from "../events/bus";
 import { log } from "../log";
 import { graphqlOperations, registry } from "../metrics";
+import { enforcePolicy } from "../policy/enforce";
+import { Governance } from "../policy/governance";
+import { wallClock, type MarketClock } from "../policy/market-clock";
 import type { Principal } from "../policy/principal";
 import { bearerToken, type TokenVerifier } from "../policy/tokens";
 import { createLoaders, type Context } from "../resolvers/context.type";
+import { AccessAudit, originOf, type Origin } from "./access-audit";
 import { maskError, maskGraphQLError } from "./errors";
 import { createLimitChecker } from "./limits";
 
@@ -36,6 +45,15 @@ export interface ServerDeps {
   verifier: TokenVerifier;
   /** Named readiness checks for /readyz, each true when that part is ready. */
   readiness?: () => Promise<Record<string, boolean>>;
+  /** The market's now, against which delays are measured (e.g. backed by the ingest watermark). @default wall clock */
+  clock?: MarketClock;
+  /** The bus the schema's topic subscriptions listen to; access-log entries are published on it. @default a new one */
+  bus?: EventBus;
+  /**
+   * Field-level enforcement, entitlements, delays and the access log. Off only to measure their cost in
+   * a benchmark; never switched from the environment. @default true
+   */
+  policy?: boolean;
 }
 
 export interface RunningServer {
@@ -49,25 +67,55 @@ export interface RunningServer {
 }
 
 /** Per-connection state kept on graphql-ws's `extra`. */
-type WsState = { principal?: Principal; expiry?: NodeJS.Timeout };
+type WsState = {
+  principal?: Principal;
+  expiry?: NodeJS.Timeout;
+  origin?: Origin;
+  /** Each running operation's context, by operation id (its END entry needs it). */
+  contexts?: Map<string, Context>;
+};
 
 /**
  * The transport edge: Apollo Server over express 5 and graphql-ws on one port and path, health and
  * metrics endpoints. Both transports share the schema, the context, the limits and the error masking.
  */
 export async function startServer(deps: ServerDeps): Promise<RunningServer> {
-  const { config, schema, verifier } = deps;
+  const { config, verifier } = deps;
   const market = new MarketRepo(deps.dataSource);
-  const checkLimits = createLimitChecker(schema, config.limits);
-  const contextFor = (principal: Principal): Context => ({
-    principal,
-    config,
-    market,
-    loaders: createLoaders(market),
+  const windows = new WindowsRepo(deps.dataSource);
+  const clock = deps.clock ?? wallClock;
+  const bus = deps.bus ?? createEventBus();
+  const policyOn = deps.policy !== false;
+  const governance = await Governance.start({
+    dataSource: deps.dataSource,
+    schema: deps.schema,
+    clock,
+    delaySeconds: config.delaySeconds,
+    statementTimeoutMs: config.limits.statementTimeoutMs,
+    onAccessLogged: (entry) => bus.publish(Topic.ACCESS_LOG, entry),
   });
+  const audit = policyOn ? new AccessAudit(governance) : null;
+  const schema = policyOn ? enforcePolicy(deps.schema, governance.fields) : deps.schema;
+  const checkLimits = createLimitChecker(schema, config.limits);
+  const contextFor = async (principal: Principal, origin: Origin): Promise<Context> => {
+    const policy = policyOn ? await governance.open(principal) : null;
+    const ctx: Context = {
+      principal,
+      config,
+      market,
+      windows,
+      governance,
+      policy,
+      clock,
+      loaders: createLoaders(market, () => policy?.delayCutoff() ?? null),
+    };
+    audit?.track(ctx, origin);
+    return ctx;
+  };
 
   const app = express();
   app.disable("x-powered-by");
+  app.set("etag", false); // hashing every response body costs more than a GraphQL client ever saves
   const httpServer: Server = createServer(app);
   const wsServer = new WebSocketServer({ server: httpServer, path: "/graphql" });
 
@@ -78,6 +126,7 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
         try {
           const principal = await verifier.verify(bearerToken(ctx.connectionParams?.authorization));
           ctx.extra.principal = principal;
+          ctx.extra.origin = originOf(ctx.extra.request);
           if (principal.expiresAt) {
             const ms = principal.expiresAt * 1000 - Date.now();
             ctx.extra.expiry = setTimeout(
@@ -98,40 +147,75 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
       },
       // Returning execution args makes graphql-ws skip validation, so the standard rules and the
       // limits run here: the WebSocket path refuses exactly what HTTP refuses.
-      onSubscribe(ctx, _id, payload): ExecutionArgs | readonly GraphQLError[] {
+      async onSubscribe(ctx, id, payload): Promise<ExecutionArgs | readonly GraphQLError[]> {
+        const startedAt = performance.now();
+        const principal = ctx.extra.principal!;
+        const origin = ctx.extra.origin ?? { client: null, ip: null };
+        // Refused before execution: logged like any other operation, and withheld if that fails.
+        const refuse = async (errors: readonly GraphQLError[], document?: DocumentNode) => {
+          if (!audit) return errors;
+          const sent = await audit.refused(principal, origin, payload, errors[0], startedAt, document);
+          return sent === errors[0] ? errors : [sent];
+        };
         let document: DocumentNode;
         try {
           document = parse(payload.query);
         } catch (err) {
-          return [
+          return refuse([
             new GraphQLError((err as Error).message, {
               extensions: { code: ErrorCode.GRAPHQL_PARSE_FAILED },
             }),
-          ];
+          ]);
         }
         const invalid = validate(schema, document, specifiedRules);
         if (invalid.length) {
-          return invalid.map(
-            (e) =>
-              new GraphQLError(e.message, {
-                nodes: e.nodes,
-                extensions: { code: ErrorCode.GRAPHQL_VALIDATION_FAILED },
-              }),
+          return refuse(
+            invalid.map(
+              (e) =>
+                new GraphQLError(e.message, {
+                  nodes: e.nodes,
+                  extensions: { code: ErrorCode.GRAPHQL_VALIDATION_FAILED },
+                }),
+            ),
+            document,
           );
         }
         const tooMuch = checkLimits(document, payload.variables ?? undefined, payload.operationName);
-        if (tooMuch.length) return tooMuch;
+        if (tooMuch.length) return refuse(tooMuch, document);
+        let contextValue: Context;
+        try {
+          contextValue = await contextFor(principal, origin);
+        } catch (err) {
+          // Thrown out of here, the message would close the socket as its reason: mask it instead.
+          return [
+            maskGraphQLError(new GraphQLError((err as Error).message, { originalError: err as Error })),
+          ];
+        }
+        (ctx.extra.contexts ??= new Map()).set(id, contextValue);
         return {
           schema,
           document,
           variableValues: payload.variables,
           operationName: payload.operationName,
-          contextValue: contextFor(ctx.extra.principal!),
+          contextValue,
         };
       },
-      onNext(_ctx, _id, _payload, _args, result) {
-        if (!result.errors?.length) return;
-        return { ...result, errors: result.errors.map((e) => maskGraphQLError(e).toJSON()) };
+      async onOperation(_ctx, _id, payload, args, result) {
+        return audit?.operation(args.contextValue as Context, payload, args.document, result);
+      },
+      onNext(_ctx, _id, _payload, args, result) {
+        const masked = audit?.maskedOf(args.contextValue as Context);
+        if (!result.errors?.length && !masked) return;
+        return {
+          ...result,
+          ...masked,
+          errors: result.errors?.map((e) => maskGraphQLError(e).toJSON()),
+        };
+      },
+      async onComplete(ctx, id) {
+        const context = ctx.extra.contexts?.get(id);
+        ctx.extra.contexts?.delete(id);
+        if (context) await audit?.completed(context);
       },
       onError(_ctx, _id, _payload, errors) {
         return errors.map((e) => maskError(e.toJSON(), e));
@@ -167,6 +251,8 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
 
   const apollo = new ApolloServer<Context>({
     schema,
+    // The platform owns shutdown (the CLI stops feed, ingest, server and database in order on a signal).
+    stopOnTerminationSignals: false,
     // Client errors speak for themselves; internal ones are masked: no stack trace is ever useful to send.
     includeStacktraceInErrorResponses: false,
     formatError: maskError,
@@ -182,8 +268,11 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
         },
       },
       ApolloServerPluginLandingPageDisabled(),
+      // Its per-field hook instruments every resolver; nothing here uses cache hints.
+      ApolloServerPluginCacheControlDisabled(),
       limitsPlugin,
       metricsPlugin,
+      ...(audit ? [audit.apolloPlugin()] : []),
     ],
   });
   await apollo.start();
@@ -211,7 +300,19 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
     "/graphql",
     express.json({ limit: "1mb" }),
     expressMiddleware(apollo, {
-      context: async ({ req }) => contextFor(await verifier.verify(bearerToken(req.headers.authorization))),
+      context: async ({ req }) => {
+        const startedAt = performance.now();
+        const origin = originOf(req);
+        let principal: Principal;
+        try {
+          principal = await verifier.verify(bearerToken(req.headers.authorization));
+        } catch (err) {
+          throw audit
+            ? await audit.refused(null, origin, req.body ?? {}, err as GraphQLError, startedAt)
+            : err;
+        }
+        return contextFor(principal, origin);
+      },
     }),
   );
 
@@ -225,6 +326,9 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
     url: `http://${host}:${port}/graphql`,
     wsUrl: `ws://${host}:${port}/graphql`,
     port,
-    close: () => apollo.stop(),
+    close: async () => {
+      await apollo.stop();
+      await governance.close();
+    },
   };
 }

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { createClient, type Client as WsClient, type ClientOptions } from "graphql-ws";
 import WebSocket from "ws";
 import { loadConfig, type Config } from "../../src/config/config";
-import { startPlatform, type Platform } from "../../src/platform";
+import { startPlatform, type Platform, type PlatformOptions } from "../../src/platform";
 import { Role } from "../../src/policy/principal";
 import { mintToken } from "../../src/policy/tokens";
 import { createTestDatabase } from "./database";
@@ -34,7 +34,10 @@ export interface GqlResponse {
 }
 
 /** The whole platform on port 0 over a fresh database cloned from the migrated template. */
-export async function startTestPlatform(env: Record<string, string> = {}): Promise<TestPlatform> {
+export async function startTestPlatform(
+  env: Record<string, string> = {},
+  opts: PlatformOptions = {},
+): Promise<TestPlatform> {
   const db = await createTestDatabase();
   const config = loadConfig({
     DATABASE_URL: db.url,
@@ -43,9 +46,11 @@ export async function startTestPlatform(env: Record<string, string> = {}): Promi
     JWT_SECRET: TEST_SECRET,
     DATA_DIR: mkdtempSync(join(tmpdir(), "tickgraph-data-")),
     LOG_LEVEL: process.env.LOG_LEVEL ?? "silent",
+    // Tests that want the feed and ingest loop pass INGEST: "on" (with FEED_URL for a feed they control).
+    INGEST: "off",
     ...env,
   });
-  const platform = await startPlatform(config);
+  const platform = await startPlatform(config, opts);
   const { url, wsUrl } = platform.server;
   const token = (sub = "alice", roles = [Role.USER], ttl = 3600) => mintToken(TEST_SECRET, sub, roles, ttl);
   const clients: WsClient[] = [];

@@ -1,0 +1,391 @@
+import { performance } from "node:perf_hooks";
+import type { DataSource } from "typeorm";
+import { log } from "../log";
+import { mergePanesSql } from "../windows/panes.sql";
+import type { AcceptedTrade } from "./validator";
+
+/** How a trade reached the ingest; stored in `quotes.source`. */
+export type TradeSource = "feed" | "backfill";
+
+/** What one committed batch did. */
+export interface BatchResult {
+  /** Trades in the batch. */
+  trades: number;
+  /** Of them, new rows (the rest lost on the unique key: duplicates). */
+  inserted: number;
+  /** Distinct 10-second pane starts that got new trades. */
+  buckets: Date[];
+  /** Quarantine rows written, by reason. */
+  quarantined: Map<string, number>;
+  /** The watermark the checkpoint recorded. */
+  watermarkMs: number | null;
+  /** Newest event time among the batch's trades, epoch ms (null without trades). */
+  newestMs: number | null;
+  /** Wall time from cut to commit, all parts of the batch. */
+  seconds: number;
+}
+
+/** The checkpoint as of the moment a batch is cut: what every row up to then makes true. */
+export interface CheckpointDelta {
+  /** Symbol → highest id below which all are handled; only symbols that moved. */
+  lastIds: Record<string, number>;
+  watermarkMs: number | null;
+}
+
+export interface BatchWriterOptions {
+  dataSource: DataSource;
+  /** Checkpoint key (`ingest_checkpoints.stream`). */
+  stream: string;
+  /** Trades + quarantine rows that make a batch; adding more waits for the batch in flight. @default 5000 */
+  batchSize?: number;
+  /** Longest a row waits before its batch is written, in ms. @default 50 */
+  maxDelayMs?: number;
+  /** Called once per batch as it is cut. */
+  checkpoint: () => CheckpointDelta;
+  /** Called after each commit, before waiting adders resume. */
+  onCommitted: (result: BatchResult) => void;
+  /**
+   * Wait for each commit to reach disk. Off is safe here: a batch's rows and its checkpoint commit
+   * together, so a Postgres crash that loses the last batches loses their checkpoint too, and the restart
+   * backfills them; it saves a WAL flush per batch. @default false
+   */
+  durableCommits?: boolean;
+  /**
+   * Transactions per batch, run in parallel on as many connections, each over its own symbols: they
+   * touch disjoint rows of quotes and panes, so they never wait for each other but at the checkpoint
+   * row, and Postgres uses more than one core. Listeners hear of a batch once all its parts committed.
+   * @default 2
+   */
+  connections?: number;
+  /** Added to a symbol's trade ids to make `quotes.seq` (a restarted embedded feed counts from 1 again). @default 0 */
+  seqOffset?: (symbol: string) => number;
+}
+
+class Batch {
+  symbol: string[] = [];
+  time: string[] = [];
+  seq: number[] = [];
+  price: number[] = [];
+  size: number[] = [];
+  bid: (number | null)[] = [];
+  bidSize: (number | null)[] = [];
+  ask: (number | null)[] = [];
+  askSize: (number | null)[] = [];
+  exchange: string[] = [];
+  source: string[] = [];
+  received: number[] = [];
+  newestMs: number | null = null;
+  qReceived: number[] = [];
+  qRaw: string[] = [];
+  qReason: string[] = [];
+  qDetail: string[] = [];
+
+  get rows(): number {
+    return this.symbol.length + this.qRaw.length;
+  }
+}
+
+/** One batch: a part per connection, each holding the trades of its own symbols. */
+class Round {
+  readonly parts: Batch[];
+  rows = 0;
+  /** Something besides rows changed (the checkpoint) and deserves a commit. */
+  touched = false;
+  firstAt = 0;
+
+  constructor(n: number) {
+    this.parts = Array.from({ length: n }, () => new Batch());
+  }
+}
+
+/** FNV-1a: spreads symbols over the connections, the same way every time. */
+function shardOf(symbol: string, n: number): number {
+  let h = 0x811c9dc5;
+  for (let k = 0; k < symbol.length; k++) h = Math.imul(h ^ symbol.charCodeAt(k), 0x01000193);
+  return (h >>> 0) % n;
+}
+
+// The trades, their panes, in one statement: only rows that won the unique key reach the panes, so a
+// duplicate is never counted twice. Rows go in key order: neighbouring index entries land on the same
+// pages (a fifth faster than feed order). Returns what the commit listeners need.
+const INSERT_TRADES = `
+  WITH ins AS (
+    INSERT INTO quotes (symbol, event_time, seq, price, size, bid, bid_size, ask, ask_size, exchange,
+                        source, received_at)
+    SELECT s, t::timestamptz, q, p, z, b, bz, a, az, x, src, to_timestamp(r / 1000.0)
+    FROM unnest($1::text[], $2::text[], $3::int8[], $4::float8[], $5::int4[], $6::float8[], $7::int4[],
+                $8::float8[], $9::int4[], $10::text[], $11::text[], $12::float8[])
+         AS u(s, t, q, p, z, b, bz, a, az, x, src, r)
+    ORDER BY s, q
+    ON CONFLICT (symbol, seq) DO NOTHING
+    RETURNING symbol, event_time, seq, price, size
+  ), merged AS (${mergePanesSql("ins")})
+  SELECT count(*)::int AS inserted,
+         coalesce(array_agg(DISTINCT (extract(epoch FROM date_bin('10 seconds', event_time, timestamptz 'epoch'))
+                                      * 1000)::int8), '{}') AS buckets
+  FROM ins`;
+
+const INSERT_QUARANTINE = `
+  INSERT INTO quarantine (received_at, raw, reason, detail)
+  SELECT to_timestamp(r / 1000.0), w, n, d FROM unnest($1::float8[], $2::text[], $3::text[], $4::text[]) AS u(r, w, n, d)`;
+
+const UPSERT_CHECKPOINT = `
+  INSERT INTO ingest_checkpoints AS c (stream, last_ids, watermark, updated_at)
+  VALUES ($1, $2::jsonb, $3, now())
+  ON CONFLICT (stream) DO UPDATE SET
+    last_ids = c.last_ids || excluded.last_ids,
+    watermark = greatest(c.watermark, excluded.watermark),
+    updated_at = now()`;
+
+/** Postgres text cannot hold NUL: such input is kept with the NULs escaped, and says so. */
+function storable(raw: string, detail: string): [string, string] {
+  return raw.includes("\u0000")
+    ? [raw.replaceAll("\u0000", "\\u0000"), `${detail} (NUL bytes escaped as \\u0000)`]
+    : [raw, detail];
+}
+
+/**
+ * Buffers trades and quarantine rows and writes them in batches: by size or after a short delay,
+ * whichever comes first, one batch in flight at a time. A batch is one transaction per connection (see
+ * `connections`), each holding trades (multi-row `unnest` insert, idempotent on `(symbol, seq)`), their
+ * panes, quarantine rows and the checkpoint of its symbols, so a crash never leaves them out of step.
+ * While a batch is in flight the next one fills; once it is full, `room()` makes the producer wait, so
+ * memory stays bounded when Postgres is slower than the feed. A failed part is retried (with backoff)
+ * until it commits or the writer closes.
+ */
+export class BatchWriter {
+  private readonly n: number;
+  private cur: Round;
+  private inflight: Promise<void> | null = null;
+  private timer: NodeJS.Timeout | undefined;
+  private waiters: (() => void)[] = [];
+  private closed = false;
+  private closing = false;
+  private readonly shards = new Map<string, number>();
+  readonly batchSize: number;
+  readonly maxDelayMs: number;
+  private readonly seqOffset: (symbol: string) => number;
+
+  constructor(private readonly opts: BatchWriterOptions) {
+    this.batchSize = opts.batchSize ?? 5000;
+    this.maxDelayMs = opts.maxDelayMs ?? 50;
+    this.seqOffset = opts.seqOffset ?? (() => 0);
+    this.n = Math.max(1, Math.floor(opts.connections ?? 2));
+    this.cur = new Round(this.n);
+  }
+
+  /** Rows waiting for the next batch. */
+  get buffered(): number {
+    return this.cur.rows;
+  }
+
+  private shard(symbol: string): number {
+    let k = this.shards.get(symbol);
+    if (k === undefined) this.shards.set(symbol, (k = shardOf(symbol, this.n)));
+    return k;
+  }
+
+  addTrade(t: AcceptedTrade, receivedMs: number, source: TradeSource): void {
+    const b = this.cur.parts[this.shard(t.symbol)];
+    b.symbol.push(t.symbol);
+    b.time.push(t.time);
+    b.seq.push(t.id + this.seqOffset(t.symbol));
+    b.price.push(t.price);
+    b.size.push(t.size);
+    b.bid.push(t.bid);
+    b.bidSize.push(t.bidSize);
+    b.ask.push(t.ask);
+    b.askSize.push(t.askSize);
+    b.exchange.push(t.exchange);
+    b.source.push(source);
+    b.received.push(receivedMs);
+    if (b.newestMs === null || t.timeMs > b.newestMs) b.newestMs = t.timeMs;
+    this.added();
+  }
+
+  addQuarantine(raw: string, reason: string, detail: string, receivedMs: number): void {
+    const [text, why] = storable(raw, detail);
+    const b = this.cur.parts[0];
+    b.qReceived.push(receivedMs);
+    b.qRaw.push(text);
+    b.qReason.push(reason);
+    b.qDetail.push(why);
+    this.added();
+  }
+
+  /** Asks for a commit even without rows (the checkpoint moved on its own, e.g. after a backfill). */
+  touch(): void {
+    this.cur.touched = true;
+    if (this.cur.firstAt === 0) this.cur.firstAt = performance.now();
+    this.schedule();
+  }
+
+  private added(): void {
+    const r = this.cur;
+    r.rows++;
+    if (r.firstAt === 0) r.firstAt = performance.now();
+    if (r.rows >= this.batchSize) this.kick();
+    else this.schedule();
+  }
+
+  private schedule(): void {
+    this.timer ??= setTimeout(() => {
+      this.timer = undefined;
+      this.kick();
+    }, this.maxDelayMs);
+  }
+
+  /**
+   * Undefined when another row may be added now; otherwise a promise that resolves once the full batch
+   * has been handed to Postgres. Producers await it between messages: that is the backpressure.
+   */
+  room(): Promise<void> | undefined {
+    if (this.cur.rows < this.batchSize) return undefined;
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  private kick(): void {
+    if (this.inflight || this.closed) return;
+    const r = this.cur;
+    if (r.rows === 0 && !r.touched) return;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.cur = new Round(this.n);
+    const cp = this.opts.checkpoint();
+    this.inflight = this.commitRound(r, cp).finally(() => {
+      this.inflight = null;
+      const next = this.cur;
+      if (
+        next.rows >= this.batchSize ||
+        (next.rows > 0 && performance.now() - next.firstAt >= this.maxDelayMs)
+      )
+        this.kick();
+      else if (next.rows > 0 || next.touched) this.schedule();
+      const ready = this.waiters;
+      if (this.cur.rows < this.batchSize) {
+        this.waiters = [];
+        for (const w of ready) w();
+      }
+    });
+  }
+
+  private async commitRound(r: Round, cp: CheckpointDelta): Promise<void> {
+    const started = performance.now();
+    const ids: Record<string, number>[] = r.parts.map(() => ({}));
+    for (const [symbol, id] of Object.entries(cp.lastIds)) ids[this.shard(symbol)][symbol] = id;
+    const work = r.parts
+      .map((b, k) => ({ b, cp: { lastIds: ids[k], watermarkMs: cp.watermarkMs } }))
+      .filter((p, k) => p.b.rows > 0 || Object.keys(p.cp.lastIds).length > 0 || k === 0);
+    const results = await Promise.all(work.map((p) => this.commitWithRetry(p.b, p.cp)));
+    if (results.some((x) => x === null)) return;
+    const done = results as BatchResult[];
+    const quarantined = new Map<string, number>();
+    for (const x of done)
+      for (const [reason, n] of x.quarantined) quarantined.set(reason, (quarantined.get(reason) ?? 0) + n);
+    const buckets = [...new Set(done.flatMap((x) => x.buckets.map((d) => d.getTime())))].sort(
+      (a, b) => a - b,
+    );
+    const newest = done.map((x) => x.newestMs).filter((x): x is number => x !== null);
+    const result: BatchResult = {
+      trades: done.reduce((n, x) => n + x.trades, 0),
+      inserted: done.reduce((n, x) => n + x.inserted, 0),
+      buckets: buckets.map((ms) => new Date(ms)),
+      quarantined,
+      watermarkMs: cp.watermarkMs,
+      newestMs: newest.length ? Math.max(...newest) : null,
+      seconds: (performance.now() - started) / 1000,
+    };
+    try {
+      this.opts.onCommitted(result);
+    } catch (err) {
+      log.error({ err }, "ingest: handling a committed batch failed");
+    }
+  }
+
+  /** Commits one part, retrying until it is in; null when the writer is closing and gave up. */
+  private async commitWithRetry(b: Batch, cp: CheckpointDelta): Promise<BatchResult | null> {
+    let delay = 100;
+    for (;;) {
+      try {
+        return await this.commit(b, cp);
+      } catch (err) {
+        if (this.closing) {
+          log.error({ err, rows: b.rows }, "ingest: batch not written at shutdown; a restart backfills it");
+          return null;
+        }
+        log.error({ err, rows: b.rows, retryInMs: delay }, "ingest: batch write failed; retrying");
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(delay * 2, 5000);
+      }
+    }
+  }
+
+  private async commit(b: Batch, cp: CheckpointDelta): Promise<BatchResult> {
+    const started = performance.now();
+    const qr = this.opts.dataSource.createQueryRunner();
+    await qr.connect();
+    try {
+      await qr.startTransaction();
+      if (!this.opts.durableCommits) await qr.query("SET LOCAL synchronous_commit = off");
+      let inserted = 0;
+      let buckets: Date[] = [];
+      if (b.symbol.length) {
+        const [row] = (await qr.query(INSERT_TRADES, [
+          b.symbol,
+          b.time,
+          b.seq,
+          b.price,
+          b.size,
+          b.bid,
+          b.bidSize,
+          b.ask,
+          b.askSize,
+          b.exchange,
+          b.source,
+          b.received,
+        ])) as { inserted: number; buckets: string[] }[];
+        inserted = row.inserted;
+        buckets = row.buckets.map((ms) => new Date(Number(ms))).sort((x, y) => x.getTime() - y.getTime());
+      }
+      if (b.qRaw.length) await qr.query(INSERT_QUARANTINE, [b.qReceived, b.qRaw, b.qReason, b.qDetail]);
+      await qr.query(UPSERT_CHECKPOINT, [
+        this.opts.stream,
+        JSON.stringify(cp.lastIds),
+        cp.watermarkMs === null ? null : new Date(cp.watermarkMs),
+      ]);
+      await qr.commitTransaction();
+      const quarantined = new Map<string, number>();
+      for (const r of b.qReason) quarantined.set(r, (quarantined.get(r) ?? 0) + 1);
+      return {
+        trades: b.symbol.length,
+        inserted,
+        buckets,
+        quarantined,
+        watermarkMs: cp.watermarkMs,
+        newestMs: b.newestMs,
+        seconds: (performance.now() - started) / 1000,
+      };
+    } catch (err) {
+      if (qr.isTransactionActive) await qr.rollbackTransaction().catch(() => undefined);
+      throw err;
+    } finally {
+      await qr.release();
+    }
+  }
+
+  /** Waits until every row added before the call is committed (rows added meanwhile may wait longer). */
+  async flush(): Promise<void> {
+    if (this.inflight) await this.inflight;
+    if (this.cur.rows > 0 || this.cur.touched) this.kick();
+    if (this.inflight) await this.inflight;
+  }
+
+  /** Commits everything buffered (once nothing is added any more), then refuses further batches. */
+  async close(): Promise<void> {
+    clearTimeout(this.timer);
+    this.closing = true;
+    while (this.inflight || this.cur.rows > 0 || this.cur.touched) await this.flush();
+    this.closed = true;
+    for (const w of this.waiters.splice(0)) w();
+  }
+}

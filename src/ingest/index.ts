@@ -1,0 +1,15 @@
+/**
+ * The ingest loop: feed stream → validator → batched writes (trades, panes, quarantine, checkpoint), with
+ * REST backfill after every reconnect or restart. See DESIGN.md, "Architecture" and "Definitions".
+ */
+export {
+  startIngest,
+  type CommitEvent,
+  type CommitListener,
+  type Ingest,
+  type IngestCounts,
+  type IngestOptions,
+  type IngestState,
+  type IngestStatus,
+} from "./ingest";
+export { RejectReason, WATERMARK_DELAY_MS, ALLOWED_LATENESS_MS } from "./validator";

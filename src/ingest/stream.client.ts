@@ -1,0 +1,142 @@
+import WebSocket from "ws";
+import { log } from "../log";
+import type { ClientMessage } from "../feed/protocol";
+
+export interface ReconnectOptions {
+  /** First retry delay, ms. @default 250 */
+  initialMs?: number;
+  /** Cap of the exponential backoff, ms. @default 10000 */
+  maxMs?: number;
+}
+
+export interface StreamClientOptions {
+  url: string;
+  key: string;
+  secret: string;
+  reconnect?: ReconnectOptions;
+  /**
+   * A connection that delivers neither a frame nor a ping for this long is presumed dead (a half-open
+   * TCP connection never closes on its own) and is cut, which reconnects and backfills. The feed pings
+   * every 30 s. @default 65000
+   */
+  idleTimeoutMs?: number;
+  /** Authenticated and subscribed: data frames follow. Called once per connection. */
+  onReady(): void;
+  /** A data frame (after onReady), as text, with the wall time it arrived. */
+  onFrame(text: string, receivedMs: number): void;
+  /** The connection went away; a reconnect is scheduled. */
+  onDown(): void;
+}
+
+type Handshake = { T?: unknown; msg?: unknown; code?: unknown };
+
+/**
+ * One WebSocket connection to an Alpaca-v2-style stream at a time: authenticate, subscribe to every
+ * trade and quote, hand data frames on, and reconnect after a capped, jittered exponential backoff
+ * (jitter so that many clients cut at once do not come back in lockstep).
+ */
+export class StreamClient {
+  private ws: WebSocket | null = null;
+  private attempt = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private ready = false;
+  private paused = false;
+  private readonly initialMs: number;
+  private readonly maxMs: number;
+  private idle: NodeJS.Timeout | undefined;
+
+  constructor(private readonly opts: StreamClientOptions) {
+    this.initialMs = opts.reconnect?.initialMs ?? 250;
+    this.maxMs = opts.reconnect?.maxMs ?? 10_000;
+  }
+
+  get connected(): boolean {
+    return this.ready;
+  }
+
+  start(): void {
+    this.connect();
+  }
+
+  /** Stops reading the socket: TCP flow control then holds the feed back. */
+  pause(): void {
+    this.paused = true;
+    this.ws?.pause();
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.ws?.resume();
+  }
+
+  private connect(): void {
+    if (this.closed) return;
+    const ws = new WebSocket(this.opts.url, { perMessageDeflate: false, handshakeTimeout: 10_000 });
+    this.ws = ws;
+    this.ready = false;
+    const send = (m: ClientMessage) => ws.send(JSON.stringify(m));
+    const alive = (): void => {
+      clearTimeout(this.idle);
+      this.idle = setTimeout(() => ws.terminate(), this.opts.idleTimeoutMs ?? 65_000);
+    };
+    alive();
+    ws.on("ping", alive);
+    ws.on("message", (data) => {
+      alive();
+      const receivedMs = Date.now();
+      const text = data.toString();
+      if (this.ready) return this.opts.onFrame(text, receivedMs);
+      let frame: unknown;
+      try {
+        frame = JSON.parse(text);
+      } catch {
+        frame = null;
+      }
+      for (const m of Array.isArray(frame) ? (frame as Handshake[]) : []) {
+        if (m?.T === "success" && m.msg === "connected")
+          send({ action: "auth", key: this.opts.key, secret: this.opts.secret });
+        else if (m?.T === "success" && m.msg === "authenticated")
+          send({ action: "subscribe", trades: ["*"], quotes: ["*"] });
+        else if (m?.T === "subscription") {
+          this.ready = true;
+          this.attempt = 0;
+          if (this.paused) ws.pause();
+          this.opts.onReady();
+        } else if (m?.T === "error")
+          log.warn({ code: m.code, msg: m.msg }, "feed refused the stream handshake");
+      }
+    });
+    ws.on("error", (err) => log.debug({ err: err.message }, "feed stream error"));
+    ws.on("close", (code) => {
+      if (this.ws !== ws) return;
+      clearTimeout(this.idle);
+      const wasReady = this.ready;
+      this.ready = false;
+      this.ws = null;
+      if (this.closed) return;
+      if (wasReady) this.opts.onDown();
+      const base = Math.min(this.maxMs, this.initialMs * 2 ** this.attempt++);
+      const delay = Math.round(base / 2 + (Math.random() * base) / 2);
+      log.info({ code, retryInMs: delay }, "feed stream closed; reconnecting");
+      this.timer = setTimeout(() => this.connect(), delay);
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.timer);
+    clearTimeout(this.idle);
+    const ws = this.ws;
+    this.ws = null;
+    this.ready = false;
+    if (!ws || ws.readyState === ws.CLOSED) return;
+    await new Promise<void>((resolve) => {
+      ws.once("close", () => resolve());
+      ws.resume();
+      if (ws.readyState === ws.CONNECTING) ws.terminate();
+      else ws.close(1000, "ingest stopping");
+      setTimeout(() => ws.terminate(), 1000).unref();
+    });
+  }
+}

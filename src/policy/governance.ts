@@ -1,0 +1,324 @@
+import { createHash } from "node:crypto";
+import { getOperationAST, parse, type DocumentNode, type GraphQLSchema } from "graphql";
+import { Client } from "pg";
+import type { DataSource } from "typeorm";
+import { GovernanceRepo, POLICY_CHANNEL, type AccessRequestRow, type GrantRow } from "../db/governance.repo";
+import { sqlOf } from "../db/sql";
+import { BadUserInputError, ClientError, ErrorCode } from "../errors";
+import { log } from "../log";
+import {
+  AuditLog,
+  type AccessDecision,
+  type AccessLogInput,
+  type AccessLogRecord,
+  type AccessPhase,
+  type OperationKind,
+} from "./audit";
+import { FieldRegistry, type EffectiveFieldPolicy } from "./field-registry";
+import type { MarketClock } from "./market-clock";
+import type { Classification, Entitlement, Principal } from "./principal";
+import { PolicySession, type SessionSource } from "./session";
+
+export interface GovernanceOptions {
+  dataSource: DataSource;
+  /** The schema as built (its directives give each field's static classification). */
+  schema: GraphQLSchema;
+  clock: MarketClock;
+  delaySeconds: number;
+  statementTimeoutMs: number;
+  /** Receives each committed access-log entry. */
+  onAccessLogged?: (record: AccessLogRecord) => void;
+}
+
+/** The client's answer when its operation could not be logged: the response is withheld. */
+export class AuditUnavailableError extends ClientError {
+  constructor() {
+    super(
+      ErrorCode.AUDIT_UNAVAILABLE,
+      "The access log could not be written, so the response is withheld. Try again shortly.",
+      { http: { status: 503 } },
+    );
+  }
+}
+
+/** Who sent an operation and what it was, as the access log describes it. */
+export interface OperationMeta {
+  kind: OperationKind;
+  name: string | null;
+  /** sha256 (hex) of the query text. */
+  hash: string;
+  client: string | null;
+  ip: string | null;
+}
+
+/** Describes an operation from its text (parsed here unless a document is at hand). */
+export function describeOperation(
+  query: string | undefined,
+  operationName: string | null | undefined,
+  origin: { client: string | null; ip: string | null },
+  document?: DocumentNode,
+): OperationMeta {
+  let kind: OperationKind = "QUERY";
+  let name = operationName ?? null;
+  try {
+    const op = getOperationAST(document ?? parse(query ?? ""), operationName);
+    if (op) {
+      kind = op.operation.toUpperCase() as OperationKind;
+      name = op.name?.value ?? name;
+    }
+  } catch {
+    // Unparseable: logged as a query with the hash of its text.
+  }
+  return {
+    kind,
+    name,
+    hash: createHash("sha256")
+      .update(query ?? "")
+      .digest("hex"),
+    ...origin,
+  };
+}
+
+/** The outcome of an operation (or of one phase of a subscription), for its access-log entry. */
+export interface Outcome {
+  /** extensions.code of the first error, if any. */
+  errorCode: string | null;
+  /** False when the operation was refused before execution (authentication, parsing, validation, limits). */
+  executed: boolean;
+  phase?: AccessPhase;
+  /** Rows served; defaults to the session's count. */
+  rowCount?: number | null;
+}
+
+/**
+ * DENIED: refused before execution, or every root field refused by policy. PARTIAL: something masked
+ * or denied while the rest was served. ALLOWED: nothing withheld (errors of other kinds keep their code).
+ */
+function decide(session: PolicySession | null, executed: boolean): AccessDecision {
+  if (!executed || !session) return "DENIED";
+  if (session.denied.size && session.rootServed === 0) return "DENIED";
+  return session.denied.size || session.masked.size ? "PARTIAL" : "ALLOWED";
+}
+
+/** Coordinates, symbols: sorted, so that equal sets log and compare equal. */
+export const sorted = (s: ReadonlySet<string>): string[] => [...s].sort();
+
+/**
+ * How long a principal's entitlements are reused without a query. Changes are also announced by
+ * NOTIFY, which drops the cached copy on every replica at once; this bound covers a lost notice.
+ */
+const ENTITLEMENT_CACHE_MS = 1000;
+/** Cached principals; beyond this the cache starts over (a bound, not an eviction policy). */
+const ENTITLEMENT_CACHE_MAX = 50_000;
+
+/**
+ * The governance service: field classification (static directives plus run-time overrides), the
+ * callers' entitlements, grants and requests, and the access log. Transport-agnostic: the server opens
+ * a session per operation and appends an entry when the operation ends.
+ */
+export class Governance implements SessionSource {
+  readonly repo: GovernanceRepo;
+  readonly fields: FieldRegistry;
+  readonly audit: AuditLog;
+  readonly clock: MarketClock;
+  readonly delaySeconds: number;
+  private syncing: Promise<void> | null = null;
+  private readonly url: string;
+  private readonly cache = new Map<string, { entitlements: Entitlement[]; until: number }>();
+  /** Bumped by every invalidation: a lookup that raced one is not cached. */
+  private generation = 0;
+  private listener: Client | null = null;
+  private retry: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  private constructor(opts: GovernanceOptions) {
+    this.repo = new GovernanceRepo(opts.dataSource);
+    this.fields = new FieldRegistry(opts.schema);
+    this.clock = opts.clock;
+    this.delaySeconds = opts.delaySeconds;
+    const url = (opts.dataSource.options as { url?: string }).url;
+    if (!url) throw new Error("governance needs the data source's connection URL");
+    this.url = url;
+    this.audit = new AuditLog({
+      url,
+      read: sqlOf(opts.dataSource),
+      statementTimeoutMs: opts.statementTimeoutMs,
+      onCommit: opts.onAccessLogged,
+    });
+  }
+
+  static async start(opts: GovernanceOptions): Promise<Governance> {
+    const g = new Governance(opts);
+    try {
+      await g.listen();
+      await g.syncPolicies();
+    } catch (err) {
+      await g.close();
+      throw err;
+    }
+    return g;
+  }
+
+  /**
+   * Listens for policy changes made by any replica. While not listening, nothing is cached: every
+   * operation reads its entitlements, so a lost connection costs speed, never correctness.
+   */
+  private async listen(): Promise<void> {
+    const client = new Client({ connectionString: this.url, application_name: "tickgraph-policy" });
+    const lost = (err?: Error) => {
+      if (this.listener !== client) return;
+      if (err) log.warn({ err }, "policy change listener lost; entitlements are read per operation");
+      this.listener = null;
+      this.invalidate();
+      void client.end().catch(() => {});
+      this.relisten();
+    };
+    client.on("notification", (msg) => {
+      if (msg.payload === "fields") {
+        void this.syncPolicies(true).catch((err) => log.error({ err }, "policy sync failed"));
+      } else if (msg.payload?.startsWith("p:")) this.invalidate(msg.payload.slice(2));
+    });
+    client.on("error", lost);
+    client.on("end", () => lost());
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${POLICY_CHANNEL}`);
+    } catch (err) {
+      await client.end().catch(() => {});
+      throw err;
+    }
+    this.listener = client;
+  }
+
+  private relisten(): void {
+    if (this.closed) return;
+    this.retry = setTimeout(() => {
+      this.listen().catch((err) => {
+        log.warn({ err }, "policy change listener cannot reconnect; retrying");
+        this.relisten();
+      });
+    }, 1000);
+  }
+
+  /** Drops the cached entitlements of one principal (all when none is named). */
+  private invalidate(principal?: string): void {
+    this.generation++;
+    if (principal === undefined) this.cache.clear();
+    else this.cache.delete(principal);
+  }
+
+  /**
+   * Brings the run-time field policies up to date (one load, however many operations ask at once).
+   * `fresh`: for a change known to be committed, so a load already under way (which may predate it)
+   * is not enough.
+   */
+  async syncPolicies(fresh = false): Promise<void> {
+    if (fresh && this.syncing) await this.syncing.catch(() => {});
+    this.syncing ??= this.repo
+      .fieldPolicies()
+      .then(({ rows, revision }) => this.fields.setOverrides(rows, revision))
+      .finally(() => (this.syncing = null));
+    return this.syncing;
+  }
+
+  async entitlementsOf(principal: Principal): Promise<Entitlement[]> {
+    const now = Date.now();
+    const hit = this.listener && this.cache.get(principal.id);
+    if (hit && now < hit.until) return hit.entitlements;
+    const generation = this.generation;
+    const snap = await this.repo.snapshot(principal.id);
+    if (snap.revision !== this.fields.revision) await this.syncPolicies();
+    if (this.listener && generation === this.generation) {
+      if (this.cache.size >= ENTITLEMENT_CACHE_MAX) this.cache.clear();
+      const until = Math.min(now + ENTITLEMENT_CACHE_MS, snap.nextExpiry?.getTime() ?? Infinity);
+      this.cache.set(principal.id, { entitlements: snap.entitlements, until });
+    }
+    return snap.entitlements;
+  }
+
+  /** Grants, effective at once on this replica (and on the others as soon as the NOTIFY arrives). */
+  async grant(g: Parameters<GovernanceRepo["grant"]>[0]): Promise<GrantRow> {
+    const row = await this.repo.grant(g);
+    this.invalidate(g.principal);
+    return row;
+  }
+
+  async revoke(principal: string, entitlement: Entitlement, by: string): Promise<GrantRow | null> {
+    const row = await this.repo.revoke(principal, entitlement, by);
+    this.invalidate(principal);
+    return row;
+  }
+
+  async decide(d: Parameters<GovernanceRepo["decide"]>[0]): Promise<AccessRequestRow | null> {
+    const row = await this.repo.decide(d);
+    if (row) this.invalidate(row.principal);
+    return row;
+  }
+
+  /** A policy session for one operation, with the caller's entitlements as of now. */
+  open(principal: Principal): Promise<PolicySession> {
+    return PolicySession.open(this, principal);
+  }
+
+  /** Reclassifies a field coordinate; every operation that starts afterwards sees the new level. */
+  async classify(coordinate: string, level: Classification, by: string): Promise<EffectiveFieldPolicy> {
+    const field = this.fields.field(coordinate);
+    if (!field) {
+      throw new BadUserInputError(
+        `Unknown field coordinate "${coordinate}": use Type.field as fieldPolicies lists them.`,
+        { argument: "coordinate" },
+      );
+    }
+    await this.repo.classify(coordinate, level, by);
+    await this.syncPolicies(true);
+    return this.fields.policies().find((p) => p.coordinate === coordinate)!;
+  }
+
+  /** The access-log entry of an operation (or of one phase of a subscription). */
+  entry(
+    meta: OperationMeta,
+    principal: Principal | null,
+    session: PolicySession | null,
+    outcome: Outcome,
+    startedAt: number,
+  ): AccessLogInput {
+    return {
+      at: new Date(),
+      principal: principal?.id ?? null,
+      roles: principal ? [...principal.roles] : [],
+      client: meta.client,
+      ip: meta.ip,
+      operation: meta.kind,
+      operationName: meta.name,
+      operationHash: meta.hash,
+      phase: outcome.phase ?? null,
+      allowed: session ? sorted(session.allowed) : [],
+      masked: session ? sorted(session.masked) : [],
+      denied: session ? sorted(session.denied) : [],
+      symbols: session ? sorted(session.symbols) : [],
+      delayed: session?.delayed ?? false,
+      decision: decide(session, outcome.executed),
+      errorCode: outcome.errorCode,
+      rowCount: outcome.rowCount !== undefined ? outcome.rowCount : (session?.rows ?? null),
+      durationMs: Math.round((performance.now() - startedAt) * 1000) / 1000,
+    };
+  }
+
+  /** Appends an entry; AuditUnavailableError when it cannot be written (the caller withholds its response). */
+  async log(entry: AccessLogInput): Promise<AccessLogRecord> {
+    try {
+      return await this.audit.append(entry);
+    } catch {
+      throw new AuditUnavailableError();
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.retry);
+    const listener = this.listener;
+    this.listener = null;
+    await listener?.end().catch(() => {});
+    await this.audit.close();
+  }
+}

@@ -1,0 +1,62 @@
+import { Topic } from "../../src/events/bus";
+import { createPgEventBus, type PgEventBus } from "../../src/events/pg-bus";
+import { WindowSize } from "../../src/windows/windows";
+import type { WindowsEvent } from "../../src/windows/window.engine";
+import { createTestDatabase } from "../support/database";
+
+let db: Awaited<ReturnType<typeof createTestDatabase>>;
+let a: PgEventBus;
+let b: PgEventBus;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  [a, b] = await Promise.all([createPgEventBus(db.url), createPgEventBus(db.url)]);
+});
+afterAll(async () => {
+  await Promise.all([a.close(), b.close()]);
+  await db.drop();
+});
+
+const event = (i: number, symbols = 1): WindowsEvent => ({
+  opened: [{ size: WindowSize.ONE_MINUTE, windowEnd: new Date(Date.UTC(2026, 0, 5, 14, 30, i)), count: 1 }],
+  revised: [
+    {
+      size: WindowSize.ONE_MINUTE,
+      windowEnd: new Date(Date.UTC(2026, 0, 5, 14, 30, i)),
+      symbols: Array.from({ length: symbols }, (_, k) => `S${k}`),
+    },
+  ],
+  finalUntil: null,
+  watermark: new Date(Date.UTC(2026, 0, 5, 14, 31, i)),
+});
+
+async function take<T>(it: AsyncIterableIterator<T>, n: number): Promise<T[]> {
+  const out: T[] = [];
+  for await (const v of it) {
+    out.push(v);
+    if (out.length === n) break;
+  }
+  return out;
+}
+
+test("an event published on one replica reaches subscribers on both, Dates intact, in order", async () => {
+  const onA = take(a.subscribe(Topic.WINDOWS), 50);
+  const onB = take(b.subscribe(Topic.WINDOWS), 50);
+  await new Promise((r) => setTimeout(r, 50));
+  for (let i = 0; i < 50; i++) a.publish(Topic.WINDOWS, event(i));
+  const [gotA, gotB] = await Promise.all([onA, onB]);
+  expect(gotB).toEqual(Array.from({ length: 50 }, (_, i) => event(i)));
+  expect(gotA).toEqual(gotB);
+  expect(gotB[0].watermark).toBeInstanceOf(Date);
+});
+
+test("an event too large for NOTIFY is delivered on its own replica only", async () => {
+  const onA = take(a.subscribe(Topic.WINDOWS), 2);
+  const onB = take(b.subscribe(Topic.WINDOWS), 1);
+  await new Promise((r) => setTimeout(r, 50));
+  a.publish(Topic.WINDOWS, event(1, 2000));
+  a.publish(Topic.WINDOWS, event(2));
+  const [gotA, gotB] = await Promise.all([onA, onB]);
+  expect(gotA.map((e) => e.revised[0].symbols.length)).toEqual([2000, 1]);
+  expect(gotB.map((e) => e.revised[0].symbols.length)).toEqual([1]);
+});

@@ -1,0 +1,116 @@
+import { BatchWriter, type BatchResult } from "../../src/ingest/batch.writer";
+import type { AcceptedTrade } from "../../src/ingest/validator";
+import { setLogLevel } from "../../src/log";
+import { testDb, until, type TestDb } from "./ingest.helpers";
+
+let db: TestDb;
+beforeAll(async () => {
+  setLogLevel("silent");
+  db = await testDb();
+});
+afterAll(() => db.close());
+
+const T0 = Date.parse("2026-01-05T14:30:00.000Z");
+
+function trade(symbol: string, id: number): AcceptedTrade {
+  const timeMs = T0 + id * 37;
+  return {
+    symbol,
+    id,
+    time: new Date(timeMs).toISOString(),
+    timeMs,
+    price: 100 + (id % 7),
+    size: 1 + (id % 5),
+    exchange: "V",
+    bid: 99,
+    bidSize: 1,
+    ask: 101,
+    askSize: 2,
+  };
+}
+
+test("batches by size, the remainder by time; a full buffer makes the producer wait; repeats never reach panes", async () => {
+  const results: BatchResult[] = [];
+  let sent = 0;
+  const writer = new BatchWriter({
+    dataSource: db.ds,
+    stream: "test",
+    batchSize: 100,
+    maxDelayMs: 20,
+    checkpoint: () => ({ lastIds: { AAPL: sent }, watermarkMs: T0 + sent * 37 - 2000 }),
+    onCommitted: (r) => results.push(r),
+  });
+  let maxBuffered = 0;
+  let waits = 0;
+  const produce = async () => {
+    for (let id = 1; id <= 1050; id++) {
+      const wait = writer.room();
+      if (wait) {
+        waits++;
+        await wait;
+      }
+      writer.addTrade(trade("AAPL", id), Date.now(), "feed");
+      sent = id;
+      maxBuffered = Math.max(maxBuffered, writer.buffered);
+    }
+  };
+  await produce();
+  // The last 50 rows are below the batch size: the delay alone commits them.
+  await until("the remainder committed", () =>
+    results.reduce((n, r) => n + r.inserted, 0) === 1050 ? true : undefined,
+  );
+  expect(waits).toBeGreaterThan(0);
+  expect(maxBuffered).toBeLessThanOrEqual(100);
+  for (const r of results) expect(r.trades).toBeLessThanOrEqual(100);
+  expect(results.length).toBeGreaterThanOrEqual(11);
+  const [cp] = await db.ds.query(`SELECT last_ids, watermark FROM ingest_checkpoints WHERE stream = 'test'`);
+  expect(cp.last_ids).toEqual({ AAPL: 1050 });
+
+  // Re-sending everything: the unique key turns every row away and panes stay as they were.
+  const [panesBefore] = await db.ds.query(`SELECT sum(n)::int AS n, sum(pv_sum) AS pv FROM panes_10s`);
+  const committed = results.length;
+  sent = 0;
+  await produce();
+  writer.addQuarantine("not json \u0000", "MALFORMED", "frame is not JSON", Date.now());
+  await writer.close();
+  const repeats = results.slice(committed);
+  expect(repeats.reduce((n, r) => n + r.trades, 0)).toBe(1050);
+  expect(repeats.reduce((n, r) => n + r.inserted, 0)).toBe(0);
+  expect(repeats.flatMap((r) => r.buckets)).toEqual([]);
+  const [panesAfter] = await db.ds.query(`SELECT sum(n)::int AS n, sum(pv_sum) AS pv FROM panes_10s`);
+  expect(panesAfter).toEqual(panesBefore);
+  expect(panesAfter.n).toBe(1050);
+  const [q] = await db.ds.query(`SELECT raw, detail FROM quarantine`);
+  expect(q).toEqual({ raw: "not json \\u0000", detail: "frame is not JSON (NUL bytes escaped as \\u0000)" });
+});
+
+test("a batch split over several connections commits every part, and the checkpoint holds every symbol", async () => {
+  await db.ds.query(`TRUNCATE quotes, panes_10s, quarantine, ingest_checkpoints`);
+  const symbols = "ABCDEFGHIJ".split("").map((c) => `${c}X`);
+  const results: BatchResult[] = [];
+  const last: Record<string, number> = {};
+  const writer = new BatchWriter({
+    dataSource: db.ds,
+    stream: "parts",
+    batchSize: 70,
+    connections: 3,
+    checkpoint: () => ({ lastIds: { ...last }, watermarkMs: T0 }),
+    onCommitted: (r) => results.push(r),
+  });
+  for (let id = 1; id <= 40; id++) {
+    for (const s of symbols) {
+      const wait = writer.room();
+      if (wait) await wait;
+      writer.addTrade(trade(s, id), Date.now(), "feed");
+      last[s] = id;
+    }
+  }
+  await writer.close();
+  expect(results.reduce((n, r) => n + r.inserted, 0)).toBe(400);
+  const [cp] = await db.ds.query(`SELECT last_ids FROM ingest_checkpoints WHERE stream = 'parts'`);
+  expect(cp.last_ids).toEqual(Object.fromEntries(symbols.map((s) => [s, 40])));
+  const [{ n, panes }] = await db.ds.query(
+    `SELECT (SELECT count(*)::int FROM quotes) AS n, (SELECT sum(n)::int FROM panes_10s) AS panes`,
+  );
+  expect({ n, panes }).toEqual({ n: 400, panes: 400 });
+});

@@ -1,0 +1,124 @@
+import type { DataSource } from "typeorm";
+import { createDataSource } from "../../src/db/data-source";
+import { KEY_HEADER, SECRET_HEADER, type MockFeed, type RestTrade, type TradesPage } from "../../src/feed";
+import { createTestDatabase } from "../support/database";
+
+export interface TestDb {
+  url: string;
+  ds: DataSource;
+  close(): Promise<void>;
+}
+
+/** A fresh migrated database and a DataSource on it. */
+export async function testDb(): Promise<TestDb> {
+  const db = await createTestDatabase();
+  const ds = createDataSource({ url: db.url, statementTimeoutMs: 30_000, poolSize: 4 });
+  await ds.initialize();
+  return {
+    url: db.url,
+    ds,
+    async close() {
+      await ds.destroy();
+      await db.drop();
+    },
+  };
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `check` until it returns something other than undefined, or fails after `timeoutMs`. */
+export async function until<T>(
+  what: string,
+  check: () => T | undefined | Promise<T | undefined>,
+  timeoutMs = 15_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+/** Every trade of `symbol` the feed's REST history holds, in id order. */
+export async function history(restUrl: string, symbol: string): Promise<RestTrade[]> {
+  const out: RestTrade[] = [];
+  let token: string | null = null;
+  do {
+    const q = new URLSearchParams({ limit: "10000" });
+    if (token) q.set("page_token", token);
+    const res = await fetch(`${restUrl}/v2/stocks/${encodeURIComponent(symbol)}/trades?${q}`, {
+      headers: { [KEY_HEADER]: "tickgraph", [SECRET_HEADER]: "tickgraph" },
+    });
+    const page = (await res.json()) as TradesPage;
+    out.push(...page.trades);
+    token = page.next_page_token;
+  } while (token);
+  return out;
+}
+
+export interface StoredTrade {
+  symbol: string;
+  seq: number;
+  price: number;
+  size: number;
+  time: string;
+}
+
+export async function storedTrades(ds: DataSource): Promise<Map<string, StoredTrade[]>> {
+  const rows: StoredTrade[] = await ds.query(
+    `SELECT symbol, seq::int AS seq, price, size,
+            to_char(event_time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS time
+     FROM quotes ORDER BY symbol, seq`,
+  );
+  const out = new Map<string, StoredTrade[]>();
+  for (const r of rows) {
+    let list = out.get(r.symbol);
+    if (!list) out.set(r.symbol, (list = []));
+    list.push(r);
+  }
+  return out;
+}
+
+/** Ids of trades quarantined as LATE, per symbol (read back from their verbatim raw text). */
+export async function lateIds(ds: DataSource): Promise<Map<string, Set<number>>> {
+  const rows: { raw: string }[] = await ds.query(`SELECT raw FROM quarantine WHERE reason = 'LATE'`);
+  const out = new Map<string, Set<number>>();
+  for (const { raw } of rows) {
+    const m = JSON.parse(raw) as { S: string; i: number };
+    let set = out.get(m.S);
+    if (!set) out.set(m.S, (set = new Set()));
+    set.add(m.i);
+  }
+  return out;
+}
+
+/**
+ * Checks the database against the feed's history for ids 1…upTo[symbol]: every trade is stored exactly
+ * once with the feed's price, size and time, or quarantined as LATE; nothing else is stored.
+ */
+export async function expectMatchesHistory(
+  ds: DataSource,
+  feed: Pick<MockFeed, "restUrl">,
+  upTo: Record<string, number>,
+): Promise<{ stored: number; late: number }> {
+  const stored = await storedTrades(ds);
+  const late = await lateIds(ds);
+  let nStored = 0;
+  let nLate = 0;
+  for (const [symbol, last] of Object.entries(upTo)) {
+    const hist = (await history(feed.restUrl, symbol)).filter((t) => t.i <= last);
+    expect(hist.map((t) => t.i)).toEqual(hist.map((_, k) => k + 1));
+    const lateSet = late.get(symbol) ?? new Set<number>();
+    const rows = (stored.get(symbol) ?? []).filter((r) => r.seq <= last);
+    const expected = hist
+      .filter((t) => !lateSet.has(t.i))
+      .map((t) => ({ symbol, seq: t.i, price: t.p, size: t.s, time: t.t }));
+    expect(rows).toEqual(expected);
+    for (const id of lateSet) expect(id).toBeLessThanOrEqual(hist.length);
+    nStored += rows.length;
+    nLate += [...lateSet].filter((id) => id <= last).length;
+  }
+  return { stored: nStored, late: nLate };
+}

@@ -1,0 +1,175 @@
+import { Client } from "pg";
+import { Role } from "../../src/policy/principal";
+import { rebuildWindows } from "../../src/windows/rebuild";
+import { grantEntitlements } from "../support/governance";
+import { startTestPlatform, type TestPlatform } from "../support/server";
+
+let t: TestPlatform;
+let token: string;
+const T0 = Date.parse("2026-01-05T14:30:00Z");
+
+beforeAll(async () => {
+  t = await startTestPlatform();
+  const c = new Client({ connectionString: t.databaseUrl });
+  await c.connect();
+  // Five symbols over 30 minutes, one trade per second each, with distinct trends; UP and DOWN also
+  // traded the previous day, so they have a previous session close.
+  await c.query(`INSERT INTO instruments (symbol, name, exchange, sector)
+                 SELECT s, s, 'NYSE', 'Tech' FROM unnest(ARRAY['UP','DOWN','FLAT','TIE1','TIE2']) s`);
+  await c.query(
+    `INSERT INTO quotes (symbol, event_time, seq, price, size)
+     SELECT s.symbol, $1::timestamptz + n * interval '1 second', n, s.base + s.slope * n, 10 + n % 7
+     FROM (VALUES ('UP', 100.0, 0.01), ('DOWN', 200.0, -0.02), ('FLAT', 150.0, 0.0), ('TIE1', 120.0, 0.0), ('TIE2', 120.0, 0.0))
+          AS s(symbol, base, slope)
+     CROSS JOIN generate_series(0, 1799) n`,
+    [new Date(T0)],
+  );
+  await c.query(
+    `INSERT INTO quotes (symbol, event_time, seq, price, size)
+     VALUES ('UP', $1, 100000, 90, 5), ('DOWN', $1, 100000, 250, 5)`,
+    [new Date(T0 - 86_400_000)],
+  );
+  await c.query(`INSERT INTO window_progress (id, emitted_until, final_until) VALUES (1, $1, $1)`, [
+    new Date(T0 + 3_600_000),
+  ]);
+  await c.end();
+  await rebuildWindows(t.platform.db.dataSource, new Date(T0 - 86_400_000), new Date(T0 + 1_800_000));
+  await grantEntitlements(t, "alice");
+  token = await t.token("alice");
+});
+afterAll(() => t.close());
+
+const gql = (query: string, variables?: Record<string, unknown>) => t.gql(query, { token, variables });
+
+test("windowAggregates pages through one symbol's windows by cursor, newest first", async () => {
+  const seen: string[] = [];
+  let after: string | null = null;
+  for (;;) {
+    const { body } = await gql(
+      `query($after: String) { windowAggregates(size: ONE_MINUTE, symbols: ["UP"], first: 50, after: $after) {
+         nodes { symbol windowStart windowEnd tickCount open close final revision delayed }
+         pageInfo { hasNextPage endCursor } } }`,
+      { after },
+    );
+    expect(body.errors).toBeUndefined();
+    const conn = body.data.windowAggregates;
+    seen.push(...conn.nodes.map((n: { windowEnd: string }) => n.windowEnd));
+    if (!conn.pageInfo.hasNextPage) break;
+    after = conn.pageInfo.endCursor;
+  }
+  // 30 minutes of trades: ends from T0+10s to T0+30min+50s, every 10 s, plus the previous day's 6.
+  expect(seen.length).toBe(185 + 6);
+  expect(seen).toEqual([...seen].sort().reverse());
+  expect(new Set(seen).size).toBe(seen.length);
+});
+
+test("a full one-minute window holds 60 trades, open and close by time", async () => {
+  const end = new Date(T0 + 120_000).toISOString();
+  const { body } = await gql(
+    `query($from: DateTime, $to: DateTime) { windowAggregates(size: ONE_MINUTE, symbols: ["UP"], from: $from, to: $to) {
+       nodes { windowStart windowEnd tickCount open close high low mean volume delayed } } }`,
+    { from: end, to: new Date(T0 + 120_001).toISOString() },
+  );
+  const [w] = body.data.windowAggregates.nodes;
+  expect(w).toMatchObject({
+    windowStart: new Date(T0 + 60_000).toISOString(),
+    windowEnd: end,
+    tickCount: 60,
+    delayed: false,
+  });
+  expect(w.open).toBeCloseTo(100 + 0.01 * 60, 9);
+  expect(w.close).toBeCloseTo(100 + 0.01 * 119, 9);
+  expect(w.mean).toBeCloseTo(100 + 0.01 * 89.5, 9);
+});
+
+test("topSymbols ranks the latest window by mean, ties by symbol; `at` picks an earlier window", async () => {
+  const { body } = await gql(
+    `{ topSymbols(size: FIVE_MINUTES) { size by windowEnd entries { rank symbol value aggregate { mean } } delayed } }`,
+  );
+  const r = body.data.topSymbols;
+  expect(r.entries.map((e: { symbol: string }) => e.symbol)).toEqual(["DOWN", "FLAT", "TIE1"]);
+  expect(r.entries.map((e: { rank: number }) => e.rank)).toEqual([1, 2, 3]);
+  expect(r.entries[0].value).toBe(r.entries[0].aggregate.mean);
+  const at = new Date(T0 + 600_005).toISOString();
+  const earlier = await gql(
+    `query($at: DateTime) { topSymbols(size: ONE_MINUTE, by: CLOSE, limit: 5, at: $at) { windowEnd entries { symbol } } }`,
+    { at },
+  );
+  expect(earlier.body.data.topSymbols.windowEnd).toBe(new Date(T0 + 600_000).toISOString());
+  expect(earlier.body.data.topSymbols.entries.map((e: { symbol: string }) => e.symbol)).toEqual([
+    "DOWN",
+    "FLAT",
+    "TIE1",
+    "TIE2",
+    "UP",
+  ]);
+});
+
+test("topSymbolsHistory gives one ranking per 10-second window in [from, to)", async () => {
+  const { body } = await gql(
+    `query($from: DateTime!, $to: DateTime!) { topSymbolsHistory(size: ONE_MINUTE, from: $from, to: $to) { windowEnd entries { symbol } } }`,
+    { from: new Date(T0 + 300_000).toISOString(), to: new Date(T0 + 360_000).toISOString() },
+  );
+  const ends = body.data.topSymbolsHistory.map((r: { windowEnd: string }) => Date.parse(r.windowEnd) - T0);
+  expect(ends).toEqual([300_000, 310_000, 320_000, 330_000, 340_000, 350_000]);
+  expect(body.data.topSymbolsHistory.every((r: { entries: unknown[] }) => r.entries.length === 3)).toBe(true);
+});
+
+test("topPriceStocks has one entry per 5-minute tumbling window", async () => {
+  const { body } = await gql(
+    `query($from: DateTime, $to: DateTime) { topPriceStocks(from: $from, to: $to) { size windowStart windowEnd entries { symbol } } }`,
+    { from: new Date(T0).toISOString(), to: new Date(T0 + 3_600_000).toISOString() },
+  );
+  const list = body.data.topPriceStocks;
+  expect(list.map((r: { windowEnd: string }) => (Date.parse(r.windowEnd) - T0) / 60_000)).toEqual([
+    5, 10, 15, 20, 25, 30,
+  ]);
+  expect(
+    list.every(
+      (r: { size: string; entries: { symbol: string }[] }) =>
+        r.size === "FIVE_MINUTES" && r.entries.length === 1,
+    ),
+  ).toBe(true);
+  expect(list[0].entries[0].symbol).toBe("DOWN");
+});
+
+test("topMovers over the latest window and since the previous session's close", async () => {
+  const { body } = await gql(`{
+    w: topMovers(size: ONE_MINUTE) { basis size asOf gainers { rank symbol changePercent } losers { rank symbol changePercent } }
+    s: topMovers(basis: SESSION, minVolume: 1) { basis size gainers { symbol price referencePrice change } losers { symbol referencePrice } }
+  }`);
+  expect(body.errors).toBeUndefined();
+  expect(body.data.w.gainers.map((m: { symbol: string }) => m.symbol)).toEqual(["UP"]);
+  expect(body.data.w.losers.map((m: { symbol: string }) => m.symbol)).toEqual(["DOWN"]);
+  expect(body.data.w.gainers[0].changePercent).toBeGreaterThan(0);
+  expect(body.data.s.size).toBeNull();
+  expect(body.data.s.gainers).toEqual([
+    { symbol: "UP", price: expect.any(Number), referencePrice: 90, change: expect.any(Number) },
+  ]);
+  expect(body.data.s.gainers[0].price).toBeCloseTo(100 + 0.01 * 1799, 9);
+  expect(body.data.s.losers).toEqual([{ symbol: "DOWN", referencePrice: 250 }]);
+});
+
+test("bad input is BAD_USER_INPUT", async () => {
+  const bad = [
+    `{ topSymbols(size: ONE_MINUTE, limit: 0) { windowEnd } }`,
+    `{ topSymbols(size: ONE_MINUTE, limit: 1000) { windowEnd } }`,
+    `{ windowAggregates(size: ONE_MINUTE, after: "nope") { nodes { symbol } } }`,
+    `{ topSymbolsHistory(size: ONE_MINUTE, from: "2026-01-01T00:00:00Z", to: "2026-02-01T00:00:00Z") { windowEnd } }`,
+    `{ topMovers(minVolume: -1) { asOf } }`,
+  ];
+  for (const q of bad) {
+    const { body } = await gql(q);
+    expect([q, body.errors?.[0].extensions?.code]).toEqual([q, "BAD_USER_INPUT"]);
+  }
+});
+
+test("a user without REALTIME is served delayed windows, marked so", async () => {
+  const bob = await t.token("bob", [Role.USER]);
+  const { body } = await t.gql(
+    `{ topSymbols(size: ONE_MINUTE) { delayed entries { aggregate { delayed } } } }`,
+    { token: bob },
+  );
+  expect(body.data.topSymbols.delayed).toBe(true);
+  expect(body.data.topSymbols.entries[0].aggregate.delayed).toBe(true);
+});

@@ -18,6 +18,9 @@ import type { Limits } from "../config/config";
 import { ClientError, ErrorCode } from "../errors";
 import { checkPageSize } from "../resolvers/page";
 
+/** Cost results remembered per document (one per distinct set of variables). */
+const COSTS_PER_DOCUMENT = 256;
+
 const tooComplex = (message: string) =>
   new GraphQLError(message, { extensions: { code: ErrorCode.QUERY_TOO_COMPLEX, http: { status: 400 } } });
 
@@ -37,7 +40,10 @@ function limitRules(limits: Limits): ValidationRule[] {
  */
 export function createLimitChecker(schema: GraphQLSchema, limits: Limits) {
   const rules = limitRules(limits);
-  const checkedDocuments = new WeakMap<DocumentNode, readonly GraphQLError[]>();
+  const checkedDocuments = new WeakMap<
+    DocumentNode,
+    { errors: readonly GraphQLError[]; costs: Map<string, readonly GraphQLError[]> }
+  >();
   // Page sizes are checked first, so that `first: 100000` reads as the bad input it is (BAD_USER_INPUT)
   // rather than as a costly query. Returning nothing hands the field on to the next estimator.
   const pageSizeEstimator: ComplexityEstimator = ({ args }) => {
@@ -48,16 +54,11 @@ export function createLimitChecker(schema: GraphQLSchema, limits: Limits) {
     fieldExtensionsEstimator(),
     simpleEstimator({ defaultComplexity: 1 }),
   ];
-  return function checkLimits(
+  function estimate(
     document: DocumentNode,
     variables: Record<string, unknown> | undefined,
     operationName: string | null | undefined,
   ): readonly GraphQLError[] {
-    // Apollo hands back the same DocumentNode for a cached query text, so depth and aliases are
-    // counted once per distinct query; cost depends on variables and is estimated every time.
-    let errors = checkedDocuments.get(document);
-    if (!errors) checkedDocuments.set(document, (errors = validate(schema, document, rules)));
-    if (errors.length) return errors;
     let cost: number;
     try {
       cost = getComplexity({
@@ -80,6 +81,29 @@ export function createLimitChecker(schema: GraphQLSchema, limits: Limits) {
           ),
         ]
       : [];
+  }
+
+  return function checkLimits(
+    document: DocumentNode,
+    variables: Record<string, unknown> | undefined,
+    operationName: string | null | undefined,
+  ): readonly GraphQLError[] {
+    // Apollo hands back the same DocumentNode for a cached query text, so depth and aliases are
+    // counted once per distinct query, and its cost once per distinct set of variables.
+    let checked = checkedDocuments.get(document);
+    if (!checked) {
+      checked = { errors: validate(schema, document, rules), costs: new Map() };
+      checkedDocuments.set(document, checked);
+    }
+    if (checked.errors.length) return checked.errors;
+    const key = `${operationName ?? ""}\u0000${variables ? JSON.stringify(variables) : ""}`;
+    let costErrors = checked.costs.get(key);
+    if (!costErrors) {
+      costErrors = estimate(document, variables, operationName);
+      if (checked.costs.size >= COSTS_PER_DOCUMENT) checked.costs.clear();
+      checked.costs.set(key, costErrors);
+    }
+    return costErrors;
   };
 }
 

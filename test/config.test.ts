@@ -34,6 +34,7 @@ test.each([
   [{ JWT_SECRET: "short" }, /JWT_SECRET is too short/],
   [{ JWT_SECRET: "x".repeat(40), JWKS_URL: "https://idp/jwks" }, /not both/],
   [{ FEED_URL: "ws://feed" }, /set FEED_KEY and FEED_SECRET/],
+  [{ EVENT_BUS: "kafka" }, /EVENT_BUS=kafka is not valid: use one of memory, postgres/],
   [{ FEED_URL: "http://feed", FEED_KEY: "k", FEED_SECRET: "s" }, /FEED_URL must use ws: or wss:/],
 ])("%o fails fast: %s", (env, message) => {
   expect(() => loadConfig({}, env)).toThrow(ConfigError);

@@ -5,6 +5,7 @@ import { QuarantineRepo } from "./db/quarantine.repo";
 import { startMockFeed, type MockFeed, type MockFeedOptions } from "./feed";
 import { startIngest, type Ingest } from "./ingest";
 import { log, setLogLevel } from "./log";
+import { seedDemoPrincipals } from "./policy/demo";
 import { createTokenVerifier } from "./policy/tokens";
 import { createEventBus, Topic, type EventBus } from "./events/bus";
 import { createPgEventBus, type PgEventBus } from "./events/pg-bus";
@@ -58,6 +59,8 @@ export async function startPlatform(config: Config, opts: PlatformOptions = {}):
       await windows.start();
       if (!config.feedUrl) {
         feed = await startMockFeed({ ...opts.feed, key: config.feedKey, secret: config.feedSecret });
+        // A demo on the mock market: principals for every role, so that tokens show what each may see.
+        await seedDemoPrincipals(db.dataSource);
       }
       const mock = feed;
       ingest = startIngest({

@@ -6,6 +6,7 @@ import { migrate } from "../db/data-source";
 import { openDatabase } from "../db/database";
 import { log, setLogLevel } from "../log";
 import { startPlatform } from "../platform";
+import { DEMO_PRINCIPALS } from "../policy/demo";
 import { parseRoles } from "../policy/principal";
 import { mintToken, parseTtl } from "../policy/tokens";
 import { buildTickgraphSchema, printTickgraphSchema } from "../schema/schema";
@@ -77,9 +78,18 @@ export function buildCli(): Command {
           ``,
           `tickgraph is serving GraphQL at ${url} (HTTP and WebSocket), on ${db}.`,
           ``,
-          `Get a token:   npx tickgraph token --sub alice --roles USER`,
+          `Get a token:   TOKEN=$(npx tickgraph token --sub alice --roles USER)`,
           `Then query:    curl -s ${url} -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \\`,
           `                 -d '{"query":"{ quotes(first: 5) { nodes { symbol eventTime price size } } }"}'`,
+          ...(platform.feed
+            ? [
+                ``,
+                `Demo principals on the mock market (use their id and roles with \`npx tickgraph token\`):`,
+                ...DEMO_PRINCIPALS.map(
+                  (p) => `  --sub ${p.id.padEnd(7)} --roles ${p.roles.join(",").padEnd(10)} ${p.what}`,
+                ),
+              ]
+            : []),
           `Health:        ${url.replace("/graphql", "/readyz")}   Metrics: ${url.replace("/graphql", "/metrics")}`,
           ``,
         ].join("\n"),

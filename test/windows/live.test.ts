@@ -71,7 +71,7 @@ test("windows, rankings and the top price stock follow the market clock", async 
 
   // The latest ranking is recent: within a minute of market time of the ingest watermark. (A custodian
   // reads ingest status; without REALTIME it would see no window yet, 15 market minutes being all there is.)
-  const custodian = await t.token("carol", ["CUSTODIAN" as never]);
+  const custodian = await t.token("cathy", ["CUSTODIAN" as never]);
   const latest = await t.gql(`{ topSymbols(size: ONE_MINUTE) { windowEnd } }`, { token });
   const status = await t.gql(
     `{ ingestStatus { watermark } delayed: topSymbols(size: ONE_MINUTE) { windowEnd } }`,

@@ -81,8 +81,65 @@ async function main() {
       ``,
     ].join("\n"),
   );
+  await paneMergeCost(c, perPane);
   await c.end();
   await ds.destroy();
+}
+
+/**
+ * The per-trade part of the window work: merging each batch into panes inside the ingest statement.
+ * Inserts the same batches of trades with the ingest's statement shape, with and without the pane merge,
+ * and reports the difference per trade next to the insert's own cost.
+ */
+async function paneMergeCost(c: Client, perPane: number): Promise<void> {
+  const batches = 40;
+  const size = 5000;
+  const run = async (withPanes: boolean) => {
+    await c.query("TRUNCATE quotes, panes_10s");
+    const t0 = Date.parse("2026-01-06T14:30:00Z");
+    let ms = 0;
+    for (let b = 0; b < batches; b++) {
+      const rows = Array.from({ length: size }, (_, i) => {
+        const n = b * size + i;
+        return {
+          symbol: `S${n % flags.symbols}`,
+          t: new Date(t0 + Math.floor((n * 10_000) / (perPane * flags.symbols))),
+          seq: n,
+          price: 100 + (n % 97) / 10,
+          size: 1 + (n % 300),
+        };
+      });
+      const started = performance.now();
+      await c.query(
+        `WITH ins AS (
+           INSERT INTO quotes (symbol, event_time, seq, price, size)
+           SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::int8[], $4::float8[], $5::int4[])
+           ON CONFLICT (symbol, seq) DO NOTHING RETURNING symbol, event_time, seq, price, size)
+         ${withPanes ? `, merged AS (${mergePanesSql("ins")})` : ""}
+         SELECT count(*) FROM ins`,
+        [
+          rows.map((r) => r.symbol),
+          rows.map((r) => r.t),
+          rows.map((r) => r.seq),
+          rows.map((r) => r.price),
+          rows.map((r) => r.size),
+        ],
+      );
+      ms += performance.now() - started;
+    }
+    return (ms * 1000) / (batches * size); // µs per trade
+  };
+  await run(true); // warm-up
+  const without = await run(false);
+  const withPanes = await run(true);
+  process.stdout.write(
+    [
+      `pane merge inside the ingest statement (${batches} batches of ${size} trades, ${flags.symbols} symbols):`,
+      `  insert alone ${without.toFixed(2)} µs/trade, with pane merge ${withPanes.toFixed(2)} µs/trade: ` +
+        `the merge adds ${(withPanes - without).toFixed(2)} µs/trade (${(((withPanes - without) / withPanes) * 100).toFixed(0)}% of the statement)`,
+      ``,
+    ].join("\n"),
+  );
 }
 
 /** CPU ms used by this database's Postgres backends so far (from /proc), or -1 where unreadable. */

@@ -15,14 +15,20 @@ export function mergePanesSql(source: string): string {
   return `INSERT INTO panes_10s AS p
       (symbol, bucket, n, px_sum, pv_sum, volume, high, low,
        open_px, open_ts, open_seq, close_px, close_ts, close_seq)
-    SELECT symbol, date_bin('10 seconds', event_time, timestamptz 'epoch') AS bucket,
-           count(*), sum(price), sum(price * size), sum(size), max(price), min(price),
-           (array_agg(price ORDER BY event_time, seq))[1], min(event_time),
-           (array_agg(seq ORDER BY event_time, seq))[1],
-           (array_agg(price ORDER BY event_time DESC, seq DESC))[1], max(event_time),
-           (array_agg(seq ORDER BY event_time DESC, seq DESC))[1]
-    FROM ${source} AS src
-    GROUP BY 1, 2
+    SELECT symbol, bucket, n, px_sum, pv_sum, volume, high, low,
+           o[3], open_ts, o[2]::int8, c[3], close_ts, c[2]::int8
+    FROM (
+      -- First and last trade by (event time, seq) in one pass: min/max over [µs since epoch, seq, price]
+      -- (exact as float8 up to 2^53) instead of sorting each pane's trades per aggregate.
+      SELECT symbol, date_bin('10 seconds', event_time, timestamptz 'epoch') AS bucket,
+             count(*) AS n, sum(price) AS px_sum, sum(price * size) AS pv_sum, sum(size) AS volume,
+             max(price) AS high, min(price) AS low,
+             min(ARRAY[(extract(epoch FROM event_time) * 1000000)::float8, seq::float8, price]) AS o,
+             max(ARRAY[(extract(epoch FROM event_time) * 1000000)::float8, seq::float8, price]) AS c,
+             min(event_time) AS open_ts, max(event_time) AS close_ts
+      FROM ${source} AS src
+      GROUP BY 1, 2
+    ) AS agg
     ON CONFLICT (symbol, bucket) DO UPDATE SET
       n = p.n + excluded.n,
       px_sum = p.px_sum + excluded.px_sum,

@@ -4,6 +4,7 @@ import { openDatabase, type Database } from "./db/database";
 import { QuarantineRepo } from "./db/quarantine.repo";
 import { startMockFeed, type MockFeed, type MockFeedOptions } from "./feed";
 import { startIngest, type Ingest } from "./ingest";
+import { chunksOf } from "./ingest/committed";
 import { log, setLogLevel } from "./log";
 import { seedDemoPrincipals } from "./policy/demo";
 import { createTokenVerifier } from "./policy/tokens";
@@ -12,6 +13,9 @@ import { createPgEventBus, type PgEventBus } from "./events/pg-bus";
 import { buildTickgraphSchema } from "./schema/schema";
 import { startServer, type RunningServer } from "./server/server";
 import { WindowEngine } from "./windows/window.engine";
+
+/** Trades per QUOTES event: at most ~140 bytes each encoded, so a piece stays under NOTIFY's 8000 bytes. */
+const TRADES_PER_EVENT = 40;
 
 export interface Platform {
   server: RunningServer;
@@ -73,6 +77,10 @@ export async function startPlatform(config: Config, opts: PlatformOptions = {}):
       });
       const engine = windows;
       ingest.onCommit((e) => engine.onCommit(e));
+      ingest.onCommit((e) => {
+        for (const part of e.trades)
+          for (const piece of chunksOf(part, TRADES_PER_EVENT)) bus.publish(Topic.QUOTES, piece);
+      });
     }
     const running = ingest;
     server = await startServer({

@@ -1,4 +1,5 @@
 import { Repeater, SlidingBuffer } from "@graphql-yoga/subscription";
+import type { CommittedTrades } from "../ingest/committed";
 import type { AccessLogRecord } from "../policy/audit";
 import type { WindowsEvent } from "../windows/window.engine";
 
@@ -8,12 +9,15 @@ export enum Topic {
   ACCESS_LOG = "ACCESS_LOG",
   /** Windows opened, revised or finalized by one window-engine step. */
   WINDOWS = "WINDOWS",
+  /** New trades of a committed ingest batch, in pieces small enough for one NOTIFY. */
+  QUOTES = "QUOTES",
 }
 
 /** The payload each topic carries. Add a topic here with its payload type and publishers are checked. */
 export interface Topics {
   [Topic.ACCESS_LOG]: AccessLogRecord;
   [Topic.WINDOWS]: WindowsEvent;
+  [Topic.QUOTES]: CommittedTrades;
 }
 
 /**

@@ -54,6 +54,8 @@ export async function createPgEventBus(url: string): Promise<PgEventBus> {
 
   let pending: string[] = [];
   let scheduled = false;
+  // The sender runs its queries in order: the last one settled means every earlier one did.
+  let sent: Promise<unknown> = Promise.resolve();
   const flush = () => {
     scheduled = false;
     const parts = pending;
@@ -63,7 +65,7 @@ export async function createPgEventBus(url: string): Promise<PgEventBus> {
     const send = () => {
       if (!frame.length) return;
       const payload = `{"events":[${frame.join(",")}]}`;
-      sender
+      sent = sender
         .query("SELECT pg_notify($1, $2)", [CHANNEL, payload])
         .catch((err) => log.error({ err }, "NOTIFY failed"));
       frame = [];
@@ -94,6 +96,7 @@ export async function createPgEventBus(url: string): Promise<PgEventBus> {
     subscribe: (topic) => local.subscribe(topic),
     async close() {
       flush();
+      await sent;
       await Promise.allSettled([listener.end(), sender.end()]);
     },
   };

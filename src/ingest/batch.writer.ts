@@ -2,6 +2,7 @@ import { performance } from "node:perf_hooks";
 import type { DataSource } from "typeorm";
 import { log } from "../log";
 import { mergePanesSql } from "../windows/panes.sql";
+import { committedOf, type CommittedTrades } from "./committed";
 import type { AcceptedTrade } from "./validator";
 
 /** How a trade reached the ingest; stored in `quotes.source`. */
@@ -23,6 +24,8 @@ export interface BatchResult {
   newestMs: number | null;
   /** Wall time from cut to commit, all parts of the batch. */
   seconds: number;
+  /** The new rows, one piece per part of the batch. */
+  committed: CommittedTrades[];
 }
 
 /** The checkpoint as of the moment a batch is cut: what every row up to then makes true. */
@@ -118,9 +121,9 @@ const INSERT_TRADES = `
          AS u(s, t, q, p, z, b, bz, a, az, x, src, r)
     ORDER BY s, q
     ON CONFLICT (symbol, seq) DO NOTHING
-    RETURNING symbol, event_time, seq, price, size
+    RETURNING id, symbol, event_time, seq, price, size
   ), merged AS (${mergePanesSql("ins")})
-  SELECT count(*)::int AS inserted,
+  SELECT count(*)::int AS inserted, array_agg(id) AS ids, array_agg(symbol) AS symbols, array_agg(seq) AS seqs,
          coalesce(array_agg(DISTINCT (extract(epoch FROM date_bin('10 seconds', event_time, timestamptz 'epoch'))
                                       * 1000)::int8), '{}') AS buckets
   FROM ins`;
@@ -294,6 +297,7 @@ export class BatchWriter {
       watermarkMs: cp.watermarkMs,
       newestMs: newest.length ? Math.max(...newest) : null,
       seconds: (performance.now() - started) / 1000,
+      committed: done.flatMap((x) => x.committed),
     };
     try {
       this.opts.onCommitted(result);
@@ -329,6 +333,7 @@ export class BatchWriter {
       if (!this.opts.durableCommits) await qr.query("SET LOCAL synchronous_commit = off");
       let inserted = 0;
       let buckets: Date[] = [];
+      const committed: CommittedTrades[] = [];
       if (b.symbol.length) {
         const [row] = (await qr.query(INSERT_TRADES, [
           b.symbol,
@@ -343,8 +348,9 @@ export class BatchWriter {
           b.exchange,
           b.source,
           b.received,
-        ])) as { inserted: number; buckets: string[] }[];
+        ])) as { inserted: number; buckets: string[]; ids: string[]; symbols: string[]; seqs: string[] }[];
         inserted = row.inserted;
+        if (inserted) committed.push(committedOf(b, row));
         buckets = row.buckets.map((ms) => new Date(Number(ms))).sort((x, y) => x.getTime() - y.getTime());
       }
       if (b.qRaw.length) await qr.query(INSERT_QUARANTINE, [b.qReceived, b.qRaw, b.qReason, b.qDetail]);
@@ -364,6 +370,7 @@ export class BatchWriter {
         watermarkMs: cp.watermarkMs,
         newestMs: b.newestMs,
         seconds: (performance.now() - started) / 1000,
+        committed,
       };
     } catch (err) {
       if (qr.isTransactionActive) await qr.rollbackTransaction().catch(() => undefined);

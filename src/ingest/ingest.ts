@@ -3,6 +3,7 @@ import type { Asset } from "../feed/protocol";
 import { log } from "../log";
 import type { MarketClock } from "../policy/market-clock";
 import { BatchWriter, type BatchResult, type TradeSource } from "./batch.writer";
+import type { CommittedTrades } from "./committed";
 import { FeedRest, streamTrade } from "./feed.rest";
 import {
   ingestAccepted,
@@ -72,6 +73,8 @@ export interface CommitEvent {
   buckets: Date[];
   /** New trade rows. */
   inserted: number;
+  /** Those rows, as the writer held them (with their ids). */
+  trades: CommittedTrades[];
 }
 
 /** Called synchronously after each commit: keep it short and defer real work (it runs on the ingest path). */
@@ -242,6 +245,7 @@ export function startIngest(opts: IngestOptions): Ingest {
       watermark: r.watermarkMs === null ? null : new Date(r.watermarkMs),
       buckets: r.buckets,
       inserted: r.inserted,
+      trades: r.committed,
     };
     for (const l of listeners) {
       try {

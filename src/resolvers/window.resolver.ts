@@ -24,7 +24,7 @@ const MAX_RANK_LIMIT = 100;
 const SYMBOL_PART = /^[A-Za-z0-9._-]{1,32}$|^-?\d{1,19}$/;
 const windowCursor = (w: WindowRow) => encodeCursor([String(w.windowEnd.getTime()), w.symbol]);
 
-function checkLimit(limit: number | null | undefined, fallback: number): number {
+export function checkLimit(limit: number | null | undefined, fallback: number): number {
   const n = limit ?? fallback;
   if (!Number.isInteger(n) || n < 1 || n > MAX_RANK_LIMIT) {
     throw new BadUserInputError(`limit must be between 1 and ${MAX_RANK_LIMIT}, got ${n}.`, {
@@ -43,14 +43,19 @@ function checkSpan(from: Date, to: Date, stepMs: number): void {
   }
 }
 
-function toAggregate(row: WindowRow, delayed: boolean): WindowAggregate {
+export function toAggregate(row: WindowRow, delayed: boolean): WindowAggregate {
   const a = row as WindowRow & WindowAggregate;
   a.delayed = delayed;
   return a;
 }
 
 /** Groups ranked rows (ordered by window, then rank) into one ranking per window. */
-function rankingsOf(rows: RankedRow[], size: WindowSize, by: RankBy, delayed: boolean): WindowRanking[] {
+export function rankingsOf(
+  rows: RankedRow[],
+  size: WindowSize,
+  by: RankBy,
+  delayed: boolean,
+): WindowRanking[] {
   const out: WindowRanking[] = [];
   const col = RANK_COLUMN[by] as keyof WindowRow;
   for (const row of rows) {
@@ -70,7 +75,7 @@ function rankingsOf(rows: RankedRow[], size: WindowSize, by: RankBy, delayed: bo
   return out;
 }
 
-function moversOf(rows: MoverRow[], limit: number): { gainers: Mover[]; losers: Mover[] } {
+export function moversOf(rows: MoverRow[], limit: number): { gainers: Mover[]; losers: Mover[] } {
   const movers = rows
     .filter((r) => r.referencePrice > 0)
     .map((r) => ({

@@ -17,6 +17,8 @@ import { MeResolver } from "../resolvers/me.resolver";
 import { QuoteResolver } from "../resolvers/quote.resolver";
 import { DateTimeScalar } from "../resolvers/scalars";
 import { WindowResolver } from "../resolvers/window.resolver";
+// After the other resolvers: type-graphql lists fields in the order their classes load.
+import { LiveResolver, withLiveBus } from "../resolvers/live.resolver";
 import { Classification, Entitlement } from "../resolvers/enums";
 
 export const resolvers = [
@@ -26,6 +28,7 @@ export const resolvers = [
   GovernanceResolver,
   WindowResolver,
   IngestResolver,
+  LiveResolver,
 ] as const;
 
 /** The schema's enum of that name, or (when no field uses it yet) one made from the TypeScript enum. */
@@ -67,14 +70,15 @@ function withGovernanceDirectives(schema: GraphQLSchema): GraphQLSchema {
  * and quarantine fields (without it ingestStatus is null and the quarantine fields fail).
  */
 export function buildTickgraphSchema(opts: { bus?: EventBus; ingest?: IngestServices } = {}): GraphQLSchema {
+  const bus = opts.bus ?? createEventBus();
   const schema = buildSchemaSync({
     resolvers,
     scalarsMap: [{ type: Date, scalar: DateTimeScalar }],
     validate: false,
     // Topics are plain strings at run time; the bus's typed signature is narrower than type-graphql's.
-    pubSub: (opts.bus ?? createEventBus()) as unknown as PubSub,
+    pubSub: bus as unknown as PubSub,
   });
-  const governed = withGovernanceDirectives(schema);
+  const governed = withLiveBus(withGovernanceDirectives(schema), bus);
   return opts.ingest ? withIngestServices(governed, opts.ingest) : governed;
 }
 

@@ -13,6 +13,8 @@ export interface WindowPageQuery {
   /** Window ends in [from, to). */
   from?: Date;
   to?: Date;
+  /** Only windows with one of these ends. */
+  ends?: Date[];
   /** Delay cutoff: only windows ending at or before it. */
   notAfter?: Date;
   after?: { endMs: string; symbol: string };
@@ -121,6 +123,7 @@ export function windowPageSql(q: WindowPageQuery): { sql: string; params: unknow
   }
   if (q.from) where.push(`window_end >= ${p(q.from)}`);
   if (q.to) where.push(`window_end < ${p(q.to)}`);
+  if (q.ends) where.push(`window_end = ANY(${p(q.ends)}::timestamptz[])`);
   if (q.notAfter) where.push(`window_end <= ${p(q.notAfter)}`);
   const dir = q.order === "ASC" ? "ASC" : "DESC";
   if (q.after) {

@@ -114,3 +114,47 @@ test("a batch split over several connections commits every part, and the checkpo
   );
   expect({ n, panes }).toEqual({ n: 400, panes: 400 });
 });
+
+test("each commit hands over its new rows with their stored ids, and leaves rows the unique key refused out", async () => {
+  await db.ds.query(`TRUNCATE quotes, panes_10s, quarantine, ingest_checkpoints`);
+  const results: BatchResult[] = [];
+  const writer = new BatchWriter({
+    dataSource: db.ds,
+    stream: "rows",
+    batchSize: 1000,
+    connections: 2,
+    checkpoint: () => ({ lastIds: {}, watermarkMs: T0 }),
+    onCommitted: (r) => results.push(r),
+  });
+  for (let id = 1; id <= 5; id++) writer.addTrade(trade("AX", id), Date.now(), "feed");
+  await writer.flush();
+  // A batch mixing repeats (ids 4, 5) with new rows of two symbols.
+  for (let id = 4; id <= 8; id++) writer.addTrade(trade("AX", id), Date.now(), "backfill");
+  for (let id = 1; id <= 3; id++) writer.addTrade(trade("BX", id), Date.now(), "feed");
+  await writer.close();
+
+  const rows = (r: BatchResult) =>
+    r.committed.flatMap((c) =>
+      c.id.map((id, k) => ({
+        id,
+        symbol: c.symbol[k],
+        seq: String(c.seq[k]),
+        price: c.price[k],
+        source: c.source[k],
+      })),
+    );
+  expect(rows(results[0]).map((r) => r.seq)).toEqual(["1", "2", "3", "4", "5"]);
+  const second = rows(results[1]);
+  expect(second.map((r) => `${r.symbol}:${r.seq}`).sort()).toEqual([
+    "AX:6",
+    "AX:7",
+    "AX:8",
+    "BX:1",
+    "BX:2",
+    "BX:3",
+  ]);
+  const stored: { id: string; symbol: string; seq: string; price: number; source: string }[] =
+    await db.ds.query(`SELECT id::text, symbol, seq::text, price, source FROM quotes`);
+  const byId = new Map(stored.map((s) => [s.id, s]));
+  for (const r of [...rows(results[0]), ...second]) expect(byId.get(r.id)).toEqual(r);
+});

@@ -12,7 +12,7 @@ import { createEventBus, Topic, type EventBus } from "./events/bus";
 import { createPgEventBus, type PgEventBus } from "./events/pg-bus";
 import { buildTickgraphSchema } from "./schema/schema";
 import { startServer, type RunningServer } from "./server/server";
-import { WindowEngine } from "./windows/window.engine";
+import { splitWindowsEvent, WindowEngine } from "./windows/window.engine";
 
 /** Trades per QUOTES event: at most ~140 bytes each encoded, so a piece stays under NOTIFY's 8000 bytes. */
 const TRADES_PER_EVENT = 40;
@@ -59,7 +59,9 @@ export async function startPlatform(config: Config, opts: PlatformOptions = {}):
     const bus: EventBus = pgBus ?? createEventBus();
     if (config.ingest) {
       // Started before ingest, so that it sees every commit.
-      windows = new WindowEngine(db.dataSource, { onWindows: (e) => bus.publish(Topic.WINDOWS, e) });
+      windows = new WindowEngine(db.dataSource, {
+        onWindows: (e) => splitWindowsEvent(e).forEach((piece) => bus.publish(Topic.WINDOWS, piece)),
+      });
       await windows.start();
       if (!config.feedUrl) {
         feed = await startMockFeed({ ...opts.feed, key: config.feedKey, secret: config.feedSecret });

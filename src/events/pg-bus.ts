@@ -60,23 +60,31 @@ export async function createPgEventBus(url: string): Promise<PgEventBus> {
     scheduled = false;
     const parts = pending;
     pending = [];
+    const payloads: string[] = [];
     let frame: string[] = [];
     let size = 0;
-    const send = () => {
-      if (!frame.length) return;
-      const payload = `{"events":[${frame.join(",")}]}`;
-      sent = sender
-        .query("SELECT pg_notify($1, $2)", [CHANNEL, payload])
-        .catch((err) => log.error({ err }, "NOTIFY failed"));
+    const close = () => {
+      if (frame.length) payloads.push(`{"events":[${frame.join(",")}]}`);
       frame = [];
       size = 0;
     };
     for (const part of parts) {
-      if (size + part.length + 1 > MAX_FRAME) send();
+      if (size + part.length + 1 > MAX_FRAME) close();
       frame.push(part);
       size += part.length + 1;
     }
-    send();
+    close();
+    if (!payloads.length) return;
+    // One statement for the whole tick, queued behind the previous one: the client never runs two
+    // queries at once, and a burst of events costs one round trip.
+    sent = sent
+      .then(() =>
+        sender.query(
+          "SELECT pg_notify($1, p) FROM unnest($2::text[]) WITH ORDINALITY AS f(p, n) ORDER BY n",
+          [CHANNEL, payloads],
+        ),
+      )
+      .catch((err) => log.error({ err }, "NOTIFY failed"));
   };
 
   return {

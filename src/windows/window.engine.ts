@@ -374,6 +374,35 @@ async function upsert(tx: EntityManager, w: WindowValues[]): Promise<Changed[]> 
   );
 }
 
+/**
+ * The same news in events of at most `maxSymbols` symbol names and `maxWindows` window entries each, so
+ * that every piece fits one Postgres NOTIFY and reaches subscribers on every replica.
+ */
+export function splitWindowsEvent(e: WindowsEvent, maxSymbols = 200, maxWindows = 50): WindowsEvent[] {
+  const pieces: WindowsEvent[] = [];
+  const base = { finalUntil: e.finalUntil, watermark: e.watermark };
+  for (let i = 0; i < e.opened.length; i += maxWindows) {
+    pieces.push({ ...base, opened: e.opened.slice(i, i + maxWindows), revised: [] });
+  }
+  let revised: WindowsEvent["revised"] = [];
+  let symbols = 0;
+  const flush = () => {
+    if (revised.length) pieces.push({ ...base, opened: [], revised });
+    revised = [];
+    symbols = 0;
+  };
+  for (const r of e.revised) {
+    for (let i = 0; i < r.symbols.length; i += maxSymbols) {
+      const part = r.symbols.slice(i, i + maxSymbols);
+      if (symbols + part.length > maxSymbols || revised.length >= maxWindows) flush();
+      revised.push({ size: r.size, windowEnd: r.windowEnd, symbols: part });
+      symbols += part.length;
+    }
+  }
+  flush();
+  return pieces.length ? pieces : [{ ...base, opened: [], revised: [] }];
+}
+
 /** Changed rows grouped per (size, end), oldest first. Events carry these: small enough for NOTIFY. */
 function byWindow(rows: Changed[]): { size: WindowSize; windowEnd: Date; symbols: string[] }[] {
   const byKey = new Map<string, { size: WindowSize; windowEnd: Date; symbols: string[] }>();

@@ -1,7 +1,7 @@
 import { Topic } from "../../src/events/bus";
 import { createPgEventBus, type PgEventBus } from "../../src/events/pg-bus";
 import { WindowSize } from "../../src/windows/windows";
-import type { WindowsEvent } from "../../src/windows/window.engine";
+import { splitWindowsEvent, type WindowsEvent } from "../../src/windows/window.engine";
 import { createTestDatabase } from "../support/database";
 
 let db: Awaited<ReturnType<typeof createTestDatabase>>;
@@ -59,4 +59,28 @@ test("an event too large for NOTIFY is delivered on its own replica only", async
   const [gotA, gotB] = await Promise.all([onA, onB]);
   expect(gotA.map((e) => e.revised[0].symbols.length)).toEqual([2000, 1]);
   expect(gotB.map((e) => e.revised[0].symbols.length)).toEqual([1]);
+});
+
+test("a large engine event is split into pieces that each fit one NOTIFY and together say the same", () => {
+  const e = {
+    opened: Array.from({ length: 120 }, (_, i) => ({
+      size: WindowSize.ONE_MINUTE,
+      windowEnd: new Date(i * 10_000),
+      count: 500,
+    })),
+    revised: [
+      {
+        size: WindowSize.FIVE_MINUTES,
+        windowEnd: new Date(0),
+        symbols: Array.from({ length: 1000 }, (_, k) => `SYM${k}`),
+      },
+    ],
+    finalUntil: new Date(0),
+    watermark: new Date(1),
+  };
+  const pieces = splitWindowsEvent(e);
+  expect(pieces.every((p) => JSON.stringify(p).length < 7500)).toBe(true);
+  expect(pieces.flatMap((p) => p.opened)).toEqual(e.opened);
+  expect(pieces.flatMap((p) => p.revised.flatMap((r) => r.symbols))).toEqual(e.revised[0].symbols);
+  expect(pieces.every((p) => p.watermark === e.watermark && p.finalUntil === e.finalUntil)).toBe(true);
 });

@@ -1,5 +1,6 @@
-import { Field, ObjectType } from "type-graphql";
+import { ArgsType, Field, Int, ObjectType } from "type-graphql";
 import { BadUserInputError } from "../errors";
+import { SortOrder } from "./enums";
 
 @ObjectType()
 export class PageInfo {
@@ -70,5 +71,42 @@ export function connectionOf<T>(rows: T[], size: number, cursorOf: (row: T) => s
       hasNextPage: rows.length > size,
       endCursor: nodes.length ? cursorOf(nodes[nodes.length - 1]) : null,
     },
+  };
+}
+
+/** The arguments of every time-ranged, cursor-paged list (quotes, windowAggregates). */
+@ArgsType()
+export class RangePageArgs {
+  @Field(() => [String], { nullable: true })
+  symbols?: string[] | null;
+
+  @Field(() => Date, { nullable: true })
+  from?: Date | null;
+
+  @Field(() => Date, { nullable: true })
+  to?: Date | null;
+
+  @Field(() => Int, { defaultValue: 100, nullable: true })
+  first?: number | null;
+
+  @Field(() => String, { nullable: true })
+  after?: string | null;
+
+  @Field(() => SortOrder, { defaultValue: SortOrder.DESC, nullable: true })
+  order?: SortOrder | null;
+}
+
+/** The shared arguments checked (page size within the cap, from not after to) and with defaults applied. */
+export function rangePage(args: RangePageArgs, maxPageSize: number) {
+  const size = checkPageSize(args.first ?? 100, maxPageSize);
+  if (args.from && args.to && args.from > args.to) {
+    throw new BadUserInputError("from must not be after to.", { argument: "from" });
+  }
+  return {
+    size,
+    order: args.order ?? SortOrder.DESC,
+    symbols: args.symbols ? [...new Set(args.symbols)] : undefined,
+    from: args.from ?? undefined,
+    to: args.to ?? undefined,
   };
 }

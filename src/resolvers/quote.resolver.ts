@@ -1,26 +1,21 @@
-import { Arg, Ctx, FieldResolver, Int, Query, Resolver, Root } from "type-graphql";
+import { Arg, Args, Ctx, FieldResolver, Query, Resolver, Root } from "type-graphql";
 import type { QuotePageQuery, QuoteRow } from "../db/market.repo";
 import { BadUserInputError } from "../errors";
 import { delayCutoff } from "../policy/session";
 import type { Context } from "./context.type";
-import { SortOrder } from "./enums";
 import { Instrument } from "./instrument.type";
 import {
-  checkPageSize,
   connectionOf,
   decodeCursor,
   encodeCursor,
   listComplexity,
   pagedComplexity,
+  rangePage,
+  RangePageArgs,
 } from "./page";
 import { Quote, QuoteConnection, toQuote } from "./quote.type";
 
 const quoteCursor = (row: QuoteRow) => encodeCursor([row.eventUs, row.id]);
-
-function checkRange(from?: Date | null, to?: Date | null): void {
-  if (from && to && from > to)
-    throw new BadUserInputError("from must not be after to.", { argument: "from" });
-}
 
 @Resolver(() => Quote)
 export class QuoteResolver {
@@ -28,25 +23,16 @@ export class QuoteResolver {
     description: "Stored quotes, newest first by default, paged by cursor.",
     complexity: pagedComplexity,
   })
-  async quotes(
-    @Ctx() ctx: Context,
-    @Arg("symbols", () => [String], { nullable: true }) symbols?: string[] | null,
-    @Arg("from", () => Date, { nullable: true }) from?: Date | null,
-    @Arg("to", () => Date, { nullable: true }) to?: Date | null,
-    @Arg("first", () => Int, { defaultValue: 100, nullable: true }) first?: number | null,
-    @Arg("after", () => String, { nullable: true }) after?: string | null,
-    @Arg("order", () => SortOrder, { defaultValue: SortOrder.DESC, nullable: true }) order?: SortOrder | null,
-  ): Promise<QuoteConnection> {
-    const size = checkPageSize(first ?? 100, ctx.config.limits.maxPageSize);
-    checkRange(from, to);
-    const q: QuotePageQuery = { order: order ?? SortOrder.DESC, limit: size + 1 };
-    if (symbols) q.symbols = [...new Set(symbols)];
+  async quotes(@Ctx() ctx: Context, @Args() args: RangePageArgs): Promise<QuoteConnection> {
+    const { size, order, symbols, from, to } = rangePage(args, ctx.config.limits.maxPageSize);
+    const q: QuotePageQuery = { order, limit: size + 1 };
+    if (symbols) q.symbols = symbols;
     if (from) q.from = from;
     if (to) q.to = to;
     const cutoff = delayCutoff(ctx);
     if (cutoff) q.notAfter = cutoff;
-    if (after) {
-      const [eventUs, id] = decodeCursor(after, 2);
+    if (args.after) {
+      const [eventUs, id] = decodeCursor(args.after, 2);
       q.after = { eventUs, id };
     }
     if (q.symbols?.length === 0)

@@ -1,4 +1,4 @@
-import { Arg, Ctx, Float, Int, Query, Resolver } from "type-graphql";
+import { Arg, Args, Ctx, Float, Int, Query, Resolver } from "type-graphql";
 import { BadUserInputError } from "../errors";
 import { delayCutoff } from "../policy/session";
 import {
@@ -12,8 +12,7 @@ import {
 } from "../windows/windows";
 import type { RankedRow } from "../windows/windows.repo";
 import type { Context } from "./context.type";
-import { SortOrder } from "./enums";
-import { checkPageSize, connectionOf, decodeCursor, encodeCursor, pagedComplexity } from "./page";
+import { connectionOf, decodeCursor, encodeCursor, pagedComplexity, rangePage, RangePageArgs } from "./page";
 import { Mover, MoverBoard, WindowAggregate, WindowAggregateConnection, WindowRanking } from "./window.types";
 
 /** Most windows one history query may span (about 2.8 hours of 10-second hops). */
@@ -110,28 +109,17 @@ export class WindowResolver {
   async windowAggregates(
     @Ctx() ctx: Context,
     @Arg("size", () => WindowSize) size: WindowSize,
-    @Arg("symbols", () => [String], { nullable: true }) symbols?: string[] | null,
-    @Arg("from", () => Date, { nullable: true }) from?: Date | null,
-    @Arg("to", () => Date, { nullable: true }) to?: Date | null,
-    @Arg("first", () => Int, { defaultValue: 100, nullable: true }) first?: number | null,
-    @Arg("after", () => String, { nullable: true }) after?: string | null,
-    @Arg("order", () => SortOrder, { defaultValue: SortOrder.DESC, nullable: true }) order?: SortOrder | null,
+    @Args() args: RangePageArgs,
   ): Promise<WindowAggregateConnection> {
-    const limit = checkPageSize(first ?? 100, ctx.config.limits.maxPageSize);
-    if (from && to && from > to)
-      throw new BadUserInputError("from must not be after to.", { argument: "from" });
+    const { size: limit, order, symbols, from, to } = rangePage(args, ctx.config.limits.maxPageSize);
     const cutoff = delayCutoff(ctx);
-    const q: Parameters<Context["windows"]["page"]>[0] = {
-      size,
-      order: order ?? SortOrder.DESC,
-      limit: limit + 1,
-    };
-    if (symbols) q.symbols = [...new Set(symbols)];
+    const q: Parameters<Context["windows"]["page"]>[0] = { size, order, limit: limit + 1 };
+    if (symbols) q.symbols = symbols;
     if (from) q.from = from;
     if (to) q.to = to;
     if (cutoff) q.notAfter = cutoff;
-    if (after) {
-      const [endMs, symbol] = decodeCursor(after, 2, SYMBOL_PART);
+    if (args.after) {
+      const [endMs, symbol] = decodeCursor(args.after, 2, SYMBOL_PART);
       q.after = { endMs, symbol };
     }
     const rows = q.symbols?.length === 0 ? [] : await ctx.windows.page(q);

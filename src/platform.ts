@@ -74,6 +74,8 @@ export async function startPlatform(config: Config, opts: PlatformOptions = {}):
         feedUrl: config.feedUrl ?? mock!.url,
         key: config.feedKey,
         secret: config.feedSecret,
+        // New rows come back from the insert only while someone may subscribe to ticks.
+        wantTrades: () => bus.listening(Topic.QUOTES),
         // The embedded feed starts over with every run: its ids restart at 1, so it is a new stream.
         ...(mock ? { stream: "embedded-mock", freshFeed: true, feedClock: () => mock.clock() } : {}),
       });

@@ -27,6 +27,8 @@ export interface Topics {
 export interface EventBus {
   publish<T extends keyof Topics>(topic: T, payload: Topics[T]): void;
   subscribe<T extends keyof Topics>(topic: T): AsyncIterableIterator<Topics[T]>;
+  /** Whether anyone may be listening to `topic` (so that costly payloads are made only when wanted). */
+  listening(topic: keyof Topics): boolean;
 }
 
 /** How many undelivered events a subscriber may fall behind before its oldest are dropped. @default 1024 */
@@ -35,6 +37,7 @@ const SUBSCRIBER_BUFFER = 1024;
 export function createEventBus(): EventBus {
   const listeners = new Map<keyof Topics, Set<(payload: never) => void>>();
   return {
+    listening: (topic) => (listeners.get(topic)?.size ?? 0) > 0,
     publish(topic, payload) {
       for (const listener of listeners.get(topic) ?? []) listener(payload as never);
     },

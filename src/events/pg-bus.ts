@@ -102,6 +102,8 @@ export async function createPgEventBus(url: string): Promise<PgEventBus> {
       }
     },
     subscribe: (topic) => local.subscribe(topic),
+    // Subscribers on other replicas are not known here: assume there may be some.
+    listening: () => true,
     async close() {
       flush();
       await sent;

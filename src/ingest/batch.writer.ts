@@ -62,6 +62,11 @@ export interface BatchWriterOptions {
   connections?: number;
   /** Added to a symbol's trade ids to make `quotes.seq` (a restarted embedded feed counts from 1 again). @default 0 */
   seqOffset?: (symbol: string) => number;
+  /**
+   * Whether a batch's new rows (ids) are wanted back, e.g. for live tick subscribers; asked per batch.
+   * Returning them costs a few percent of each batch. @default always
+   */
+  wantTrades?: () => boolean;
 }
 
 class Batch {
@@ -111,7 +116,7 @@ function shardOf(symbol: string, n: number): number {
 // The trades, their panes, in one statement: only rows that won the unique key reach the panes, so a
 // duplicate is never counted twice. Rows go in key order: neighbouring index entries land on the same
 // pages (a fifth faster than feed order). Returns what the commit listeners need.
-const INSERT_TRADES = `
+const insertTrades = (withTrades: boolean) => `
   WITH ins AS (
     INSERT INTO quotes (symbol, event_time, seq, price, size, bid, bid_size, ask, ask_size, exchange,
                         source, received_at)
@@ -123,10 +128,12 @@ const INSERT_TRADES = `
     ON CONFLICT (symbol, seq) DO NOTHING
     RETURNING id, symbol, event_time, seq, price, size
   ), merged AS (${mergePanesSql("ins")})
-  SELECT count(*)::int AS inserted, array_agg(id) AS ids, array_agg(symbol) AS symbols, array_agg(seq) AS seqs,
+  SELECT count(*)::int AS inserted, ${withTrades ? "array_agg(id) AS ids, array_agg(symbol) AS symbols, array_agg(seq) AS seqs," : ""}
          coalesce(array_agg(DISTINCT (extract(epoch FROM date_bin('10 seconds', event_time, timestamptz 'epoch'))
                                       * 1000)::int8), '{}') AS buckets
   FROM ins`;
+const INSERT_TRADES = insertTrades(true);
+const INSERT_TRADES_LEAN = insertTrades(false);
 
 const INSERT_QUARANTINE = `
   INSERT INTO quarantine (received_at, raw, reason, detail)
@@ -335,7 +342,8 @@ export class BatchWriter {
       let buckets: Date[] = [];
       const committed: CommittedTrades[] = [];
       if (b.symbol.length) {
-        const [row] = (await qr.query(INSERT_TRADES, [
+        const wantTrades = this.opts.wantTrades?.() ?? true;
+        const [row] = (await qr.query(wantTrades ? INSERT_TRADES : INSERT_TRADES_LEAN, [
           b.symbol,
           b.time,
           b.seq,
@@ -350,7 +358,7 @@ export class BatchWriter {
           b.received,
         ])) as { inserted: number; buckets: string[]; ids: string[]; symbols: string[]; seqs: string[] }[];
         inserted = row.inserted;
-        if (inserted) committed.push(committedOf(b, row));
+        if (inserted && wantTrades) committed.push(committedOf(b, row));
         buckets = row.buckets.map((ms) => new Date(Number(ms))).sort((x, y) => x.getTime() - y.getTime());
       }
       if (b.qRaw.length) await qr.query(INSERT_QUARANTINE, [b.qReceived, b.qRaw, b.qReason, b.qDetail]);

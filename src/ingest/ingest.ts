@@ -61,6 +61,8 @@ export interface IngestOptions {
   freshFeed?: boolean;
   /** Wait for each batch's commit to reach disk (see BatchWriterOptions.durableCommits). @default false */
   durableCommits?: boolean;
+  /** Whether commit listeners need each batch's new trades (see BatchWriterOptions.wantTrades). @default always */
+  wantTrades?: () => boolean;
   /** Observes every committed batch (sizes, commit time), e.g. for a benchmark. @default none */
   onBatch?: (result: BatchResult) => void;
 }
@@ -605,6 +607,7 @@ export function startIngest(opts: IngestOptions): Ingest {
       durableCommits: opts.durableCommits,
       connections: opts.writerConnections,
       seqOffset: (symbol) => seqOffsets.get(symbol) ?? 0,
+      wantTrades: opts.wantTrades,
     });
     if (closed) return;
     pumping = pump();

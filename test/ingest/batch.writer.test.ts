@@ -158,3 +158,28 @@ test("each commit hands over its new rows with their stored ids, and leaves rows
   const byId = new Map(stored.map((s) => [s.id, s]));
   for (const r of [...rows(results[0]), ...second]) expect(byId.get(r.id)).toEqual(r);
 });
+
+test("while nobody wants the new rows, commits count them but hand none over", async () => {
+  await db.ds.query(`TRUNCATE quotes, panes_10s, quarantine, ingest_checkpoints`);
+  const results: BatchResult[] = [];
+  let want = false;
+  const writer = new BatchWriter({
+    dataSource: db.ds,
+    stream: "lean",
+    batchSize: 1000,
+    connections: 1,
+    checkpoint: () => ({ lastIds: {}, watermarkMs: T0 }),
+    onCommitted: (r) => results.push(r),
+    wantTrades: () => want,
+  });
+  for (let id = 1; id <= 5; id++) writer.addTrade(trade("LX", id), Date.now(), "feed");
+  await writer.flush();
+  want = true;
+  for (let id = 6; id <= 7; id++) writer.addTrade(trade("LX", id), Date.now(), "feed");
+  await writer.close();
+  expect(results.map((r) => r.inserted)).toEqual([5, 2]);
+  expect(results[0].committed).toEqual([]);
+  expect(results[1].committed.flatMap((c) => c.seq.map(String))).toEqual(["6", "7"]);
+  const [{ n }] = await db.ds.query(`SELECT count(*)::int AS n FROM quotes WHERE symbol = 'LX'`);
+  expect(n).toBe(7);
+});

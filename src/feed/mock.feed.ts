@@ -3,7 +3,7 @@ import type { AddressInfo } from "node:net";
 import { performance } from "node:perf_hooks";
 import type { Duplex } from "node:stream";
 import { log } from "../log";
-import { FaultInjector, type MalformedKind } from "./fault.injector";
+import { FaultInjector, type StreamCounters } from "./fault.injector";
 import { checkFaults, formatFaults, parseFaults, type FaultOptions } from "./fault.options";
 import { MessageSerializer } from "./message.serializer";
 import { STREAM_PATHS } from "./protocol";
@@ -61,29 +61,17 @@ export interface MockFeedOptions {
   maxBufferedBytes?: number;
 }
 
-/** What the feed has put on the stream (per broadcast, not per client) and delivered (per client). */
-export interface FeedStats {
+/**
+ * What the feed has put on the stream (the injector's counters: per broadcast, not per client), what it
+ * generated, and what it delivered (per client).
+ */
+export interface FeedStats extends StreamCounters {
   /** Simulated time now. */
   clock: string;
   /** Trades generated = trades in the REST history (each exactly once, late and out-of-order included). */
   generated: number;
-  /**
-   * Distinct trades put on the stream (a stall's backlog counts when queued); lags `generated` only by
-   * trades held back as out-of-order. A `"*"` subscriber connected from the start receives exactly these.
-   */
-  trades: number;
-  quotes: number;
-  /** Malformed frames/messages injected, in total and by kind; none of them replaces a trade. */
-  malformed: number;
-  malformedByKind: Record<MalformedKind, number>;
-  /** Extra copies of sent trades. */
-  duplicates: number;
-  /** Trades sent after a later trade of their symbol. */
-  outOfOrder: number;
   /** Trades with a back-dated event time (they are also counted in `generated` and `trades`). */
   late: number;
-  /** Stream stalls (the `slow` fault). */
-  stalls: number;
   /** Connections cut on purpose (the `disconnect` fault or dropConnections()). */
   disconnects: number;
   /** Connections closed with 407 slow client. */
@@ -275,15 +263,10 @@ export async function startMockFeed(opts: MockFeedOptions = {}): Promise<MockFee
       const conn = stream.connections;
       return {
         clock: clock.now().toISOString(),
-        generated: g.trades,
-        trades: c.trades,
-        quotes: c.quotes,
-        malformed: c.malformed,
+        ...c,
         malformedByKind: { ...c.malformedByKind },
-        duplicates: c.duplicates,
-        outOfOrder: c.outOfOrder,
+        generated: g.trades,
         late: g.late,
-        stalls: c.stalls,
         disconnects: stream.delivery.dropped,
         slowClients: stream.delivery.slowClients,
         connections: conn.open,

@@ -1,6 +1,7 @@
 import { GraphQLSchema, type GraphQLResolveInfo } from "graphql";
 import { Arg, Int, Resolver, Root, Subscription, type SubscribeResolverData } from "type-graphql";
 import { BadUserInputError } from "../errors";
+import { checkSymbolCount } from "./page";
 import { Topic, type EventBus } from "../events/bus";
 import { log } from "../log";
 import { rowCount, type CommittedTrades } from "../ingest/committed";
@@ -43,11 +44,7 @@ function live<E, K, O>(
 
 function checkSymbols(ctx: Context, symbols: string[]): Set<string> {
   const set = new Set(symbols);
-  if (set.size > ctx.config.limits.maxPageSize) {
-    throw new BadUserInputError(`At most ${ctx.config.limits.maxPageSize} symbols at once.`, {
-      argument: "symbols",
-    });
-  }
+  checkSymbolCount(set, ctx.config.limits.maxPageSize);
   return set;
 }
 

@@ -39,6 +39,12 @@ export function checkPageSize(first: number, max: number): number {
   return first;
 }
 
+/** At most `max` distinct symbols in one request: BAD_USER_INPUT for more. */
+export function checkSymbolCount(symbols: ReadonlySet<string> | readonly string[], max: number): void {
+  const n = "size" in symbols ? symbols.size : symbols.length;
+  if (n > max) throw new BadUserInputError(`At most ${max} symbols at once.`, { argument: "symbols" });
+}
+
 /** Cost of a paged list field for the complexity limit: each of its `first` rows costs its selection. */
 export function pagedComplexity({
   args,

@@ -1,10 +1,10 @@
 import { Arg, Args, Ctx, FieldResolver, Query, Resolver, Root } from "type-graphql";
 import type { QuotePageQuery, QuoteRow } from "../db/market.repo";
-import { BadUserInputError } from "../errors";
 import { delayCutoff } from "../policy/session";
 import type { Context } from "./context.type";
 import { Instrument } from "./instrument.type";
 import {
+  checkSymbolCount,
   connectionOf,
   decodeCursor,
   encodeCursor,
@@ -55,11 +55,7 @@ export class QuoteResolver {
     @Arg("symbols", () => [String], { nullable: true }) symbols?: string[] | null,
   ): Promise<Quote[]> {
     const wanted = symbols ? [...new Set(symbols)] : (await ctx.market.instruments()).map((i) => i.symbol);
-    if (wanted.length > ctx.config.limits.maxPageSize) {
-      throw new BadUserInputError(`At most ${ctx.config.limits.maxPageSize} symbols at once.`, {
-        argument: "symbols",
-      });
-    }
+    checkSymbolCount(wanted, ctx.config.limits.maxPageSize);
     const rows = await Promise.all(wanted.map((symbol) => ctx.loaders.latestQuote.load(symbol)));
     // The loader applies the same cutoff, asked when its batch runs.
     const delayed = delayCutoff(ctx) !== null;

@@ -57,6 +57,12 @@ export class QueryTooComplexError extends ClientError {
   }
 }
 
+export class RateLimitedError extends ClientError {
+  constructor(message: string, extensions: Record<string, unknown> = {}) {
+    super(ErrorCode.RATE_LIMITED, message, extensions);
+  }
+}
+
 /** Closes an exhaustive switch: the compiler proves it unreachable, the runtime reports the stray value. */
 export class UnreachableCaseError extends Error {
   constructor(value: never) {

@@ -1,4 +1,4 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 
 /** One registry for the process, served at /metrics. */
 export const registry = new Registry();
@@ -28,5 +28,23 @@ export const auditFlushSeconds = new Histogram({
   name: "tickgraph_audit_flush_seconds",
   help: "Time to write one group-committed batch of access-log entries.",
   buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5],
+  registers: [registry],
+});
+
+export const subscriptionsShared = new Gauge({
+  name: "tickgraph_subscription_streams",
+  help: "Shared subscription streams running: one per distinct operation, variables and policy view.",
+  registers: [registry],
+});
+
+export const subscribers = new Gauge({
+  name: "tickgraph_subscribers",
+  help: "Subscriptions receiving events from a shared stream.",
+  registers: [registry],
+});
+
+export const subscriptionSlowClosed = new Counter({
+  name: "tickgraph_subscription_slow_consumers_total",
+  help: "Connections closed (4008) because a subscription's queue of unread events overflowed.",
   registers: [registry],
 });

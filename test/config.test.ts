@@ -15,6 +15,9 @@ test("defaults", () => {
     maxAliases: 30,
     maxPageSize: 1000,
     statementTimeoutMs: 5000,
+    maxConnectionsPerPrincipal: 32,
+    maxSubscriptionsPerPrincipal: 200,
+    subscriptionQueue: 1000,
   });
   expect(c.dataDir).toMatch(/\.tickgraph$/);
 });

@@ -18,6 +18,15 @@ export interface Limits {
   maxPageSize: number;
   /** Postgres statement_timeout for every query. @default 5000 */
   statementTimeoutMs: number;
+  /** Open WebSocket connections one principal may hold on this replica. @default 32 */
+  maxConnectionsPerPrincipal: number;
+  /** Running subscriptions one principal may hold on this replica. @default 200 */
+  maxSubscriptionsPerPrincipal: number;
+  /**
+   * Events one subscription may have waiting while its client reads too slowly (rankings and boards
+   * keep only the newest); past it the connection is closed with 4008. @default 1000
+   */
+  subscriptionQueue: number;
 }
 
 export interface Config {
@@ -146,6 +155,9 @@ export function loadConfig(overrides: Env = {}, env: Env = process.env): Config 
       maxAliases: int(e, "MAX_ALIASES", 30, 0, 1000),
       maxPageSize: int(e, "MAX_PAGE_SIZE", 1000, 1, 100_000),
       statementTimeoutMs: int(e, "STATEMENT_TIMEOUT_MS", 5000, 100, 600_000),
+      maxConnectionsPerPrincipal: int(e, "MAX_CONNECTIONS_PER_PRINCIPAL", 32, 1, 1_000_000),
+      maxSubscriptionsPerPrincipal: int(e, "MAX_SUBSCRIPTIONS_PER_PRINCIPAL", 200, 1, 1_000_000),
+      subscriptionQueue: int(e, "SUBSCRIPTION_QUEUE", 1000, 1, 1_000_000),
     },
   };
 }

@@ -69,6 +69,17 @@ export class PolicySession {
     return s;
   }
 
+  /**
+   * A session holding, for good, what `of` holds now: it executes a subscription shared by every
+   * subscriber with the same view (see `view()`), each of whom is re-checked on its own.
+   */
+  static sharing(of: PolicySession): Promise<PolicySession> {
+    const held = [...of.entitlements];
+    const { fields, clock, delaySeconds } = of.source;
+    const source: SessionSource = { fields, clock, delaySeconds, entitlementsOf: async () => held };
+    return PolicySession.open(source, { id: `view ${of.view()}`, roles: of.principal.roles });
+  }
+
   has(entitlement: Entitlement): boolean {
     return this.entitlements.has(entitlement);
   }
@@ -117,6 +128,39 @@ export class PolicySession {
       `Not allowed to read ${coordinate}: it is ${level}, and your roles (${roles}) may read up to ${LEVELS[this.readable]}.`,
       { coordinate },
     );
+  }
+
+  /** True when the entitlements were read more than RECHECK_MS ago. */
+  get stale(): boolean {
+    return performance.now() - this.checkedAt >= RECHECK_MS;
+  }
+
+  /** What decides a result's shape: the roles and the entitlements held (equal views, equal results). */
+  view(): string {
+    return `${[...this.principal.roles].sort().join(",")}/${[...this.entitlements].sort().join(",")}`;
+  }
+
+  /** Forgets what was served (a shared subscription's session, before each event it executes). */
+  resetServed(): void {
+    this.allowed.clear();
+    this.masked.clear();
+    this.denied.clear();
+    this.symbols.clear();
+    this.rows = 0;
+    this.rootServed = 0;
+    this.delayed = false;
+  }
+
+  /** Adds what `shared` served to this session's account: one subscriber's share of a shared event. */
+  absorb(shared: PolicySession): void {
+    for (const c of shared.allowed) this.allowed.add(c);
+    for (const c of shared.masked) this.masked.add(c);
+    for (const c of shared.denied) this.denied.add(c);
+    for (const s of shared.symbols) this.touch(s);
+    this.rows += shared.rows;
+    this.rootServed += shared.rootServed;
+    this.events++;
+    if (shared.delayed) this.delayed = true;
   }
 
   /** Notes a symbol the operation touched (bounded, so one huge page cannot bloat its log entry). */

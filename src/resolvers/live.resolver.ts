@@ -20,6 +20,9 @@ const MAX_ROWS_PER_EVENT = 20_000;
 /** Rankings remembered per subscription to tell a changed correction from an unchanged one. */
 const MAX_REMEMBERED = 1000;
 
+/** Fields whose events replace each other: a client that reads slowly is sent only the newest. */
+export const CONFLATING: ReadonlySet<string> = new Set(["topSymbols", "topPriceStock", "topMovers"]);
+
 /** The schema carries the bus its live fields listen to, so that every schema built finds its own. */
 export function withLiveBus(schema: GraphQLSchema, bus: EventBus): GraphQLSchema {
   return new GraphQLSchema({ ...schema.toConfig(), extensions: { ...schema.extensions, [KEY]: bus } });

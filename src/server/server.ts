@@ -9,6 +9,7 @@ import {
 import { expressMiddleware } from "@as-integrations/express5";
 import express from "express";
 import {
+  getOperationAST,
   GraphQLError,
   parse,
   specifiedRules,
@@ -24,7 +25,7 @@ import { WebSocketServer } from "ws";
 import type { Config } from "../config/config";
 import { MarketRepo } from "../db/market.repo";
 import { WindowsRepo } from "../windows/windows.repo";
-import { ErrorCode } from "../errors";
+import { ErrorCode, RateLimitedError } from "../errors";
 import { createEventBus, Topic, type EventBus } from "../events/bus";
 import { log } from "../log";
 import { graphqlOperations, registry } from "../metrics";
@@ -34,8 +35,10 @@ import { wallClock, type MarketClock } from "../policy/market-clock";
 import type { Principal } from "../policy/principal";
 import { bearerToken, type TokenVerifier } from "../policy/tokens";
 import { createLoaders, type Context } from "../resolvers/context.type";
+import { CONFLATING } from "../resolvers/live.resolver";
 import { AccessAudit, originOf, type Origin } from "./access-audit";
 import { maskError, maskGraphQLError } from "./errors";
+import { FanOut, type Transport } from "./fanout";
 import { createLimitChecker } from "./limits";
 
 export interface ServerDeps {
@@ -73,7 +76,14 @@ type WsState = {
   origin?: Origin;
   /** Each running operation's context, by operation id (its END entry needs it). */
   contexts?: Map<string, Context>;
+  /** Ids of the running operations that are subscriptions (counted against the principal's cap). */
+  subscriptions?: Set<string>;
+  /** Counted against the principal's connection cap. */
+  counted?: boolean;
 };
+
+/** Close code for a connection over its principal's cap. */
+export const TOO_MANY_CONNECTIONS = 4029;
 
 /**
  * The transport edge: Apollo Server over express 5 and graphql-ws on one port and path, health and
@@ -113,6 +123,17 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
     return ctx;
   };
 
+  // Subscriptions run once per distinct operation and view; their events go straight to the sockets.
+  const fanout = new FanOut({ maxQueued: config.limits.subscriptionQueue, conflating: CONFLATING });
+  const transports = new WeakMap<Context, Transport>();
+  const connections = new Map<string, number>();
+  const subscriptions = new Map<string, number>();
+  const count = (m: Map<string, number>, id: string, by: number) => {
+    const n = (m.get(id) ?? 0) + by;
+    if (n > 0) m.set(id, n);
+    else m.delete(id);
+  };
+
   const app = express();
   app.disable("x-powered-by");
   app.set("etag", false); // hashing every response body costs more than a GraphQL client ever saves
@@ -122,28 +143,42 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
   const ws: Disposable = useServer<Record<string, unknown>, WsState>(
     {
       schema,
+      subscribe: (args) => fanout.subscribe(args, transports.get(args.contextValue as Context)!),
       async onConnect(ctx) {
+        let principal: Principal;
         try {
-          const principal = await verifier.verify(bearerToken(ctx.connectionParams?.authorization));
-          ctx.extra.principal = principal;
-          ctx.extra.origin = originOf(ctx.extra.request);
-          if (principal.expiresAt) {
-            const ms = principal.expiresAt * 1000 - Date.now();
-            ctx.extra.expiry = setTimeout(
-              () => ctx.extra.socket.close(4403, "Forbidden: token expired"),
-              Math.max(ms, 0),
-            );
-          }
-          return true;
+          principal = await verifier.verify(bearerToken(ctx.connectionParams?.authorization));
         } catch {
           return false; // graphql-ws closes with 4403 Forbidden
         }
+        const max = config.limits.maxConnectionsPerPrincipal;
+        if ((connections.get(principal.id) ?? 0) >= max) {
+          ctx.extra.socket.close(
+            TOO_MANY_CONNECTIONS,
+            `Too many connections: ${principal.id} has ${max} open (the cap)`.slice(0, 123),
+          );
+          return false;
+        }
+        count(connections, principal.id, 1);
+        ctx.extra.counted = true;
+        ctx.extra.principal = principal;
+        ctx.extra.origin = originOf(ctx.extra.request);
+        if (principal.expiresAt) {
+          const ms = principal.expiresAt * 1000 - Date.now();
+          ctx.extra.expiry = setTimeout(
+            () => ctx.extra.socket.close(4403, "Forbidden: token expired"),
+            Math.max(ms, 0),
+          );
+        }
+        return true;
       },
       onDisconnect(ctx) {
         clearTimeout(ctx.extra.expiry);
       },
       onClose(ctx) {
         clearTimeout(ctx.extra.expiry);
+        if (ctx.extra.counted) count(connections, ctx.extra.principal!.id, -1);
+        ctx.extra.counted = false;
       },
       // Returning execution args makes graphql-ws skip validation, so the standard rules and the
       // limits run here: the WebSocket path refuses exactly what HTTP refuses.
@@ -182,6 +217,19 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
         }
         const tooMuch = checkLimits(document, payload.variables ?? undefined, payload.operationName);
         if (tooMuch.length) return refuse(tooMuch, document);
+        const subscription = getOperationAST(document, payload.operationName)?.operation === "subscription";
+        const maxSubs = config.limits.maxSubscriptionsPerPrincipal;
+        if (subscription && (subscriptions.get(principal.id) ?? 0) >= maxSubs) {
+          return refuse(
+            [
+              new RateLimitedError(
+                `Too many subscriptions: ${principal.id} has ${maxSubs} running (the cap). End one first.`,
+                { limit: maxSubs },
+              ),
+            ],
+            document,
+          );
+        }
         let contextValue: Context;
         try {
           contextValue = await contextFor(principal, origin);
@@ -192,6 +240,15 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
           ];
         }
         (ctx.extra.contexts ??= new Map()).set(id, contextValue);
+        if (subscription) {
+          (ctx.extra.subscriptions ??= new Set()).add(id);
+          count(subscriptions, principal.id, 1);
+          transports.set(contextValue, {
+            socket: ctx.extra.socket,
+            id,
+            operation: `${payload.operationName ?? ""}\n${JSON.stringify(payload.variables ?? {})}\n${payload.query}`,
+          });
+        }
         return {
           schema,
           document,
@@ -215,6 +272,7 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
       async onComplete(ctx, id) {
         const context = ctx.extra.contexts?.get(id);
         ctx.extra.contexts?.delete(id);
+        if (ctx.extra.subscriptions?.delete(id)) count(subscriptions, ctx.extra.principal!.id, -1);
         if (context) await audit?.completed(context);
       },
       onError(_ctx, _id, _payload, errors) {
@@ -328,6 +386,7 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
     port,
     close: async () => {
       await apollo.stop();
+      fanout.close();
       await governance.close();
     },
   };

@@ -30,3 +30,29 @@ export async function seedQuotes(databaseUrl: string, opts: SeedOptions): Promis
     await c.end();
   }
 }
+
+/**
+ * Inserts a window of `size` (ms long) for every symbol and end, with prices that differ by symbol and
+ * end, so that each end has its own ranking. Needs the instruments to exist.
+ */
+export async function seedWindows(
+  databaseUrl: string,
+  opts: { symbols: string[]; ends: Date[]; size?: string; sizeMs?: number },
+): Promise<void> {
+  const c = new Client({ connectionString: databaseUrl });
+  await c.connect();
+  try {
+    await c.query(
+      `INSERT INTO window_aggregates (size, window_end, symbol, window_start, open, high, low, close,
+                                     mean, vwap, volume, tick_count)
+       SELECT $2::window_size, e, s, e - $3::int * interval '1 millisecond', p, p + 1, p - 1, p, p, p, 10, 5
+       FROM unnest($1::text[]) WITH ORDINALITY AS sy(s, i)
+       CROSS JOIN unnest($4::timestamptz[]) WITH ORDINALITY AS en(e, j)
+       CROSS JOIN LATERAL (SELECT 100 + ((i * 7 + j * 3) % 50)::float8 AS p) v
+       ON CONFLICT DO NOTHING`,
+      [opts.symbols, opts.size ?? "ONE_MINUTE", opts.sizeMs ?? 60_000, opts.ends],
+    );
+  } finally {
+    await c.end();
+  }
+}

@@ -1,0 +1,389 @@
+import { getOperationAST, subscribe, type ExecutionArgs, type ExecutionResult } from "graphql";
+import { log } from "../log";
+import { subscribers, subscriptionsShared, subscriptionSlowClosed } from "../metrics";
+import { sorted } from "../policy/governance";
+import { PolicySession, RECHECK_MS } from "../policy/session";
+import { createLoaders, type Context } from "../resolvers/context.type";
+import { maskError } from "./errors";
+
+/** The part of a `ws` WebSocket the fan-out writes to. */
+export interface Socket {
+  readonly readyState: number;
+  /** Bytes accepted by `send` but not yet handed to the kernel. */
+  readonly bufferedAmount: number;
+  send(data: string): void;
+  close(code: number, reason: string): void;
+}
+
+/** Where one subscribe message's events go: its connection and operation id. */
+export interface Transport {
+  socket: Socket;
+  id: string;
+  /** The operation as the client sent it (name, variables, text): equal keys, equal operations. */
+  operation: string;
+}
+
+/** Close code for a client that does not read its events fast enough. */
+export const SLOW_CONSUMER = 4008;
+const OPEN = 1;
+
+export interface FanOutOptions {
+  /** Events one subscription may have waiting while its socket is backed up. */
+  maxQueued: number;
+  /** Root fields whose events replace each other (rankings, boards): a slow client gets the newest. */
+  conflating: ReadonlySet<string>;
+  /** Bytes a socket may buffer before events wait in their subscription's queue. @default 256 KiB */
+  highWaterBytes?: number;
+}
+
+/**
+ * Subscriptions executed once per distinct selection: subscribers with the same operation, variables and
+ * policy view (roles and entitlements) share one source stream, one execution and one serialized payload
+ * per event, which is written to each of their sockets as it is. Each subscriber keeps its own access-log
+ * account, is re-checked against its own entitlements (moving to the stream of its new view when they
+ * change), and has its own bounded queue for when its socket backs up.
+ */
+export class FanOut {
+  /** Streams being started, by key (subscribers arriving meanwhile wait for the same start). */
+  private readonly starting = new Map<string, Promise<Group | ExecutionResult>>();
+  private readonly live = new Map<string, Group>();
+  private readonly backlog = new Set<Member>();
+  private drainTimer: NodeJS.Timeout | undefined;
+  private readonly recheckTimer: NodeJS.Timeout;
+  private rechecking = false;
+  readonly highWater: number;
+
+  constructor(readonly opts: FanOutOptions) {
+    this.highWater = opts.highWaterBytes ?? 256 * 1024;
+    this.recheckTimer = setInterval(() => void this.recheck(), RECHECK_MS / 2).unref();
+  }
+
+  /** graphql-ws's `subscribe`: a stream whose events are written straight to `transport`'s socket. */
+  async subscribe(args: ExecutionArgs, transport: Transport): Promise<ExecutionResult | Member> {
+    const policy = (args.contextValue as Context).policy;
+    let found = await this.join(args, policy, transport.operation);
+    // A stream whose last subscriber just left is not joined: the next call starts a new one.
+    while (found instanceof Group && found.ended) found = await this.join(args, policy, transport.operation);
+    if (!(found instanceof Group)) return found;
+    const root = getOperationAST(args.document, args.operationName);
+    const fields = root?.selectionSet.selections.map((s) => (s.kind === "Field" ? s.name.value : "")) ?? [];
+    const conflate = fields.length > 0 && fields.every((f) => this.opts.conflating.has(f));
+    found.joining++;
+    return new Member(this, found, args, transport, conflate);
+  }
+
+  /** The running group of this operation and view, started when there is none. */
+  private async join(
+    args: ExecutionArgs,
+    policy: PolicySession | null,
+    operation: string,
+  ): Promise<Group | ExecutionResult> {
+    const key = `${policy?.view() ?? "open"}\n${operation}`;
+    const running = this.live.get(key);
+    if (running) return running;
+    let starting = this.starting.get(key);
+    if (!starting) {
+      starting = Group.start(this, key, args, policy);
+      this.starting.set(key, starting);
+      starting
+        .then(
+          (g) => g instanceof Group && !g.ended && this.live.set(key, g),
+          () => {},
+        )
+        .finally(() => this.starting.delete(key));
+    }
+    const g = await starting;
+    if (g instanceof Group) return g;
+    // Refused at subscribe time (bad input, forbidden): the caller's own account shows it.
+    const refused = g as ExecutionResult & { shared?: PolicySession | null };
+    if (policy && refused.shared) policy.absorb(refused.shared);
+    return { errors: refused.errors, data: refused.data };
+  }
+
+  /** @internal */
+  dropGroup(group: Group): void {
+    if (this.live.get(group.key) === group) this.live.delete(group.key);
+    subscriptionsShared.dec();
+  }
+
+  /** Moves a subscriber whose entitlements changed to the stream of its new view. */
+  private async rehome(m: Member): Promise<void> {
+    m.group.leave(m);
+    try {
+      const next = await this.join(m.args, m.ctx.policy, m.transport.operation);
+      if (m.ended) return;
+      if (next instanceof Group) next.enter(m, false);
+      else m.end(undefined, next);
+    } catch (err) {
+      m.end(err);
+    }
+  }
+
+  /** Twice a second: subscribers re-read their entitlements (cached per principal) and move if needed. */
+  private async recheck(): Promise<void> {
+    if (this.rechecking) return;
+    this.rechecking = true;
+    try {
+      for (const g of [...this.live.values()]) {
+        for (const m of [...g.members]) {
+          const s = m.ctx.policy;
+          if (!s?.stale) continue;
+          try {
+            await s.refresh();
+          } catch (err) {
+            log.warn({ err }, "a subscriber's entitlements could not be re-read; kept as they were");
+            continue;
+          }
+          if (m.group === g && s.view() !== g.view) await this.rehome(m);
+        }
+      }
+    } finally {
+      this.rechecking = false;
+    }
+  }
+
+  /** @internal A subscriber has events waiting for its socket to drain. */
+  waiting(m: Member): void {
+    this.backlog.add(m);
+    this.drainTimer ??= setInterval(() => {
+      for (const w of this.backlog) if (w.flush()) this.backlog.delete(w);
+      if (!this.backlog.size) {
+        clearInterval(this.drainTimer);
+        this.drainTimer = undefined;
+      }
+    }, 20);
+  }
+
+  /** @internal */
+  forget(m: Member): void {
+    this.backlog.delete(m);
+  }
+
+  close(): void {
+    clearInterval(this.recheckTimer);
+    clearInterval(this.drainTimer);
+  }
+}
+
+/** One source stream and execution, shared by every subscriber of one operation and view. */
+class Group {
+  /** Subscribers receiving events. */
+  readonly members = new Set<Member>();
+  /** Subscribers handed to graphql-ws whose access-log START entry is not written yet. */
+  joining = 0;
+  ended = false;
+
+  private constructor(
+    private readonly hub: FanOut,
+    readonly key: string,
+    readonly view: string,
+    private readonly ctx: Context,
+    private readonly stream: AsyncIterator<ExecutionResult>,
+  ) {}
+
+  static start(
+    hub: FanOut,
+    key: string,
+    args: ExecutionArgs,
+    policy: PolicySession | null,
+  ): Promise<Group | ExecutionResult> {
+    return (async () => {
+      const first = args.contextValue as Context;
+      const shared = policy ? await PolicySession.sharing(policy) : null;
+      const ctx: Context = {
+        ...first,
+        principal: { id: shared?.principal.id ?? "shared", roles: first.principal.roles },
+        policy: shared,
+      };
+      ctx.loaders = createLoaders(ctx.market, () => shared?.delayCutoff() ?? null);
+      const result = await subscribe({ ...args, contextValue: ctx });
+      if (!isAsyncIterable(result)) return Object.assign(result, { shared });
+      const group = new Group(hub, key, policy?.view() ?? "open", ctx, result[Symbol.asyncIterator]());
+      subscriptionsShared.inc();
+      void group.run();
+      return group;
+    })();
+  }
+
+  /** Starts delivering to `m` (`joining`: it was counted in `joining` until now). */
+  enter(m: Member, joining: boolean): void {
+    if (joining) this.joining--;
+    m.group = this;
+    m.active = true;
+    if (this.ended) return m.end();
+    this.members.add(m);
+    subscribers.inc();
+  }
+
+  /** Stops delivering to `m`; the stream ends with its last subscriber. */
+  leave(m: Member): void {
+    if (this.members.delete(m)) subscribers.dec();
+    else if (!m.active) this.joining--;
+    if (this.members.size || this.joining || this.ended) return;
+    this.ended = true;
+    this.hub.dropGroup(this);
+    void this.stream.return?.();
+  }
+
+  /** Pulls events and writes each, serialized once, to every subscriber. */
+  private async run(): Promise<void> {
+    const shared = this.ctx.policy;
+    try {
+      for (;;) {
+        shared?.resetServed();
+        // Loaders cache for one event, not for the life of the stream.
+        this.ctx.loaders = createLoaders(this.ctx.market, () => shared?.delayCutoff() ?? null);
+        const r = await this.stream.next();
+        if (r.done || this.ended) break;
+        const body = payloadOf(r.value, shared);
+        for (const m of this.members) m.deliver(body, shared);
+      }
+      this.finish();
+    } catch (err) {
+      this.finish(err);
+    }
+  }
+
+  private finish(err?: unknown): void {
+    if (!this.ended) {
+      this.ended = true;
+      this.hub.dropGroup(this);
+    }
+    for (const m of [...this.members]) m.end(err);
+  }
+}
+
+/**
+ * One subscriber: the iterator graphql-ws runs (it yields nothing; events go straight to the socket, and
+ * it ends with the stream), plus its queue for when its socket backs up.
+ */
+class Member implements AsyncIterableIterator<ExecutionResult> {
+  private readonly prefix: string;
+  private queue: string[] = [];
+  /** Delivering (graphql-ws started reading it, after the START entry). */
+  active = false;
+  private done = false;
+  private settle: ((r: IteratorResult<ExecutionResult>) => void) | undefined;
+  private fail: ((err: unknown) => void) | undefined;
+  private last: { error?: unknown; result?: ExecutionResult } | undefined;
+
+  constructor(
+    private readonly hub: FanOut,
+    public group: Group,
+    readonly args: ExecutionArgs,
+    readonly transport: Transport,
+    private readonly conflate: boolean,
+  ) {
+    this.prefix = `{"id":${JSON.stringify(transport.id)},"type":"next","payload":`;
+  }
+
+  get ctx(): Context {
+    return this.args.contextValue as Context;
+  }
+
+  /** Called by graphql-ws once the operation is logged: from now on events are delivered. */
+  next(): Promise<IteratorResult<ExecutionResult>> {
+    if (this.last?.result) {
+      const value = this.last.result;
+      this.last = {};
+      return Promise.resolve({ done: false, value });
+    }
+    if (this.done || this.last) return this.finished();
+    if (!this.active) this.group.enter(this, true);
+    return new Promise((resolve, reject) => {
+      this.settle = resolve;
+      this.fail = reject;
+    });
+  }
+
+  private finished(): Promise<IteratorResult<ExecutionResult>> {
+    this.done = true;
+    const error = this.last?.error;
+    return error ? Promise.reject(error) : Promise.resolve({ done: true, value: undefined });
+  }
+
+  return(): Promise<IteratorResult<ExecutionResult>> {
+    this.end();
+    return Promise.resolve({ done: true, value: undefined });
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  get ended(): boolean {
+    return this.done || this.last !== undefined;
+  }
+
+  /** Ends the stream: with an error, with one last result (sent through graphql-ws), or plainly. */
+  end(error?: unknown, result?: ExecutionResult): void {
+    if (this.ended) return;
+    this.group.leave(this);
+    this.hub.forget(this);
+    this.last = { error, result };
+    const settle = this.settle;
+    const fail = this.fail;
+    this.settle = this.fail = undefined;
+    if (!settle) return;
+    if (result) {
+      this.last = {};
+      settle({ done: false, value: result });
+    } else if (error) {
+      this.done = true;
+      fail!(error);
+    } else {
+      this.done = true;
+      settle({ done: true, value: undefined });
+    }
+  }
+
+  /** Writes one event's payload, or queues it while the socket is backed up. */
+  deliver(body: string, shared: PolicySession | null): void {
+    const { socket } = this.transport;
+    if (socket.readyState !== OPEN) return;
+    if (shared) this.ctx.policy?.absorb(shared);
+    const frame = this.prefix + body + "}";
+    if (!this.queue.length && socket.bufferedAmount <= this.hub.highWater) {
+      socket.send(frame);
+      return;
+    }
+    if (this.conflate) this.queue = [frame];
+    else if (this.queue.push(frame) > this.hub.opts.maxQueued) {
+      subscriptionSlowClosed.inc();
+      log.warn({ id: this.transport.id, queued: this.queue.length }, "slow consumer closed");
+      this.queue = [];
+      socket.close(
+        SLOW_CONSUMER,
+        `Slow consumer: more than ${this.hub.opts.maxQueued} events waiting for subscription ${this.transport.id}`.slice(
+          0,
+          123,
+        ),
+      );
+      this.end();
+      return;
+    }
+    this.hub.waiting(this);
+  }
+
+  /** Sends what waits while the socket takes it; true once nothing waits. */
+  flush(): boolean {
+    const { socket } = this.transport;
+    if (socket.readyState !== OPEN) this.queue = [];
+    while (this.queue.length && socket.bufferedAmount <= this.hub.highWater) socket.send(this.queue.shift()!);
+    return !this.queue.length;
+  }
+}
+
+/** An event as the client receives it: errors masked, masked coordinates listed. Serialized once. */
+function payloadOf(result: ExecutionResult, shared: PolicySession | null): string {
+  const masked = shared?.eventMasked.size ? { masked: sorted(shared.eventMasked) } : null;
+  return JSON.stringify({
+    ...(result.errors?.length ? { errors: result.errors.map((e) => maskError(e.toJSON(), e)) } : {}),
+    data: result.data,
+    ...(result.extensions || masked ? { extensions: { ...result.extensions, ...masked } } : {}),
+  });
+}
+
+function isAsyncIterable<T>(v: unknown): v is AsyncIterable<T> {
+  return typeof (v as AsyncIterable<T> | null)?.[Symbol.asyncIterator] === "function";
+}

@@ -1,0 +1,221 @@
+import "reflect-metadata";
+import { fork, type ChildProcess } from "node:child_process";
+import { join } from "node:path";
+import { Client } from "pg";
+import { createDataSource, migrate } from "../src/db/data-source";
+import { Role } from "../src/policy/principal";
+import { mintToken } from "../src/policy/tokens";
+import { seedWindows } from "../test/support/seed";
+import type { ClientCommand, ClientReport } from "./servers/fanout.clients";
+import type { ServerCommand, ServerReport } from "./servers/fanout.server";
+import { benchDatabase, numericFlags } from "./support";
+
+// bench:fanout — N subscribers (one connection each, in a separate process) to one ranking topic at
+// `rate` events/s, then to quoteTicks spread over `symbols` symbols: deliveries/s, publish-to-receive
+// p50/p99, server CPU and peak RSS.
+const flags = numericFlags({ rate: 5, seconds: 20, warmup: 5, symbols: 100, ticks: 10_000, clients: 2 });
+const SUBSCRIBERS = (process.env.BENCH_SUBSCRIBERS ?? "1000,5000,10000").split(",").map(Number);
+const SECRET = "bench-secret-bench-secret-bench-secret!!";
+const TOP = `subscription { topSymbols(size: ONE_MINUTE, limit: 3) { windowEnd entries { rank symbol value } } }`;
+const TICK = `subscription($s: [String!]!) { quoteTicks(symbols: $s) { symbol eventTime price size } }`;
+const symbolName = (i: number) => `S${String(i).padStart(3, "0")}`;
+
+/** The next report of `child` that `match` accepts. */
+function next<R, T extends R>(child: ChildProcess, match: (r: R) => r is T): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const onMessage = (r: R) => {
+      if (!match(r)) return;
+      child.off("message", onMessage);
+      child.off("exit", onExit);
+      resolve(r);
+    };
+    const onExit = (code: number) => reject(new Error(`a bench process exited with ${code}`));
+    child.on("message", onMessage);
+    child.once("exit", onExit);
+  });
+}
+
+async function prepare(url: string, ends: Date[]): Promise<void> {
+  const ds = createDataSource({ url, statementTimeoutMs: 600_000, poolSize: 1 });
+  await ds.initialize();
+  await migrate(ds);
+  await ds.destroy();
+  const symbols = Array.from({ length: flags.symbols }, (_, i) => symbolName(i));
+  const c = new Client({ connectionString: url });
+  await c.connect();
+  await c.query("TRUNCATE window_aggregates, instruments CASCADE");
+  await c.query(
+    `INSERT INTO instruments (symbol, name, exchange, sector) SELECT s, s || ' Corp', 'NYSE', 'Industrials' FROM unnest($1::text[]) s`,
+    [symbols],
+  );
+  // The bench principal holds REALTIME, as a live screen's account would: events are not held back.
+  await c.query(
+    `INSERT INTO grants (principal, entitlement, granted_by) VALUES ('bench', 'REALTIME', 'bench-owner')
+     ON CONFLICT (principal, entitlement) WHERE revoked_at IS NULL DO NOTHING`,
+  );
+  await c.end();
+  await seedWindows(url, { symbols, ends });
+}
+
+interface Row {
+  what: string;
+  subscribers: number;
+  client: { received: number; p50: number; p99: number; max: number; errors: number };
+  server: Extract<ServerReport, { cpuMs: number }>;
+}
+
+type Measured = Extract<ClientReport, { latencies: Float64Array }>;
+
+/** All client processes' latencies as one distribution. */
+function merge(reports: Measured[]): Row["client"] {
+  const all = new Float64Array(reports.reduce((n, r) => n + r.latencies.length, 0));
+  let at = 0;
+  for (const r of reports) {
+    all.set(r.latencies, at);
+    at += r.latencies.length;
+  }
+  all.sort();
+  const q = (p: number) => all[Math.min(all.length - 1, Math.floor(p * all.length))] ?? NaN;
+  // Unmatched: events published during the warm-up that arrived after it (not counted).
+  const errors = reports.reduce((n, r) => n + r.errors, 0);
+  return { received: all.length, p50: q(0.5), p99: q(0.99), max: all[all.length - 1] ?? NaN, errors };
+}
+
+async function subscribers(port: number): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  return Number(
+    text
+      .split("\n")
+      .find((l) => l.startsWith("tickgraph_subscribers "))
+      ?.split(" ")[1] ?? 0,
+  );
+}
+
+async function until(what: string, ok: () => Promise<boolean>): Promise<void> {
+  for (let k = 0; !(await ok()); k++) {
+    if (k > 1200) throw new Error(`gave up waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function main() {
+  const perStep = (flags.warmup + flags.seconds) * flags.rate;
+  const ends = Array.from(
+    { length: perStep },
+    (_, k) => new Date(Date.parse("2026-01-05T15:00:00Z") + k * 10_000),
+  );
+  const url = await benchDatabase("tickgraph_bench_fanout");
+  await prepare(url, ends);
+  const server = fork(join(__dirname, "servers/fanout.server.js"), {
+    env: {
+      ...process.env,
+      DATABASE_URL: url,
+      JWT_SECRET: SECRET,
+      LOG_LEVEL: "warn",
+      NODE_ENV: "production",
+      MAX_CONNECTIONS_PER_PRINCIPAL: "1000000",
+      MAX_SUBSCRIPTIONS_PER_PRINCIPAL: "1000000",
+    },
+  });
+  // Subscribers spread over several processes, so that reading 50,000 events/s is not what is measured.
+  const clients = Array.from({ length: Math.max(1, flags.clients) }, () =>
+    fork(join(__dirname, "servers/fanout.clients.js"), { serialization: "advanced" }),
+  );
+  const ask = (cmd: ClientCommand | ((k: number) => ClientCommand)) =>
+    clients.forEach((c, k) => c.send(typeof cmd === "function" ? cmd(k) : cmd));
+  const all = <T extends ClientReport>(match: (r: ClientReport) => r is T) =>
+    Promise.all(clients.map((c) => next(c, match)));
+  const tell = (cmd: ServerCommand) => server.send(cmd);
+  const rows: Row[] = [];
+  try {
+    const { port } = await next(server, (r: ServerReport): r is { port: number } => "port" in r);
+    const token = await mintToken(SECRET, "bench", [Role.USER], 3600);
+    const wsUrl = `ws://127.0.0.1:${port}/graphql`;
+
+    const step = async (
+      what: string,
+      n: number,
+      operations: { query: string; variables?: object }[],
+      publish: (from: number, count: number) => ServerCommand,
+    ) => {
+      process.stdout.write(`${what}: ${n.toLocaleString()} subscribers… `);
+      const share = (k: number) => Math.floor(n / clients.length) + (k < n % clients.length ? 1 : 0);
+      ask((k) => ({ open: { url: wsUrl, token, n: share(k), operations } }));
+      const opened = await all((r): r is { opened: number; failed: number } => "opened" in r);
+      const failed = opened.reduce((f, o) => f + o.failed, 0);
+      if (failed) throw new Error(`${failed} of ${n} subscribers could not connect`);
+      await until(`${n} subscribers`, async () => (await subscribers(port)) === n);
+      const published: Record<string, number> = {};
+      const onPublished = (r: ServerReport) => "published" in r && (published[r.published] = r.at);
+      const warm = flags.warmup * flags.rate;
+      tell(publish(0, warm));
+      await next(server, (r: ServerReport): r is { done: true } => "done" in r);
+      ask({ measure: "start" });
+      tell({ measure: "start" });
+      server.on("message", onPublished);
+      tell(publish(warm, flags.seconds * flags.rate));
+      await next(server, (r: ServerReport): r is { done: true } => "done" in r);
+      await new Promise((r) => setTimeout(r, 1000)); // the last event's deliveries
+      server.off("message", onPublished);
+      tell({ measure: "stop" });
+      const srv = await next(server, (r: ServerReport): r is Row["server"] => "cpuMs" in r);
+      ask({ measure: "stop", published });
+      const cli = merge(await all((r): r is Measured => "latencies" in r));
+      ask({ close: true });
+      await all((r): r is { closed: true } => "closed" in r);
+      await until("subscribers gone", async () => (await subscribers(port)) === 0);
+      rows.push({ what, subscribers: n, client: cli, server: srv });
+      process.stdout.write(`p99 ${cli.p99.toFixed(1)} ms\n`);
+    };
+
+    for (const n of SUBSCRIBERS)
+      await step("topSymbols", n, [{ query: TOP }], (from, count) => ({
+        publish: "windows",
+        ends: ends.slice(from, from + count).map((e) => e.toISOString()),
+        rate: flags.rate,
+      }));
+    if (flags.ticks) {
+      const symbols = Array.from({ length: flags.symbols }, (_, i) => symbolName(i));
+      await step(
+        `quoteTicks (${flags.symbols} symbols)`,
+        flags.ticks,
+        symbols.map((s) => ({ query: TICK, variables: { s: [s] } })),
+        (_from, count) => ({ publish: "ticks", symbols, rate: flags.rate, count }),
+      );
+    }
+  } finally {
+    server.kill("SIGTERM");
+    clients.forEach((c) => c.kill());
+  }
+
+  const cells = (r: Row) => {
+    return [
+      r.what,
+      r.subscribers.toLocaleString(),
+      Math.round(r.client.received / flags.seconds).toLocaleString(),
+      r.client.p50.toFixed(1),
+      r.client.p99.toFixed(1),
+      r.client.max.toFixed(1),
+      `${((r.server.cpuMs / r.server.wallMs) * 100).toFixed(0)} %`,
+      r.server.rssPeakMb.toFixed(0),
+      String(r.client.errors),
+    ];
+  };
+  process.stdout.write(
+    [
+      ``,
+      `${flags.rate} events/s, ${flags.seconds} s measured after ${flags.warmup} s; one connection per subscriber, subscribers in ${clients.length} processes`,
+      `| subscription | subscribers | deliveries/s | p50 ms | p99 ms | max ms | server CPU | server RSS MB | errors |`,
+      `|---|---:|---:|---:|---:|---:|---:|---:|---:|`,
+      ...rows.map((r) => `| ${cells(r).join(" | ")} |`),
+      ``,
+    ].join("\n"),
+  );
+}
+
+main()
+  .then(() => process.exit(0))
+  .catch((err) => {
+    process.stderr.write(`bench:fanout failed: ${(err as Error).stack}\n`);
+    process.exit(1);
+  });

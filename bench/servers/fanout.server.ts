@@ -1,0 +1,114 @@
+import "reflect-metadata";
+import { loadConfig } from "../../src/config/config";
+import { createDataSource } from "../../src/db/data-source";
+import { createEventBus, Topic } from "../../src/events/bus";
+import type { CommittedTrades } from "../../src/ingest/committed";
+import { createTokenVerifier } from "../../src/policy/tokens";
+import { buildTickgraphSchema } from "../../src/schema/schema";
+import { startServer } from "../../src/server/server";
+import { WindowSize } from "../../src/windows/windows";
+
+// The GraphQL server of bench:fanout, on its own bus: it publishes events when told (over IPC) and
+// reports when it published each (epoch ms), its CPU time and its peak RSS.
+export type ServerCommand =
+  | { publish: "windows"; ends: string[]; rate: number }
+  | { publish: "ticks"; symbols: string[]; rate: number; count: number }
+  | { measure: "start" | "stop" };
+export type ServerReport =
+  | { port: number }
+  | { published: string; at: number }
+  | { done: true }
+  | { cpuMs: number; wallMs: number; rssPeakMb: number };
+
+const now = () => performance.timeOrigin + performance.now();
+const send = (r: ServerReport) => process.send!(r);
+
+function ticks(symbols: string[], at: number, from: number): CommittedTrades {
+  const time = new Date(at).toISOString();
+  const n = symbols.length;
+  return {
+    id: symbols.map((_, k) => String(from + k)),
+    symbol: symbols,
+    time: Array(n).fill(time),
+    seq: symbols.map((_, k) => from + k),
+    price: symbols.map((_, k) => 100 + k / 10),
+    size: Array(n).fill(100),
+    bid: symbols.map((_, k) => 99.99 + k / 10),
+    bidSize: Array(n).fill(3),
+    ask: symbols.map((_, k) => 100.01 + k / 10),
+    askSize: Array(n).fill(4),
+    exchange: Array(n).fill("V"),
+    source: Array(n).fill("bench"),
+    received: Array(n).fill(at),
+  };
+}
+
+async function main() {
+  const config = loadConfig({ PORT: "0", HOST: "127.0.0.1", INGEST: "off" });
+  const ds = createDataSource({ url: config.databaseUrl!, statementTimeoutMs: 5000, poolSize: 8 });
+  await ds.initialize();
+  const bus = createEventBus();
+  const server = await startServer({
+    config,
+    schema: buildTickgraphSchema({ bus }),
+    dataSource: ds,
+    verifier: createTokenVerifier({ secret: config.jwtSecret! }),
+    bus,
+  });
+  let cpu = process.cpuUsage();
+  let wall = now();
+  let rssPeak = 0;
+  setInterval(() => (rssPeak = Math.max(rssPeak, process.memoryUsage.rss())), 100).unref();
+  let seq = 1;
+
+  process.on("message", (cmd: ServerCommand) => {
+    if ("measure" in cmd) {
+      if (cmd.measure === "start") {
+        cpu = process.cpuUsage();
+        wall = now();
+        rssPeak = process.memoryUsage.rss();
+      } else {
+        const used = process.cpuUsage(cpu);
+        send({ cpuMs: (used.user + used.system) / 1000, wallMs: now() - wall, rssPeakMb: rssPeak / 2 ** 20 });
+      }
+      return;
+    }
+    // Events at a steady rate, each stamped with when it was published.
+    const total = cmd.publish === "windows" ? cmd.ends.length : cmd.count;
+    let k = 0;
+    const t0 = now();
+    const step = () => {
+      if (k >= total) {
+        send({ done: true });
+        return;
+      }
+      const at = now();
+      if (cmd.publish === "windows") {
+        const end = cmd.ends[k];
+        bus.publish(Topic.WINDOWS, {
+          opened: [{ size: WindowSize.ONE_MINUTE, windowEnd: new Date(end), count: 100 }],
+          revised: [],
+          finalUntil: null,
+          watermark: new Date(end),
+        });
+        send({ published: end, at });
+      } else {
+        bus.publish(Topic.QUOTES, ticks(cmd.symbols, Math.round(at), seq));
+        seq += cmd.symbols.length;
+      }
+      k++;
+      setTimeout(step, Math.max(0, t0 + (k * 1000) / cmd.rate - now()));
+    };
+    step();
+  });
+  send({ port: server.port });
+  process.on(
+    "SIGTERM",
+    () =>
+      void server
+        .close()
+        .then(() => ds.destroy())
+        .then(() => process.exit(0)),
+  );
+}
+void main();

@@ -107,6 +107,8 @@ async function main() {
   const url = await benchDatabase("tickgraph_bench_fanout");
   await prepare(url, ends);
   const server = fork(join(__dirname, "servers/fanout.server.js"), {
+    // BENCH_PROFILE=dir writes the server's CPU profile there (open it in Chrome's DevTools).
+    execArgv: process.env.BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [],
     env: {
       ...process.env,
       DATABASE_URL: url,

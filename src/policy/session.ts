@@ -151,16 +151,23 @@ export class PolicySession {
     this.delayed = false;
   }
 
-  /** Adds what `shared` served to this session's account: one subscriber's share of a shared event. */
+  /**
+   * Adds what `shared` decided and touched to this session's account: one subscriber's share of a shared
+   * event. Its rows count once the event is written to the subscriber (`delivered`).
+   */
   absorb(shared: PolicySession): void {
     for (const c of shared.allowed) this.allowed.add(c);
     for (const c of shared.masked) this.masked.add(c);
     for (const c of shared.denied) this.denied.add(c);
     for (const s of shared.symbols) this.touch(s);
-    this.rows += shared.rows;
     this.rootServed += shared.rootServed;
-    this.events++;
     if (shared.delayed) this.delayed = true;
+  }
+
+  /** One event, of `rows` rows, was written to the subscriber. */
+  delivered(rows: number): void {
+    this.rows += rows;
+    this.events++;
   }
 
   /** Notes a symbol the operation touched (bounded, so one huge page cannot bloat its log entry). */

@@ -259,7 +259,8 @@ class Group {
  */
 class Member implements AsyncIterableIterator<ExecutionResult> {
   private readonly prefix: string;
-  private queue: string[] = [];
+  /** Events waiting for the socket: each frame with the rows it carries. */
+  private queue: [string, number][] = [];
   /** Delivering (graphql-ws started reading it, after the START entry). */
   active = false;
   private done = false;
@@ -341,14 +342,17 @@ class Member implements AsyncIterableIterator<ExecutionResult> {
   deliver(body: string, shared: PolicySession | null): void {
     const { socket } = this.transport;
     if (socket.readyState !== OPEN) return;
-    if (shared) this.ctx.policy?.absorb(shared);
+    const policy = this.ctx.policy;
+    if (shared) policy?.absorb(shared);
     const frame = this.prefix + body + "}";
+    const rows = shared?.rows ?? 0;
     if (!this.queue.length && socket.bufferedAmount <= this.hub.highWater) {
       socket.send(frame);
+      policy?.delivered(rows);
       return;
     }
-    if (this.conflate) this.queue = [frame];
-    else if (this.queue.push(frame) > this.hub.opts.maxQueued) {
+    if (this.conflate) this.queue = [[frame, rows]];
+    else if (this.queue.push([frame, rows]) > this.hub.opts.maxQueued) {
       subscriptionSlowClosed.inc();
       log.warn({ id: this.transport.id, queued: this.queue.length }, "slow consumer closed");
       this.queue = [];
@@ -369,7 +373,11 @@ class Member implements AsyncIterableIterator<ExecutionResult> {
   flush(): boolean {
     const { socket } = this.transport;
     if (socket.readyState !== OPEN) this.queue = [];
-    while (this.queue.length && socket.bufferedAmount <= this.hub.highWater) socket.send(this.queue.shift()!);
+    while (this.queue.length && socket.bufferedAmount <= this.hub.highWater) {
+      const [frame, rows] = this.queue.shift()!;
+      socket.send(frame);
+      this.ctx.policy?.delivered(rows);
+    }
     return !this.queue.length;
   }
 }

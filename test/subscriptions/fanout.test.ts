@@ -77,6 +77,18 @@ async function until(what: string, ok: () => Promise<boolean> | boolean, ms = 10
   }
 }
 
+/** A bare graphql-transport-ws connection (to pause its reading, or watch its close), initialised. */
+async function rawConnect(sub: string) {
+  const token = await t.token(sub);
+  const raw = new WebSocket(server.wsUrl, "graphql-transport-ws");
+  const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+    raw.on("close", (code, reason) => resolve({ code, reason: String(reason) })),
+  );
+  await new Promise((r) => raw.once("open", r));
+  raw.send(JSON.stringify({ type: "connection_init", payload: { authorization: `Bearer ${token}` } }));
+  return { raw, closed };
+}
+
 interface Stream<T> {
   events: { data: T; extensions?: Record<string, unknown> }[];
   errors: unknown[];
@@ -133,18 +145,18 @@ test("eight subscribers of one operation and view share one stream: one read per
   expect(await metric("tickgraph_subscription_streams")).toBe(streamsBefore + 1);
 
   const queriesBefore = await metric("tickgraph_db_queries_total");
-  for (const end of ENDS.slice(0, 5)) bus.publish(Topic.WINDOWS, opened(end));
-  await until("5 rankings each", () => subs.every((s) => s.events.length === 5));
-  // A stream per subscriber would read the rankings 40 times; the shared one reads them once per event
-  // (plus the odd entitlement re-read, once a second per principal).
-  expect((await metric("tickgraph_db_queries_total")) - queriesBefore).toBeLessThan(8);
+  for (const end of ENDS) bus.publish(Topic.WINDOWS, opened(end));
+  await until("10 rankings each", () => subs.every((s) => s.events.length === 10));
+  // A stream per subscriber would read the rankings 80 times; the shared one reads them once per event,
+  // plus the entitlement re-reads (at most one a second per principal).
+  expect((await metric("tickgraph_db_queries_total")) - queriesBefore).toBeLessThan(40);
 
   for (const s of subs) expect(s.events).toEqual(subs[0].events);
   const { body } = await t.gql(
     `query($e: DateTime!) { topSymbols(size: ONE_MINUTE, limit: 3, at: $e) { windowEnd entries { symbol value } } }`,
-    { variables: { e: ENDS[4].toISOString() } },
+    { variables: { e: ENDS[9].toISOString() } },
   );
-  expect(subs[0].events[4].data.topSymbols).toEqual(body.data.topSymbols);
+  expect(subs[0].events[9].data.topSymbols).toEqual(body.data.topSymbols);
   subs.forEach((s) => s.stop());
   await until("all gone", async () => (await metric("tickgraph_subscribers")) === 0);
   expect(await metric("tickgraph_subscription_streams")).toBe(streamsBefore);
@@ -156,7 +168,7 @@ test("eight subscribers of one operation and view share one stream: one read per
     { token: steward },
   );
   const ends = log.body.data.accessLog.nodes.filter((n: { phase: string }) => n.phase === "END");
-  expect(ends).toEqual(Array(4).fill({ phase: "END", rowCount: 5, decision: "ALLOWED" }));
+  expect(ends).toEqual(Array(4).fill({ phase: "END", rowCount: 10, decision: "ALLOWED" }));
 });
 
 const TICKS = `subscription($s: [String!]!) { quoteTicks(symbols: $s) { symbol bid } }`;
@@ -213,13 +225,7 @@ test("an entitlement revoked mid-stream moves the subscriber to its new view wit
 });
 
 test("a client that stops reading its ticks is closed with 4008, and only that client", async () => {
-  const token = await t.token("slow");
-  const raw = new WebSocket(server.wsUrl, "graphql-transport-ws");
-  const closed = new Promise<{ code: number; reason: string }>((resolve) =>
-    raw.on("close", (code, reason) => resolve({ code, reason: String(reason) })),
-  );
-  await new Promise((r) => raw.once("open", r));
-  raw.send(JSON.stringify({ type: "connection_init", payload: { authorization: `Bearer ${token}` } }));
+  const { raw, closed } = await rawConnect("slow");
   await new Promise((r) => raw.once("message", r));
   raw.send(
     JSON.stringify({
@@ -270,13 +276,7 @@ test("per-principal caps: a connection over the cap closes with 4029, a subscrip
     }),
   ]);
 
-  const token = await t.token("capped");
-  const fifth = new WebSocket(server.wsUrl, "graphql-transport-ws");
-  const closed = new Promise<{ code: number; reason: string }>((resolve) =>
-    fifth.on("close", (code, reason) => resolve({ code, reason: String(reason) })),
-  );
-  await new Promise((r) => fifth.once("open", r));
-  fifth.send(JSON.stringify({ type: "connection_init", payload: { authorization: `Bearer ${token}` } }));
+  const { closed } = await rawConnect("capped");
   expect(await closed).toEqual({
     code: TOO_MANY_CONNECTIONS,
     reason: "Too many connections: capped has 4 open (the cap)",

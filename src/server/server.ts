@@ -37,6 +37,7 @@ import { createLoaders, type Context } from "../resolvers/context.type";
 import { AccessAudit, originOf, type Origin } from "./access-audit";
 import { maskError, maskGraphQLError } from "./errors";
 import { createLimitChecker } from "./limits";
+import { webRouter } from "./static";
 
 export interface ServerDeps {
   config: Config;
@@ -296,6 +297,7 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
   app.get("/metrics", async (_req, res) => {
     res.type(registry.contentType).send(await registry.metrics());
   });
+  app.use(webRouter()); // the dashboard at /, the explorer at /explorer, the access log at /access-log
   app.use(
     "/graphql",
     express.json({ limit: "1mb" }),

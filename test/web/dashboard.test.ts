@@ -128,6 +128,15 @@ run(`the web pages in Chromium${available ? "" : ` ${SKIPPED_WITHOUT_CHROMIUM}`}
     await page.close();
   }, 60_000);
 
+  test("when the token expires, the page shows the connection closed with its reason", async () => {
+    const page = await browser.context.newPage();
+    await page.goto(`${origin}/#token=${await t.token("alice", [Role.USER], 3)}`);
+    await page.waitForSelector('#conn[data-state="live"]');
+    await page.waitForSelector('#conn[data-state="closed"]', { timeout: 15_000 });
+    expect(await page.locator("#conn").textContent()).toBe("closed: 4403 Forbidden: token expired");
+    await page.close();
+  }, 60_000);
+
   test("the explorer runs operations offline with the token entered once", async () => {
     const page = await browser.context.newPage();
     const seen = watch(page);

@@ -102,8 +102,8 @@ export const wsUrl = () => `${location.protocol === "https:" ? "wss" : "ws"}://$
 
 /**
  * A graphql-ws client that reports its state (connecting, live, closed with the close code and reason,
- * e.g. 4403 for a refused token) to `onState`. It reconnects after a dropped connection; a refused
- * token is final.
+ * e.g. 4403 for a refused or expired token) to `onState`. It reconnects after a dropped connection; a
+ * refused token is final.
  */
 export function liveClient(
   token: string,
@@ -116,6 +116,8 @@ export function liveClient(
     retryAttempts: 20,
     keepAlive: 15_000,
     onNonLazyError: () => {},
+    // graphql-ws retries a 4403 (access might be granted later); a refused or expired token will not be.
+    shouldRetry: (e) => e instanceof CloseEvent && e.code !== 4403,
     on: {
       connecting: () => onState("connecting"),
       connected: () => onState("live"),

@@ -53,12 +53,18 @@ export async function launchBrowser(): Promise<Browser> {
   };
 }
 
-/** Every URL a page asks for (documents, scripts, fetches, WebSockets), and its uncaught errors. */
-export function watch(page: Page): { urls: string[]; errors: Error[] } {
-  const seen = { urls: [] as string[], errors: [] as Error[] };
+/**
+ * Every URL a page asks for (documents, scripts, fetches, WebSockets), its uncaught errors and the errors
+ * it logs (a resource the content security policy blocked shows there).
+ */
+export function watch(page: Page): { urls: string[]; errors: string[] } {
+  const seen = { urls: [] as string[], errors: [] as string[] };
   page.on("request", (r) => seen.urls.push(r.url()));
   page.on("websocket", (ws) => seen.urls.push(ws.url()));
-  page.on("pageerror", (e) => seen.errors.push(e));
+  page.on("pageerror", (e) => seen.errors.push(e.message));
+  page.on("console", (m) => {
+    if (m.type() === "error") seen.errors.push(m.text());
+  });
   return seen;
 }
 

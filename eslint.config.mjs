@@ -20,6 +20,14 @@ export default tseslint.config(
     rules: { "@typescript-eslint/no-require-imports": "off" },
   },
   {
+    // Build configuration run by Node as ES modules (web/vite.config.mjs).
+    files: ["**/*.mjs"],
+    languageOptions: {
+      sourceType: "module",
+      globals: { URL: "readonly", process: "readonly", console: "readonly" },
+    },
+  },
+  {
     rules: {
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
     },

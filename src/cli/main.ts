@@ -7,7 +7,7 @@ import { openDatabase } from "../db/database";
 import { log, setLogLevel } from "../log";
 import { startPlatform } from "../platform";
 import { DEMO_PRINCIPALS } from "../policy/demo";
-import { parseRoles } from "../policy/principal";
+import { parseRoles, Role } from "../policy/principal";
 import { mintToken, parseTtl } from "../policy/tokens";
 import { buildTickgraphSchema, printTickgraphSchema } from "../schema/schema";
 import { rebuildWindows } from "../windows/rebuild";
@@ -72,6 +72,20 @@ export function buildCli(): Command {
       const platform = await startPlatform(c, { feed: mockFeedOptions(opts) });
       untilSignal(() => platform.close());
       const { url } = platform.server;
+      const home = url.replace(/\/graphql$/, "");
+      // On the mock market, ready links to the pages, signed in as a demo principal (the token rides in
+      // the URL fragment, which never reaches a server log).
+      const demoLink = async (sub: string, role: Role, path = "/") =>
+        `${home}${path}#token=${await mintToken(jwtSecretOf(c), sub, [role], 12 * 3600)}`;
+      const links =
+        platform.feed && !c.jwksUrl
+          ? [
+              ``,
+              `Dashboard (as alice):   ${await demoLink("alice", Role.USER)}`,
+              `Access log (as sam):    ${await demoLink("sam", Role.STEWARD, "/access-log")}`,
+              `GraphQL explorer:       ${home}/explorer`,
+            ]
+          : [``, `Dashboard: ${home}/   GraphQL explorer: ${home}/explorer   Access log: ${home}/access-log`];
       const db = platform.db.embedded ? `embedded Postgres under ${c.dataDir}` : "DATABASE_URL";
       process.stdout.write(
         [
@@ -90,6 +104,7 @@ export function buildCli(): Command {
                 ),
               ]
             : []),
+          ...links,
           `Health:        ${url.replace("/graphql", "/readyz")}   Metrics: ${url.replace("/graphql", "/metrics")}`,
           ``,
         ].join("\n"),

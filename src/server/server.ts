@@ -40,6 +40,7 @@ import { AccessAudit, originOf, type Origin } from "./access-audit";
 import { maskError, maskGraphQLError } from "./errors";
 import { FanOut, type Transport } from "./fanout";
 import { createLimitChecker } from "./limits";
+import { webRouter } from "./static";
 
 export interface ServerDeps {
   config: Config;
@@ -354,6 +355,7 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
   app.get("/metrics", async (_req, res) => {
     res.type(registry.contentType).send(await registry.metrics());
   });
+  app.use(webRouter()); // the dashboard at /, the explorer at /explorer, the access log at /access-log
   app.use(
     "/graphql",
     express.json({ limit: "1mb" }),

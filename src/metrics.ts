@@ -17,6 +17,13 @@ export const graphqlOperations = new Counter({
   registers: [registry],
 });
 
+export const graphqlExecutions = new Counter({
+  name: "tickgraph_graphql_executions_total",
+  help: "HTTP operations executed, by engine: compiled (graphql-jit), or graphql-js for mutations, subscriptions and what could not be compiled.",
+  labelNames: ["engine"] as const,
+  registers: [registry],
+});
+
 export const auditEntries = new Counter({
   name: "tickgraph_audit_entries_total",
   help: "Access-log entries, by outcome (written, or failed and their responses withheld).",

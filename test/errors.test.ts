@@ -19,10 +19,18 @@ function expectMasked(error: { message: string; extensions?: Record<string, unkn
   expect(JSON.stringify({ ...error, path: undefined })).not.toMatch(/quotes|SELECT|relation|stack|at /i);
 }
 
+const compiledRuns = async () => {
+  const text = await (await fetch(t.url.replace("/graphql", "/metrics"))).text();
+  return Number(/^tickgraph_graphql_executions_total\{engine="compiled"\} (\d+)/m.exec(text)?.[1] ?? 0);
+};
+
 test("an unexpected error reaches an HTTP client as a message with an id, no SQL or stack", async () => {
+  const before = await compiledRuns();
   const { body } = await t.gql(`{ quotes { nodes { id } } }`);
   expect(body.data).toBeNull();
   expectMasked(body.errors?.[0]);
+  // The query ran compiled: masking holds on that path.
+  expect((await compiledRuns()) - before).toBe(1);
 });
 
 test("and a WebSocket client the same way", async () => {

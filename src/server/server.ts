@@ -1,6 +1,6 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { ApolloServer, type ApolloServerPlugin } from "@apollo/server";
+import { ApolloServer, type ApolloServerOptionsWithGateway, type ApolloServerPlugin } from "@apollo/server";
 import { ApolloServerPluginDrainHttpServer } from "@apollo/server/plugin/drainHttpServer";
 import {
   ApolloServerPluginCacheControlDisabled,
@@ -38,6 +38,7 @@ import { createLoaders, type Context } from "../resolvers/context.type";
 import { CONFLATING } from "../resolvers/live.resolver";
 import { AccessAudit, originOf, type Origin } from "./access-audit";
 import { maskError, maskGraphQLError } from "./errors";
+import { createExecutor, type OperationExecutor } from "./execution";
 import { FanOut, type Transport } from "./fanout";
 import { createLimitChecker } from "./limits";
 import { webRouter } from "./static";
@@ -309,7 +310,9 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
   };
 
   const apollo = new ApolloServer<Context>({
-    schema,
+    // Apollo parses, validates, runs the plugins and formats errors; the operation itself runs on the
+    // compiled executor, handed to Apollo through its one hook for a custom executor (the gateway).
+    gateway: executingGateway(schema, createExecutor(schema)),
     // The platform owns shutdown (the CLI stops feed, ingest, server and database in order on a signal).
     stopOnTerminationSignals: false,
     // Client errors speak for themselves; internal ones are masked: no stack trace is ever useful to send.
@@ -391,5 +394,29 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
       fanout.close();
       await governance.close();
     },
+  };
+}
+
+type Gateway = ApolloServerOptionsWithGateway<Context>["gateway"];
+type GatewayExecutor = NonNullable<Awaited<ReturnType<Gateway["load"]>>["executor"]>;
+
+/** A gateway serving one fixed schema, whose executor runs each operation on `executor`. */
+function executingGateway(schema: GraphQLSchema, executor: OperationExecutor): Gateway {
+  const execute: GatewayExecutor = (rc) =>
+    executor({
+      document: rc.document,
+      operation: rc.operation,
+      operationName: rc.request.operationName,
+      variableValues: rc.request.variables,
+      contextValue: rc.context,
+    });
+  return {
+    onSchemaLoadOrUpdate(callback) {
+      // The SDL is only read by Apollo's schema reporting to GraphOS, which this server does not use.
+      callback({ apiSchema: schema, coreSupergraphSdl: "" });
+      return () => {};
+    },
+    load: async () => ({ executor: execute }),
+    stop: async () => {},
   };
 }

@@ -33,6 +33,11 @@ export interface Platform {
   readonly feed: MockFeed | null;
   /** The ingest lease; null with INGEST=off. */
   lease: IngestLease | null;
+  /**
+   * The market clock delays are measured on: the ingest's while this replica holds the lease, else the
+   * one observed from the committed checkpoint and window events. Never goes back across a take-over.
+   */
+  clock: MarketClock;
   /** Stops everything it started, newest first. Safe to call twice. */
   close(): Promise<void>;
 }
@@ -64,7 +69,15 @@ export async function startPlatform(config: Config, opts: PlatformOptions = {}):
   // The market's now as the replicas that do not ingest see it: the committed checkpoint and the
   // watermarks of window events. The replica that ingests uses its own, which falls back to this one.
   const observed = new ObservedClock();
-  const clock: MarketClock = { now: () => (ingest ? ingest.clock.now() : observed.now()) };
+  const clock: MarketClock = {
+    now: () => {
+      if (!ingest) return observed.now();
+      // Right after a take-over the restored checkpoint may be a batch behind what was observed.
+      const own = ingest.clock.now();
+      const seen = observed.latest;
+      return seen && seen > own ? seen : own;
+    },
+  };
   let followerWatermark: Date | null = null;
   try {
     const applied = await migrate(db.dataSource);
@@ -122,19 +135,22 @@ export async function startPlatform(config: Config, opts: PlatformOptions = {}):
     if (config.ingest) {
       // A demo on the mock market: principals for every role, so that tokens show what each may see.
       if (!config.feedUrl) await seedDemoPrincipals(db.dataSource);
-      const follower = () => {
+      const follower = async (): Promise<void> => {
         if (ingest) return;
-        db.dataSource
-          .query(`SELECT watermark FROM ingest_checkpoints WHERE stream = $1`, [stream])
-          .then((rows: { watermark: Date | null }[]) => {
-            const w = rows[0]?.watermark ?? null;
-            if (!w || ingest) return;
-            followerWatermark = w;
-            observed.observe(w.getTime() + WATERMARK_DELAY_MS);
-          })
-          .catch((err) => log.warn({ err: (err as Error).message }, "reading the ingest checkpoint failed"));
+        try {
+          const rows: { watermark: Date | null }[] = await db.dataSource.query(
+            `SELECT watermark FROM ingest_checkpoints WHERE stream = $1`,
+            [stream],
+          );
+          const w = rows[0]?.watermark ?? null;
+          if (!w || ingest) return;
+          followerWatermark = w;
+          observed.observe(w.getTime() + WATERMARK_DELAY_MS);
+        } catch (err) {
+          log.warn({ err: (err as Error).message }, "reading the ingest checkpoint failed");
+        }
       };
-      follow = setInterval(follower, config.leaseRetryMs);
+      follow = setInterval(() => void follower(), config.leaseRetryMs);
       windowEvents = bus.subscribe(Topic.WINDOWS);
       void (async () => {
         for await (const e of windowEvents as AsyncIterableIterator<{ watermark: Date }>)
@@ -149,7 +165,8 @@ export async function startPlatform(config: Config, opts: PlatformOptions = {}):
         onReleased: stopIngesting,
       });
       await lease.start();
-      follower();
+      // A follower knows the market's time before it serves (wall time only on a database never ingested).
+      await follower();
     }
     const contest = lease;
     const status = (): ReplicaIngestStatus | null => {
@@ -209,6 +226,7 @@ export async function startPlatform(config: Config, opts: PlatformOptions = {}):
       return feed;
     },
     lease,
+    clock,
     close() {
       closing ??= (async () => {
         await running.close();

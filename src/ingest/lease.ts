@@ -165,6 +165,17 @@ export class IngestLease {
       if (this.client === client) this.drop();
     });
     await client.connect();
+    // The server, too, must notice a holder that is gone without closing its socket (network lost,
+    // process frozen) and end its session, or the lock would stay held. The holder queries every
+    // retryMs, so an idle session means it is gone. Settings this server does not know are skipped.
+    const idleMs = Math.max(10_000, this.retryMs * 10);
+    for (const [name, value] of [
+      ["idle_session_timeout", `${idleMs}ms`],
+      ["tcp_keepalives_idle", "5"],
+      ["tcp_keepalives_interval", "2"],
+      ["tcp_keepalives_count", "3"],
+    ])
+      await client.query("SELECT set_config($1, $2, false)", [name, value]).catch(() => undefined);
     if (this.closed) {
       await client.end().catch(() => undefined);
       throw new Error("closed");

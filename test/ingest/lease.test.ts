@@ -67,9 +67,8 @@ test("one holder per stream; another takes over when it gives up or its session 
     `SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name = 'tickgraph-lease/replica-b'`,
   );
   expect(rows).toEqual([{ ok: true }]);
-  await until("b stops", () => (b.events.length === 2 ? true : undefined));
-  expect(b.events).toEqual(["start", "stop"]);
-  expect(b.lease.held).toBe(false);
+  await until("b stops", () => (b.events.includes("stop") ? true : undefined));
+  expect(b.events.slice(0, 2)).toEqual(["start", "stop"]);
   // Whoever tries first after that takes it: C, or B once it has reconnected (then as a new start).
   await until("someone takes over", () => (b.lease.held || c.lease.held ? true : undefined));
   expect([b.lease.held, c.lease.held].filter(Boolean)).toHaveLength(1);

@@ -22,6 +22,14 @@ test("defaults", () => {
   expect(c.dataDir).toMatch(/\.tickgraph$/);
 });
 
+test("replica name and lease retry", () => {
+  expect(loadConfig({}, {})).toMatchObject({ replica: expect.stringMatching(/:\d+$/), leaseRetryMs: 1000 });
+  expect(loadConfig({}, { REPLICA_NAME: "api-2", LEASE_RETRY_MS: "250" })).toMatchObject({
+    replica: "api-2",
+    leaseRetryMs: 250,
+  });
+});
+
 test("explicit overrides beat the environment", () => {
   expect(loadConfig({ PORT: "5000" }, { PORT: "6000" }).port).toBe(5000);
   expect(loadConfig({}, { PORT: "6000" }).port).toBe(6000);
@@ -38,6 +46,8 @@ test.each([
   [{ JWT_SECRET: "x".repeat(40), JWKS_URL: "https://idp/jwks" }, /not both/],
   [{ FEED_URL: "ws://feed" }, /set FEED_KEY and FEED_SECRET/],
   [{ EVENT_BUS: "kafka" }, /EVENT_BUS=kafka is not valid: use one of memory, postgres/],
+  [{ REPLICA_NAME: "has space" }, /REPLICA_NAME=has space is not valid/],
+  [{ LEASE_RETRY_MS: "10" }, /LEASE_RETRY_MS=10 is not valid: use a whole number from 100 to 60000/],
   [{ FEED_URL: "http://feed", FEED_KEY: "k", FEED_SECRET: "s" }, /FEED_URL must use ws: or wss:/],
 ])("%o fails fast: %s", (env, message) => {
   expect(() => loadConfig({}, env)).toThrow(ConfigError);

@@ -87,6 +87,8 @@ export function buildCli(): Command {
             ]
           : [``, `Dashboard: ${home}/   GraphQL explorer: ${home}/explorer   Access log: ${home}/access-log`];
       const db = platform.db.embedded ? `embedded Postgres under ${c.dataDir}` : "DATABASE_URL";
+      const lease = platform.lease;
+      const holder = lease?.holder;
       process.stdout.write(
         [
           ``,
@@ -95,7 +97,15 @@ export function buildCli(): Command {
           `Get a token:   TOKEN=$(npx tickgraph token --sub alice --roles USER)`,
           `Then query:    curl -s ${url} -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \\`,
           `                 -d '{"query":"{ quotes(first: 5) { nodes { symbol eventTime price size } } }"}'`,
-          ...(platform.feed
+          ...(lease
+            ? [
+                ``,
+                lease.held
+                  ? `Ingest:        this replica (${c.replica}) holds the ingest lease and ingests.`
+                  : `Ingest:        ${holder ? `replica ${holder}` : "another replica"} holds the ingest lease; this one (${c.replica}) takes over if it stops.`,
+              ]
+            : []),
+          ...(c.ingest && !c.feedUrl
             ? [
                 ``,
                 `Demo principals on the mock market (use their id and roles with \`npx tickgraph token\`):`,

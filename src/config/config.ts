@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { hostname } from "node:os";
 import { join, resolve } from "node:path";
 
 /** A setting that cannot be used as given; the message says what to fix. */
@@ -50,6 +51,13 @@ export interface Config {
    * @default "memory"
    */
   eventBus: "memory" | "postgres";
+  /** This replica's name: shown as the ingest lease's holder and in logs. @default "<hostname>:<pid>" */
+  replica: string;
+  /**
+   * How often a replica without the ingest lease tries to take it (and the holder checks its hold), ms:
+   * about how long ingest pauses when the holder dies. @default 1000
+   */
+  leaseRetryMs: number;
   /** HS256 key; unset with no `jwksUrl` = a key generated once under `dataDir`. */
   jwtSecret?: string;
   /** RS256/ES256 key set URL, instead of `jwtSecret`. */
@@ -109,6 +117,17 @@ function url(env: Env, name: string, protocols: string[]): string | undefined {
   return raw;
 }
 
+function replicaName(env: Env): string {
+  const raw = env.REPLICA_NAME;
+  if (raw === undefined || raw === "") return `${hostname()}:${process.pid}`;
+  if (!/^[\x21-\x7e]{1,40}$/.test(raw)) {
+    throw new ConfigError(
+      `REPLICA_NAME=${raw} is not valid: use 1 to 40 printable ASCII characters without spaces.`,
+    );
+  }
+  return raw;
+}
+
 /**
  * Reads every setting once: explicit overrides (CLI flags) first, then the environment, then defaults.
  * Throws ConfigError naming the variable to fix.
@@ -144,6 +163,8 @@ export function loadConfig(overrides: Env = {}, env: Env = process.env): Config 
     feedSecret: e.FEED_SECRET || "tickgraph",
     ingest: onOff(e, "INGEST", true),
     eventBus: oneOf(e, "EVENT_BUS", ["memory", "postgres"] as const, "memory"),
+    replica: replicaName(e),
+    leaseRetryMs: int(e, "LEASE_RETRY_MS", 1000, 100, 60_000),
     jwtSecret,
     jwksUrl,
     delaySeconds: int(e, "DELAY_SECONDS", 900, 0, 86400 * 7),

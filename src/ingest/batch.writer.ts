@@ -18,7 +18,7 @@ export interface BatchResult {
   buckets: Date[];
   /** Quarantine rows written, by reason. */
   quarantined: Map<string, number>;
-  /** The watermark the checkpoint recorded. */
+  /** The watermark as of the batch's cut (what every part of it makes true once all committed). */
   watermarkMs: number | null;
   /** Newest event time among the batch's trades, epoch ms (null without trades). */
   newestMs: number | null;
@@ -107,7 +107,7 @@ class Round {
 }
 
 /** FNV-1a: spreads symbols over the connections, the same way every time. */
-function shardOf(symbol: string, n: number): number {
+export function shardOf(symbol: string, n: number): number {
   let h = 0x811c9dc5;
   for (let k = 0; k < symbol.length; k++) h = Math.imul(h ^ symbol.charCodeAt(k), 0x01000193);
   return (h >>> 0) % n;
@@ -175,6 +175,10 @@ export class BatchWriter {
   readonly batchSize: number;
   readonly maxDelayMs: number;
   private readonly seqOffset: (symbol: string) => number;
+  /** Watermark as of the cut of the last batch whose parts all committed. */
+  private wholeWatermarkMs: number | null = null;
+  /** Watermark the last committed checkpoint carries (may lag `wholeWatermarkMs` by one batch). */
+  private storedWatermarkMs: number | null = null;
 
   constructor(private readonly opts: BatchWriterOptions) {
     this.batchSize = opts.batchSize ?? 5000;
@@ -213,9 +217,13 @@ export class BatchWriter {
     this.added();
   }
 
-  addQuarantine(raw: string, reason: string, detail: string, receivedMs: number): void {
+  /**
+   * `symbol`, when the input names one, puts the row in that symbol's part: a trade quarantined as LATE
+   * counts as handled in the symbol's checkpoint, so both must commit together.
+   */
+  addQuarantine(raw: string, reason: string, detail: string, receivedMs: number, symbol?: string): void {
     const [text, why] = storable(raw, detail);
-    const b = this.cur.parts[0];
+    const b = this.cur.parts[symbol === undefined ? 0 : this.shard(symbol)];
     b.qReceived.push(receivedMs);
     b.qRaw.push(text);
     b.qReason.push(reason);
@@ -250,7 +258,7 @@ export class BatchWriter {
    * has been handed to Postgres. Producers await it between messages: that is the backpressure.
    */
   room(): Promise<void> | undefined {
-    if (this.cur.rows < this.batchSize) return undefined;
+    if (this.cur.rows < this.batchSize || this.closed) return undefined;
     return new Promise((resolve) => this.waiters.push(resolve));
   }
 
@@ -283,11 +291,19 @@ export class BatchWriter {
     const started = performance.now();
     const ids: Record<string, number>[] = r.parts.map(() => ({}));
     for (const [symbol, id] of Object.entries(cp.lastIds)) ids[this.shard(symbol)][symbol] = id;
+    const parts = r.parts.filter((b, k) => b.rows > 0 || Object.keys(ids[k]).length > 0 || k === 0).length;
+    // A batch in several transactions may commit in part: a crash between them must not leave a stored
+    // watermark ahead of the part that was lost, or its trades would come back LATE on replay. So such
+    // a batch stores the watermark of the last batch committed whole, which every trade of this batch
+    // was accepted at or after; a batch in one transaction stores its own.
+    const watermarkMs = parts === 1 ? cp.watermarkMs : this.wholeWatermarkMs;
     const work = r.parts
-      .map((b, k) => ({ b, cp: { lastIds: ids[k], watermarkMs: cp.watermarkMs } }))
+      .map((b, k) => ({ b, cp: { lastIds: ids[k], watermarkMs } }))
       .filter((p, k) => p.b.rows > 0 || Object.keys(p.cp.lastIds).length > 0 || k === 0);
     const results = await Promise.all(work.map((p) => this.commitWithRetry(p.b, p.cp)));
     if (results.some((x) => x === null)) return;
+    this.wholeWatermarkMs = cp.watermarkMs;
+    this.storedWatermarkMs = watermarkMs;
     const done = results as BatchResult[];
     const quarantined = new Map<string, number>();
     for (const x of done)
@@ -395,11 +411,31 @@ export class BatchWriter {
     if (this.inflight) await this.inflight;
   }
 
+  /**
+   * Stops at once: what is buffered is dropped (a restart or another replica backfills it from the
+   * checkpoint), a part being retried gives up, nothing further is written. Resolves once the batch in
+   * flight, if any, has settled. For a writer that may no longer write (its ingest lease is lost).
+   */
+  async abandon(): Promise<void> {
+    clearTimeout(this.timer);
+    this.closing = true;
+    this.closed = true;
+    this.cur = new Round(this.n);
+    for (const w of this.waiters.splice(0)) w();
+    await this.inflight;
+  }
+
   /** Commits everything buffered (once nothing is added any more), then refuses further batches. */
   async close(): Promise<void> {
     clearTimeout(this.timer);
     this.closing = true;
     while (this.inflight || this.cur.rows > 0 || this.cur.touched) await this.flush();
+    if (this.storedWatermarkMs !== this.wholeWatermarkMs) {
+      // The last batch stored the one before's watermark: a checkpoint-only commit (one transaction)
+      // stores the latest, so that a restart resumes exactly where this run stopped.
+      this.touch();
+      await this.flush();
+    }
     this.closed = true;
     for (const w of this.waiters.splice(0)) w();
   }

@@ -70,3 +70,9 @@ export const ingestGapsUnrecoverable = new Counter({
   help: "Trade ids missing after a backfill because the feed no longer serves them.",
   registers: [registry],
 });
+
+export const ingestLeaseHeld = new Gauge({
+  name: "tickgraph_ingest_lease_held",
+  help: "1 while this replica holds the ingest lease (and so runs ingest and the window engine), else 0.",
+  registers: [registry],
+});

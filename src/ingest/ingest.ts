@@ -1,7 +1,7 @@
 import type { DataSource } from "typeorm";
 import type { Asset } from "../feed/protocol";
 import { log } from "../log";
-import type { MarketClock } from "../policy/market-clock";
+import { wallClock, type MarketClock } from "../policy/market-clock";
 import { BatchWriter, type BatchResult, type TradeSource } from "./batch.writer";
 import type { CommittedTrades } from "./committed";
 import { FeedRest, streamTrade } from "./feed.rest";
@@ -65,6 +65,8 @@ export interface IngestOptions {
   wantTrades?: () => boolean;
   /** Observes every committed batch (sizes, commit time), e.g. for a benchmark. @default none */
   onBatch?: (result: BatchResult) => void;
+  /** What `clock` answers before any data or checkpoint gives it a time. @default wall time */
+  clockFallback?: MarketClock;
 }
 
 /** What commit listeners receive after each committed batch. */
@@ -125,6 +127,11 @@ export interface Ingest {
   flush(): Promise<void>;
   /** Stops reading the feed, commits what is buffered, closes. Safe to call twice. */
   close(): Promise<void>;
+  /**
+   * Stops reading the feed at once and writes nothing more: what is buffered is dropped (the checkpoint
+   * says where to resume). For an ingest that may no longer write, e.g. its lease is lost.
+   */
+  abort(): Promise<void>;
 }
 
 type Item = { kind: "frame"; text: string; receivedMs: number } | { kind: "ready" } | { kind: "gaps" };
@@ -181,6 +188,8 @@ export function startIngest(opts: IngestOptions): Ingest {
   let state: IngestState = "starting";
   let running = false;
   let closed = false;
+  /** Stopping without writing: queued input is dropped, not processed. */
+  let aborted = false;
   let clockOffsetMs = 0;
   const feedNow = opts.feedClock ? () => opts.feedClock!().getTime() : () => Date.now() + clockOffsetMs;
 
@@ -258,8 +267,14 @@ export function startIngest(opts: IngestOptions): Ingest {
     }
   };
 
-  const quarantine = (raw: string, reason: string, detail: string, receivedMs: number): void => {
-    writer!.addQuarantine(raw, reason, detail, receivedMs);
+  const quarantine = (
+    raw: string,
+    reason: string,
+    detail: string,
+    receivedMs: number,
+    symbol?: string,
+  ): void => {
+    writer!.addQuarantine(raw, reason, detail, receivedMs, symbol);
   };
 
   /** Judges one data message and routes it: to the writer, the quarantine, or the duplicate count. */
@@ -278,7 +293,13 @@ export function startIngest(opts: IngestOptions): Ingest {
         ingestDuplicates.inc();
         return;
       case "reject":
-        quarantine(raw(), v.reason, v.detail, receivedMs);
+        quarantine(
+          raw(),
+          v.reason,
+          v.detail,
+          receivedMs,
+          isRecord(m) && typeof m.S === "string" ? m.S : undefined,
+        );
         return;
     }
   };
@@ -482,6 +503,7 @@ export function startIngest(opts: IngestOptions): Ingest {
   };
 
   const next = async (): Promise<Item | null> => {
+    if (aborted) return null;
     while (queueHead >= queue.length) {
       if (closed) return null;
       await new Promise<void>((r) => (wake = r));
@@ -636,11 +658,28 @@ export function startIngest(opts: IngestOptions): Ingest {
     validator?.latestEventMs ?? (watermarkMs === null ? null : watermarkMs + WATERMARK_DELAY_MS);
 
   let closing: Promise<void> | undefined;
+  let aborting: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      closed = true;
+      clearInterval(gapTimer);
+      stopReportingLag();
+      await starting;
+      await client?.close();
+      wake?.();
+      await pumping;
+      await (aborted ? writer?.abandon() : writer?.close());
+      state = "stopped";
+      running = false;
+    })();
+    return closing;
+  };
+  const fallback = opts.clockFallback ?? wallClock;
   return {
     clock: {
       now: () => {
         const ms = latestMs();
-        return ms === null ? new Date() : new Date(ms);
+        return ms === null ? fallback.now() : new Date(ms);
       },
     },
     get running() {
@@ -683,20 +722,17 @@ export function startIngest(opts: IngestOptions): Ingest {
       while (processed < target) await new Promise((r) => setTimeout(r, 5));
       await writer?.flush();
     },
-    close() {
-      closing ??= (async () => {
-        closed = true;
-        clearInterval(gapTimer);
-        stopReportingLag();
-        await starting;
-        await client?.close();
+    close,
+    abort() {
+      aborting ??= (async () => {
+        closed = aborted = true;
         wake?.();
-        await pumping;
-        await writer?.close();
-        state = "stopped";
-        running = false;
+        // Nothing more reaches Postgres, even while the stream and the pump wind down.
+        const abandoned = writer?.abandon();
+        await close();
+        await abandoned;
       })();
-      return closing;
+      return aborting;
     },
   };
 }

@@ -3,13 +3,14 @@ import { Arg, Ctx, Info, Int, Query, Resolver } from "type-graphql";
 import type { QuarantineRepo, QuarantineRow } from "../db/quarantine.repo";
 import { BadUserInputError } from "../errors";
 import type { IngestStatus } from "../ingest/ingest";
+import type { ReplicaIngestStatus } from "../ingest/lease";
 import type { Context } from "./context.type";
 import { IngestStatusType, QualityCount, QuarantineConnection } from "./ingest.types";
 import { checkPageSize, connectionOf, decodeCursor, encodeCursor, pagedComplexity } from "./page";
 
 /** What the ingest fields read: the running loop (null when ingest is off) and the quarantine table. */
 export interface IngestServices {
-  status(): IngestStatus | null;
+  status(): IngestStatus | ReplicaIngestStatus | null;
   quarantine: QuarantineRepo;
 }
 
@@ -37,9 +38,10 @@ function required(info: GraphQLResolveInfo): IngestServices {
 export class IngestResolver {
   @Query(() => IngestStatusType, {
     nullable: true,
-    description: "The ingest loop's state and counts since start; null when this replica runs no ingest.",
+    description:
+      "The ingest loop's state and counts since start (state following on a replica that does not hold the ingest lease); null with ingest off.",
   })
-  ingestStatus(@Info() info: GraphQLResolveInfo): IngestStatus | null {
+  ingestStatus(@Info() info: GraphQLResolveInfo): IngestStatus | ReplicaIngestStatus | null {
     return servicesOf(info)?.status() ?? null;
   }
 

@@ -1,10 +1,16 @@
 import { Directive, Field, Float, ID, ObjectType } from "type-graphql";
 import { PageInfo } from "./page";
 
-@ObjectType("IngestStatus", { description: "The embedded ingest loop: connection, progress and counts." })
+@ObjectType("IngestStatus", {
+  description:
+    "The embedded ingest loop: connection, progress and counts; with several replicas, who holds the ingest lease.",
+})
 @Directive("@classified(level: CONFIDENTIAL)")
 export class IngestStatusType {
-  @Field({ description: "starting, backfilling, streaming, reconnecting or stopped." })
+  @Field({
+    description:
+      "starting, backfilling, streaming, reconnecting or stopped; following on a replica that does not hold the ingest lease.",
+  })
   state: string;
 
   @Field()
@@ -30,6 +36,15 @@ export class IngestStatusType {
 
   @Field(() => Float, { description: "Trades stored per second, over the last few seconds." })
   ratePerSecond: number;
+
+  @Field(() => String, { nullable: true, description: "This replica's name (REPLICA_NAME)." })
+  replica?: string | null;
+
+  @Field(() => String, {
+    nullable: true,
+    description: "The replica holding the ingest lease, which runs ingest; null while none does.",
+  })
+  leaseHolder?: string | null;
 }
 
 @ObjectType({ description: "A feed input the validator rejected, kept verbatim." })

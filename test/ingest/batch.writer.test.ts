@@ -1,5 +1,5 @@
-import { BatchWriter, type BatchResult } from "../../src/ingest/batch.writer";
-import type { AcceptedTrade } from "../../src/ingest/validator";
+import { BatchWriter, shardOf, type BatchResult } from "../../src/ingest/batch.writer";
+import { Validator, type AcceptedTrade } from "../../src/ingest/validator";
 import { setLogLevel } from "../../src/log";
 import { testDb, until, type TestDb } from "./ingest.helpers";
 
@@ -182,4 +182,97 @@ test("while nobody wants the new rows, commits count them but hand none over", a
   expect(results[1].committed.flatMap((c) => c.seq.map(String))).toEqual(["6", "7"]);
   const [{ n }] = await db.ds.query(`SELECT count(*)::int AS n FROM quotes WHERE symbol = 'LX'`);
   expect(n).toBe(7);
+});
+
+test("a crash between the parts of a batch loses no trade: the stored watermark never runs ahead of a lost part", async () => {
+  await db.ds.query(`TRUNCATE quotes, panes_10s, quarantine, ingest_checkpoints`);
+  // One symbol per connection, and a database that refuses B's third trade: its part never commits.
+  const names = ["AX", "BX", "CX", "DX", "EX", "FX"];
+  const a = names.find((s) => shardOf(s, 2) === 0)!;
+  const b = names.find((s) => shardOf(s, 2) === 1)!;
+  await db.ds.query(`
+    CREATE FUNCTION refuse_b() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      IF NEW.symbol = '${b}' AND NEW.seq >= 3 THEN RAISE EXCEPTION 'refused for the test'; END IF;
+      RETURN NEW;
+    END $$;
+    CREATE TRIGGER refuse_b BEFORE INSERT ON quotes FOR EACH ROW EXECUTE FUNCTION refuse_b();`);
+  try {
+    const at = (ms: number) => new Date(T0 + ms).toISOString();
+    const msg = (symbol: string, id: number, ms: number) => ({
+      T: "t",
+      S: symbol,
+      i: id,
+      x: "V",
+      p: 100,
+      s: 10,
+      t: at(ms),
+      c: ["@"],
+      z: "C",
+    });
+    const validator = new Validator({ symbols: [a, b], clock: () => T0 + 3_600_000 });
+    const writer = new BatchWriter({
+      dataSource: db.ds,
+      stream: "crash",
+      batchSize: 1000,
+      maxDelayMs: 10_000,
+      connections: 2,
+      checkpoint: () => ({ lastIds: validator.takeCheckpoint(), watermarkMs: validator.watermarkMs }),
+      onCommitted: () => {},
+    });
+    const add = (m: ReturnType<typeof msg>) => {
+      const v = validator.check(m);
+      if (v.kind !== "trade") throw new Error(`not accepted: ${JSON.stringify(v)}`);
+      writer.addTrade(v.trade, Date.now(), "feed");
+    };
+    add(msg(a, 1, 0));
+    add(msg(b, 1, 0));
+    add(msg(b, 2, 1000));
+    await writer.flush(); // committed whole: watermark 1000 − 2000
+    // One batch: B's trade at 2 s, then A's at 100 s, which moves the watermark to 98 s.
+    add(msg(b, 3, 2000));
+    add(msg(a, 2, 100_000));
+    void writer.flush();
+    await until("A's part committed", async () =>
+      (await db.ds.query(`SELECT 1 FROM quotes WHERE symbol = $1 AND seq = 2`, [a])).length
+        ? true
+        : undefined,
+    );
+    await writer.abandon(); // the crash: B's part is lost
+
+    const [cp] = await db.ds.query(
+      `SELECT last_ids, watermark FROM ingest_checkpoints WHERE stream = 'crash'`,
+    );
+    expect(cp.last_ids).toEqual({ [a]: 2, [b]: 2 });
+    // Restart: B's lost trade comes again (backfill) and is stored, not quarantined as LATE.
+    const restarted = new Validator({ symbols: [a, b], clock: () => T0 + 3_600_000 });
+    restarted.restore(cp.last_ids, cp.watermark?.getTime() ?? null);
+    expect(restarted.check(msg(b, 3, 2000)).kind).toBe("trade");
+    expect(restarted.check(msg(a, 2, 100_000)).kind).toBe("duplicate");
+  } finally {
+    await db.ds.query(`DROP TRIGGER refuse_b ON quotes; DROP FUNCTION refuse_b()`);
+  }
+});
+
+test("after a clean close the checkpoint holds the last batch's own watermark", async () => {
+  await db.ds.query(`TRUNCATE quotes, panes_10s, quarantine, ingest_checkpoints`);
+  let sent = 0;
+  const writer = new BatchWriter({
+    dataSource: db.ds,
+    stream: "close",
+    batchSize: 50,
+    connections: 2,
+    checkpoint: () => ({ lastIds: { AX: sent, BX: sent }, watermarkMs: T0 + sent * 37 - 2000 }),
+    onCommitted: () => {},
+  });
+  for (let id = 1; id <= 200; id++) {
+    const wait = writer.room();
+    if (wait) await wait;
+    writer.addTrade(trade("AX", id), Date.now(), "feed");
+    writer.addTrade(trade("BX", id), Date.now(), "feed");
+    sent = id;
+  }
+  await writer.close();
+  const [cp] = await db.ds.query(`SELECT watermark FROM ingest_checkpoints WHERE stream = 'close'`);
+  expect(cp.watermark.getTime()).toBe(T0 + 200 * 37 - 2000);
 });

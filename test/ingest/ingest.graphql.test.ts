@@ -35,7 +35,8 @@ afterAll(async () => {
 
 test("ingestStatus reports the running loop", async () => {
   const { body } = await t.gql(
-    `{ ingestStatus { state feedUrl connected watermark lagMs accepted rejected duplicates ratePerSecond } }`,
+    `{ ingestStatus { state feedUrl connected watermark lagMs accepted rejected duplicates ratePerSecond
+                      replica leaseHolder } }`,
     { token: custodian },
   );
   expect(body.errors).toBeUndefined();
@@ -46,6 +47,9 @@ test("ingestStatus reports the running loop", async () => {
   expect(Date.parse(s.watermark)).toBeLessThanOrEqual(feed.clock().getTime());
   expect(s.lagMs).toBeGreaterThanOrEqual(0);
   expect(s.ratePerSecond).toBeGreaterThan(0);
+  // The only replica holds the ingest lease.
+  expect(s.replica).toBe(t.config.replica);
+  expect(s.leaseHolder).toBe(t.config.replica);
 });
 
 test("quarantine pages newest first by keyset, filters by reason and keeps the input verbatim", async () => {
@@ -161,6 +165,7 @@ test("/readyz reports the ingest and /metrics carries its counters", async () =>
     "tickgraph_ingest_batch_commit_seconds_bucket",
     "tickgraph_ingest_batch_rows_bucket",
     "tickgraph_ingest_lag_seconds",
+    "tickgraph_ingest_lease_held 1",
   ])
     expect(metrics).toContain(name);
 });

@@ -1,0 +1,245 @@
+import { Client } from "pg";
+import { log } from "../log";
+import type { IngestState, IngestStatus } from "./ingest";
+import { ingestLeaseHeld } from "./ingest.metrics";
+
+/** First half of the advisory-lock key: "tick" in ASCII, so that tickgraph's locks are told apart. */
+const LOCK_NAMESPACE = 0x7469636b;
+/** application_name holds at most 63 bytes. */
+const MAX_APPLICATION_NAME = 63;
+const APPLICATION_PREFIX = "tickgraph-lease/";
+
+/** Second half of the key: FNV-1a of the stream name, kept to 31 bits so that it reads the same as an oid. */
+export function leaseKey(stream: string): [number, number] {
+  let h = 0x811c9dc5;
+  for (const byte of Buffer.from(stream, "utf8")) h = Math.imul(h ^ byte, 0x01000193);
+  return [LOCK_NAMESPACE, (h >>> 0) & 0x7fffffff];
+}
+
+/**
+ * Ingest status as one replica of several sees it: the loop's own while it holds the lease; otherwise
+ * state "following", the watermark of the committed checkpoint and zero counts. Either way with the
+ * replica's name and the lease's holder.
+ */
+export type ReplicaIngestStatus = Omit<IngestStatus, "state"> & {
+  state: IngestState | "following";
+  replica: string;
+  leaseHolder: string | null;
+};
+
+export interface IngestLeaseOptions {
+  /** The shared database. */
+  url: string;
+  /** The ingest stream (checkpoint key): one lease per stream. */
+  stream: string;
+  /** This replica's name, shown to the others as the holder. */
+  replica: string;
+  /** How often a replica without the lease tries to take it, and the holder checks its session, ms. @default 1000 */
+  retryMs?: number;
+  /** Called once the lease is taken: start the work it guards. */
+  onAcquired: () => Promise<void>;
+  /**
+   * Called when the lease is lost (its connection dropped) or given up at close: stop the work at once.
+   * `graceful` is true at close, while the lease is still held, so buffered work may still be committed.
+   */
+  onReleased: (graceful: boolean) => Promise<void>;
+}
+
+/**
+ * The ingest lease: a session-level advisory lock (`pg_try_advisory_lock`) on a dedicated connection.
+ * Whoever holds it runs ingest; the others try again every `retryMs`. Postgres releases the lock when
+ * the holder's session ends (a killed process's socket closes), so another replica takes over within
+ * about `retryMs`. If the holder's connection fails, it stops its work before anyone can take over:
+ * the lock is gone only once the session is.
+ */
+export class IngestLease {
+  private client: Client | null = null;
+  private heldNow = false;
+  private closed = false;
+  private holderName: string | null = null;
+  private timer: NodeJS.Timeout | undefined;
+  private wake: (() => void) | null = null;
+  private loop: Promise<void> | null = null;
+  private closing: Promise<void> | undefined;
+  /** Starts and stops of the guarded work, one at a time and in order. */
+  private transitions: Promise<void> = Promise.resolve();
+  private readonly key: [number, number];
+  private readonly retryMs: number;
+
+  constructor(private readonly opts: IngestLeaseOptions) {
+    this.key = leaseKey(opts.stream);
+    this.retryMs = opts.retryMs ?? 1000;
+  }
+
+  /** Whether this replica holds the lease. */
+  get held(): boolean {
+    return this.heldNow;
+  }
+
+  /** Whether this replica is connected and contending (holding or ready to take over). */
+  get connected(): boolean {
+    return this.client !== null;
+  }
+
+  /** The holder's replica name as last seen (this replica's when it holds it); null when nobody does. */
+  get holder(): string | null {
+    return this.heldNow ? this.opts.replica : this.holderName;
+  }
+
+  /** Makes the first attempt (and starts the work if it took the lease), then keeps trying in the background. */
+  async start(): Promise<void> {
+    await this.attempt();
+    await this.transitions;
+    this.loop = this.run();
+  }
+
+  private async run(): Promise<void> {
+    while (!this.closed) {
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+        this.timer = setTimeout(resolve, this.retryMs);
+      });
+      this.wake = null;
+      if (!this.closed) await this.attempt();
+    }
+  }
+
+  /** One step: connect if needed, then take the lease, or check that the session holding it is alive. */
+  private async attempt(): Promise<void> {
+    try {
+      const client = this.client ?? (await this.connect());
+      if (this.heldNow) {
+        await client.query("SELECT 1");
+        return;
+      }
+      const [{ ok }] = (
+        await client.query<{ ok: boolean }>("SELECT pg_try_advisory_lock($1, $2) AS ok", this.key)
+      ).rows;
+      if (ok && this.client === client && !this.closed) {
+        this.heldNow = true;
+        ingestLeaseHeld.set(1);
+        log.info(
+          { replica: this.opts.replica, stream: this.opts.stream },
+          "ingest lease taken: this replica ingests",
+        );
+        this.change(async () => {
+          try {
+            await this.opts.onAcquired();
+          } catch (err) {
+            // Holding the lease without doing its work would stall ingest for everyone: give it back.
+            log.error({ err }, "ingest lease: starting ingest failed; giving the lease up");
+            if (this.client === client) this.drop();
+          }
+        });
+      } else if (ok) {
+        // Taken on a connection being dropped, or while closing: the session's end gives it back.
+      } else {
+        const holder = await this.lookUpHolder(client);
+        if (holder !== this.holderName)
+          log.info({ holder, replica: this.opts.replica }, "ingest lease held by another replica");
+        this.holderName = holder;
+      }
+    } catch (err) {
+      log.warn(
+        { err: (err as Error).message, retryInMs: this.retryMs },
+        "ingest lease: database unreachable",
+      );
+      this.drop();
+    }
+  }
+
+  private async connect(): Promise<Client> {
+    const appName = (APPLICATION_PREFIX + this.opts.replica).slice(0, MAX_APPLICATION_NAME);
+    const client = new Client({
+      connectionString: this.opts.url,
+      application_name: appName,
+      keepAlive: true,
+      // A holder whose health check hangs (network gone) stops ingest rather than wait indefinitely.
+      query_timeout: Math.max(5000, this.retryMs * 3),
+    });
+    client.on("error", (err) => {
+      log.error({ err: err.message }, "ingest lease: connection failed");
+      if (this.client === client) this.drop();
+    });
+    client.on("end", () => {
+      if (this.client === client) this.drop();
+    });
+    await client.connect();
+    // The server, too, must notice a holder that is gone without closing its socket (network lost,
+    // process frozen) and end its session, or the lock would stay held. The holder queries every
+    // retryMs, so an idle session means it is gone. Settings this server does not know are skipped.
+    const idleMs = Math.max(10_000, this.retryMs * 10);
+    for (const [name, value] of [
+      ["idle_session_timeout", `${idleMs}ms`],
+      ["tcp_keepalives_idle", "5"],
+      ["tcp_keepalives_interval", "2"],
+      ["tcp_keepalives_count", "3"],
+    ])
+      await client.query("SELECT set_config($1, $2, false)", [name, value]).catch(() => undefined);
+    if (this.closed) {
+      await client.end().catch(() => undefined);
+      throw new Error("closed");
+    }
+    this.client = client;
+    return client;
+  }
+
+  /** Forgets the connection; if it held the lease, the work stops now (fencing: never two writers). */
+  private drop(): void {
+    const client = this.client;
+    this.client = null;
+    if (client) void client.end().catch(() => undefined);
+    this.holderName = null;
+    if (this.heldNow) {
+      this.heldNow = false;
+      ingestLeaseHeld.set(0);
+      log.warn({ replica: this.opts.replica }, "ingest lease lost: ingest stopped");
+      this.change(() => this.opts.onReleased(false));
+      this.wake?.();
+    }
+  }
+
+  private change(step: () => Promise<void>): void {
+    this.transitions = this.transitions.then(step).catch((err) => {
+      log.error({ err }, "ingest lease: starting or stopping ingest failed");
+    });
+  }
+
+  /** The replica named by the application_name of the session holding the lock, if visible. */
+  private async lookUpHolder(client: Client): Promise<string | null> {
+    const { rows } = await client.query<{ name: string }>(
+      `SELECT a.application_name AS name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+       WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+         AND l.classid::int8 = $1 AND l.objid::int8 = $2
+         AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+      this.key,
+    );
+    const name = rows[0]?.name;
+    if (name === undefined) return null;
+    return name.startsWith(APPLICATION_PREFIX) ? name.slice(APPLICATION_PREFIX.length) : name;
+  }
+
+  /** Stops trying; if it holds the lease, stops the work (letting it commit what it holds), then releases it. */
+  close(): Promise<void> {
+    this.closing ??= this.release();
+    return this.closing;
+  }
+
+  private async release(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.timer);
+    this.wake?.();
+    await this.loop;
+    await this.transitions;
+    if (this.heldNow) {
+      this.heldNow = false;
+      ingestLeaseHeld.set(0);
+      await this.opts.onReleased(true).catch((err) => log.error({ err }, "ingest: stopping failed"));
+      log.info({ replica: this.opts.replica }, "ingest lease released");
+    }
+    const client = this.client;
+    this.client = null;
+    // Ending the session releases the lock.
+    await client?.end().catch(() => undefined);
+  }
+}

@@ -1,10 +1,18 @@
 import WebSocket from "ws";
 
-// The subscribers of bench:fanout, in their own process: N WebSocket connections speaking
-// graphql-transport-ws, one subscription each. Each event's receive time is noted against its key
+// The subscribers of bench:fanout, in their own process: WebSocket connections speaking
+// graphql-transport-ws, `perConnection` subscriptions each. Each event's receive time is noted against its key
 // (a ranking's windowEnd, a tick's eventTime); latencies are computed once the publish times are known.
 export type ClientCommand =
-  | { open: { url: string; token: string; n: number; operations: { query: string; variables?: object }[] } }
+  | {
+      open: {
+        url: string;
+        token: string;
+        n: number;
+        perConnection: number;
+        operations: { query: string; variables?: object }[];
+      };
+    }
   | { measure: "start" }
   | { measure: "stop"; published: Record<string, number> }
   | { close: true };
@@ -44,8 +52,7 @@ function onMessage(data: WebSocket.RawData): void {
 function connect(
   url: string,
   token: string,
-  id: number,
-  op: { query: string; variables?: object },
+  ops: { id: number; op: { query: string; variables?: object } }[],
 ): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, "graphql-transport-ws", { skipUTF8Validation: true });
@@ -64,7 +71,8 @@ function connect(
         }
       });
       ws.on("message", onMessage);
-      ws.send(JSON.stringify({ id: String(id), type: "subscribe", payload: op }));
+      for (const { id, op } of ops)
+        ws.send(JSON.stringify({ id: String(id), type: "subscribe", payload: op }));
       resolve(ws);
     });
   });
@@ -72,14 +80,13 @@ function connect(
 
 process.on("message", async (cmd: ClientCommand) => {
   if ("open" in cmd) {
-    const { url, token, n, operations } = cmd.open;
+    const { url, token, n, perConnection, operations } = cmd.open;
+    const ops = Array.from({ length: n }, (_, id) => ({ id, op: operations[id % operations.length] }));
+    const conns: (typeof ops)[] = [];
+    for (let k = 0; k < n; k += perConnection) conns.push(ops.slice(k, k + perConnection));
     let failed = 0;
-    for (let k = 0; k < n; k += 250) {
-      const batch = await Promise.allSettled(
-        Array.from({ length: Math.min(250, n - k) }, (_, j) =>
-          connect(url, token, k + j, operations[(k + j) % operations.length]),
-        ),
-      );
+    for (let k = 0; k < conns.length; k += 250) {
+      const batch = await Promise.allSettled(conns.slice(k, k + 250).map((c) => connect(url, token, c)));
       for (const r of batch) {
         if (r.status === "fulfilled") sockets.push(r.value);
         else failed++;

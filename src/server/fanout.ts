@@ -15,9 +15,17 @@ export interface Socket {
   close(code: number, reason: string): void;
 }
 
+/** A connection's TCP stream: writes between `cork` and `uncork` leave in one system call. */
+export interface Corkable {
+  cork(): void;
+  uncork(): void;
+}
+
 /** Where one subscribe message's events go: its connection and operation id. */
 export interface Transport {
   socket: Socket;
+  /** The connection's TCP socket, corked while one turn of the event loop writes events to it. */
+  stream?: Corkable;
   id: string;
   /** The operation as the client sent it (name, variables, text): equal keys, equal operations. */
   operation: string;
@@ -169,6 +177,8 @@ export class FanOut {
 class Group {
   /** Subscribers receiving events. */
   readonly members = new Set<Member>();
+  /** The same, by connection: the events of one connection's subscribers leave in one write. */
+  private readonly sockets = new Map<Socket, Set<Member>>();
   /** Subscribers handed to graphql-ws whose access-log START entry is not written yet. */
   joining = 0;
   ended = false;
@@ -212,13 +222,21 @@ class Group {
     m.active = true;
     if (this.ended) return m.end();
     this.members.add(m);
+    const { socket } = m.transport;
+    const same = this.sockets.get(socket);
+    if (same) same.add(m);
+    else this.sockets.set(socket, new Set([m]));
     subscribers.inc();
   }
 
   /** Stops delivering to `m`; the stream ends with its last subscriber. */
   leave(m: Member): void {
-    if (this.members.delete(m)) subscribers.dec();
-    else if (!m.active) this.joining--;
+    if (this.members.delete(m)) {
+      subscribers.dec();
+      const same = this.sockets.get(m.transport.socket);
+      same?.delete(m);
+      if (same?.size === 0) this.sockets.delete(m.transport.socket);
+    } else if (!m.active) this.joining--;
     if (this.members.size || this.joining || this.ended) return;
     this.ended = true;
     this.hub.dropGroup(this);
@@ -236,7 +254,16 @@ class Group {
         const r = await this.stream.next();
         if (r.done || this.ended) break;
         const body = payloadOf(r.value, shared);
-        for (const m of this.members) m.deliver(body, shared);
+        for (const same of this.sockets.values()) {
+          if (same.size === 1) {
+            for (const m of same) m.deliver(body, shared);
+            continue;
+          }
+          const stream = same.values().next().value!.transport.stream;
+          stream?.cork();
+          for (const m of same) m.deliver(body, shared);
+          stream?.uncork();
+        }
       }
       this.finish();
     } catch (err) {

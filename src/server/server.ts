@@ -247,6 +247,7 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
           count(subscriptions, principal.id, 1);
           transports.set(contextValue, {
             socket: ctx.extra.socket,
+            stream: ctx.extra.request.socket,
             id,
             operation: `${payload.operationName ?? ""}\n${JSON.stringify(payload.variables ?? {})}\n${payload.query}`,
           });

@@ -26,6 +26,8 @@ export interface Transport {
   socket: Socket;
   /** The connection's TCP socket, corked while one turn of the event loop writes events to it. */
   stream?: Corkable;
+  /** Whether the connection runs other subscriptions too (then its writes are gathered per turn). */
+  multiplexed?: () => boolean;
   id: string;
   /** The operation as the client sent it (name, variables, text): equal keys, equal operations. */
   operation: string;
@@ -59,6 +61,7 @@ export class FanOut {
   private drainTimer: NodeJS.Timeout | undefined;
   private readonly recheckTimer: NodeJS.Timeout;
   private rechecking = false;
+  private readonly corked = new Set<Corkable>();
   readonly highWater: number;
 
   constructor(readonly opts: FanOutOptions) {
@@ -150,6 +153,22 @@ export class FanOut {
     }
   }
 
+  /**
+   * @internal Holds a connection's writes until this turn of the event loop is over, so that the events
+   * of all its subscriptions written in it leave in one system call.
+   */
+  cork(stream: Corkable): void {
+    if (this.corked.has(stream)) return;
+    stream.cork();
+    if (!this.corked.size) setImmediate(() => this.uncorkAll());
+    this.corked.add(stream);
+  }
+
+  private uncorkAll(): void {
+    for (const s of this.corked) s.uncork();
+    this.corked.clear();
+  }
+
   /** @internal A subscriber has events waiting for its socket to drain. */
   waiting(m: Member): void {
     this.backlog.add(m);
@@ -168,6 +187,7 @@ export class FanOut {
   }
 
   close(): void {
+    this.uncorkAll();
     clearInterval(this.recheckTimer);
     clearInterval(this.drainTimer);
   }
@@ -177,8 +197,6 @@ export class FanOut {
 class Group {
   /** Subscribers receiving events. */
   readonly members = new Set<Member>();
-  /** The same, by connection: the events of one connection's subscribers leave in one write. */
-  private readonly sockets = new Map<Socket, Set<Member>>();
   /** Subscribers handed to graphql-ws whose access-log START entry is not written yet. */
   joining = 0;
   ended = false;
@@ -222,21 +240,13 @@ class Group {
     m.active = true;
     if (this.ended) return m.end();
     this.members.add(m);
-    const { socket } = m.transport;
-    const same = this.sockets.get(socket);
-    if (same) same.add(m);
-    else this.sockets.set(socket, new Set([m]));
     subscribers.inc();
   }
 
   /** Stops delivering to `m`; the stream ends with its last subscriber. */
   leave(m: Member): void {
-    if (this.members.delete(m)) {
-      subscribers.dec();
-      const same = this.sockets.get(m.transport.socket);
-      same?.delete(m);
-      if (same?.size === 0) this.sockets.delete(m.transport.socket);
-    } else if (!m.active) this.joining--;
+    if (this.members.delete(m)) subscribers.dec();
+    else if (!m.active) this.joining--;
     if (this.members.size || this.joining || this.ended) return;
     this.ended = true;
     this.hub.dropGroup(this);
@@ -254,16 +264,7 @@ class Group {
         const r = await this.stream.next();
         if (r.done || this.ended) break;
         const body = payloadOf(r.value, shared);
-        for (const same of this.sockets.values()) {
-          if (same.size === 1) {
-            for (const m of same) m.deliver(body, shared);
-            continue;
-          }
-          const stream = same.values().next().value!.transport.stream;
-          stream?.cork();
-          for (const m of same) m.deliver(body, shared);
-          stream?.uncork();
-        }
+        for (const m of this.members) m.deliver(body, shared);
       }
       this.finish();
     } catch (err) {
@@ -374,6 +375,9 @@ class Member implements AsyncIterableIterator<ExecutionResult> {
     const frame = this.prefix + body + "}";
     const rows = shared?.rows ?? 0;
     if (!this.queue.length && socket.bufferedAmount <= this.hub.highWater) {
+      // A connection with one subscription writes at once; one with several gathers this turn's events.
+      const { stream, multiplexed } = this.transport;
+      if (stream && multiplexed?.()) this.hub.cork(stream);
       socket.send(frame);
       policy?.delivered(rows);
       return;

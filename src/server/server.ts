@@ -248,6 +248,7 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
           transports.set(contextValue, {
             socket: ctx.extra.socket,
             stream: ctx.extra.request.socket,
+            multiplexed: () => (ctx.extra.subscriptions?.size ?? 0) > 1,
             id,
             operation: `${payload.operationName ?? ""}\n${JSON.stringify(payload.variables ?? {})}\n${payload.query}`,
           });

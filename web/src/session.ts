@@ -216,3 +216,47 @@ export class Frame {
     this.errors.hidden = this.seen.size === 0;
   }
 }
+
+const PAGES: [string, string][] = [
+  ["/", "Dashboard"],
+  ["/access-log", "Access log"],
+  ["/explorer", "Explorer"],
+];
+
+/**
+ * The header every page shares (navigation, who is signed in, the delayed badge, the connection state)
+ * and the error list under it, built here so that each page's HTML holds only its own parts.
+ */
+function renderHeader(): void {
+  const header = document.querySelector("body > header");
+  if (!header) return;
+  const here = location.pathname.replace(/\/$/, "") || "/";
+  const delayed = el(
+    "span",
+    {
+      id: "delayed",
+      class: "badge delayed",
+      title: "Without the REALTIME entitlement, data is served DELAY_SECONDS late",
+    },
+    "delayed",
+  );
+  delayed.hidden = true;
+  header.replaceChildren(
+    el("a", { class: "brand", href: "/" }, "tickgraph"),
+    el(
+      "nav",
+      {},
+      ...PAGES.map(([href, name]) =>
+        el("a", href === here ? { href, "aria-current": "page" } : { href }, name),
+      ),
+    ),
+    el("span", { id: "who", class: "who" }),
+    delayed,
+    el("span", { id: "conn", class: "conn", "data-state": "connecting" }, "connecting"),
+    el("button", { id: "sign-out", type: "button", class: "link" }, "change token"),
+  );
+  const errors = el("ul", { id: "errors", class: "errors" });
+  errors.hidden = true;
+  header.after(errors);
+}
+renderHeader();

@@ -1,58 +1,18 @@
-import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { createInterface } from "node:readline";
+import { join } from "node:path";
 import { KEY_HEADER, SECRET_HEADER, type SnapshotsResponse } from "../../src/feed";
 import { expectMatchesHistory, sleep, testDb, until, type TestDb } from "./ingest.helpers";
+import { kill, killAll, run } from "../support/processes";
 
 // Real processes, as in production: `npm test` builds dist first (npm ci runs the prepare script).
-const BIN = resolve(__dirname, "../../bin/tickgraph.js");
-const children = new Set<ChildProcess>();
-
-/** Starts `tickgraph …` and resolves with the first stdout line matching `ready`. */
-function run(
-  args: string[],
-  env: Record<string, string>,
-  ready: RegExp,
-): Promise<{ proc: ChildProcess; match: RegExpExecArray }> {
-  return new Promise((resolvePromise, reject) => {
-    const proc = spawn(process.execPath, [BIN, ...args], {
-      env: { ...process.env, LOG_LEVEL: "silent", ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    children.add(proc);
-    let stderr = "";
-    proc.stderr!.on("data", (d) => (stderr += d));
-    proc.once("exit", (code, signal) => {
-      children.delete(proc);
-      reject(new Error(`tickgraph ${args[0]} exited (${code ?? signal}) before it was ready: ${stderr}`));
-    });
-    createInterface({ input: proc.stdout! }).on("line", (line) => {
-      const match = ready.exec(line);
-      if (match) resolvePromise({ proc, match });
-    });
-  });
-}
-
-function kill(proc: ChildProcess, signal: NodeJS.Signals): Promise<void> {
-  return new Promise((done) => {
-    if (proc.exitCode !== null || proc.signalCode !== null) return done();
-    proc.removeAllListeners("exit");
-    proc.once("exit", () => {
-      children.delete(proc);
-      done();
-    });
-    proc.kill(signal);
-  });
-}
 
 let db: TestDb;
 beforeAll(async () => {
   db = await testDb();
 });
 afterAll(async () => {
-  await Promise.all([...children].map((c) => kill(c, "SIGKILL")));
+  await killAll();
   await db.close();
 });
 

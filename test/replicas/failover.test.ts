@@ -1,8 +1,6 @@
-import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { createInterface } from "node:readline";
+import { join } from "node:path";
 import { createClient, type Client as WsClient } from "graphql-ws";
 import WebSocket from "ws";
 import { KEY_HEADER, SECRET_HEADER, type SnapshotsResponse } from "../../src/feed";
@@ -10,54 +8,11 @@ import { Role } from "../../src/policy/principal";
 import { mintToken } from "../../src/policy/tokens";
 import { expectMatchesHistory, testDb, until, type TestDb } from "../ingest/ingest.helpers";
 import { collect } from "../subscriptions/live.helpers";
+import { kill, killAll, run } from "../support/processes";
 
 // Two `serve` replicas and the feed as real processes on one database, as in production: `npm test`
 // builds dist first.
-const BIN = resolve(__dirname, "../../bin/tickgraph.js");
 const SECRET = "failover-test-secret-of-at-least-32-bytes";
-
-interface Proc {
-  proc: ChildProcess;
-  match: RegExpExecArray;
-  /** Everything it wrote to stdout (JSON log lines and the banner). */
-  out: string[];
-}
-const children = new Set<ChildProcess>();
-
-/** Starts `tickgraph …` and resolves once a stdout line matches `ready`. */
-function run(args: string[], env: Record<string, string>, ready: RegExp): Promise<Proc> {
-  return new Promise((resolvePromise, reject) => {
-    const proc = spawn(process.execPath, [BIN, ...args], {
-      env: { ...process.env, LOG_LEVEL: "silent", ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    children.add(proc);
-    const out: string[] = [];
-    let stderr = "";
-    proc.stderr!.on("data", (d) => (stderr += d));
-    proc.once("exit", (code, signal) => {
-      children.delete(proc);
-      reject(new Error(`tickgraph ${args[0]} exited (${code ?? signal}) before it was ready: ${stderr}`));
-    });
-    createInterface({ input: proc.stdout! }).on("line", (line) => {
-      out.push(line);
-      const match = ready.exec(line);
-      if (match) resolvePromise({ proc, match, out });
-    });
-  });
-}
-
-function kill(proc: ChildProcess, signal: NodeJS.Signals): Promise<void> {
-  return new Promise((done) => {
-    if (proc.exitCode !== null || proc.signalCode !== null) return done();
-    proc.removeAllListeners("exit");
-    proc.once("exit", () => {
-      children.delete(proc);
-      done();
-    });
-    proc.kill(signal);
-  });
-}
 
 let db: TestDb;
 const clients: WsClient[] = [];
@@ -66,7 +21,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await Promise.all(clients.map((c) => c.dispose()));
-  await Promise.all([...children].map((c) => kill(c, "SIGKILL")));
+  await killAll();
   await db.close();
 });
 

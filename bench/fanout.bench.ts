@@ -21,6 +21,7 @@ const flags = numericFlags({
   ticks: 10_000,
   clients: 2,
   perConnection: 1,
+  floor: 1,
 });
 const SUBSCRIBERS = (process.env.BENCH_SUBSCRIBERS ?? "1000,5000,10000").split(",").map(Number);
 const SECRET = "bench-secret-bench-secret-bench-secret!!";
@@ -89,14 +90,11 @@ function merge(reports: Measured[]): Row["client"] {
   return { received: all.length, p50: q(0.5), p99: q(0.99), max: all[all.length - 1] ?? NaN, errors };
 }
 
-async function subscribers(port: number): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  return Number(
-    text
-      .split("\n")
-      .find((l) => l.startsWith("tickgraph_subscribers "))
-      ?.split(" ")[1] ?? 0,
-  );
+/** How many subscribers the server delivers to now. */
+async function subscribers(server: ChildProcess): Promise<number> {
+  const answer = next(server, (r: ServerReport): r is { subscribers: number } => "subscribers" in r);
+  server.send({ ask: "subscribers" } satisfies ServerCommand);
+  return (await answer).subscribers;
 }
 
 async function until(what: string, ok: () => Promise<boolean>): Promise<void> {
@@ -135,7 +133,6 @@ async function main() {
     clients.forEach((c, k) => c.send(typeof cmd === "function" ? cmd(k) : cmd));
   const all = <T extends ClientReport>(match: (r: ClientReport) => r is T) =>
     Promise.all(clients.map((c) => next(c, match)));
-  const tell = (cmd: ServerCommand) => server.send(cmd);
   const rows: Row[] = [];
   try {
     const { port } = await next(server, (r: ServerReport): r is { port: number } => "port" in r);
@@ -143,6 +140,7 @@ async function main() {
     const wsUrl = `ws://127.0.0.1:${port}/graphql`;
 
     const step = async (
+      target: { proc: ChildProcess; wsUrl: string },
       what: string,
       n: number,
       operations: { query: string; variables?: object }[],
@@ -151,12 +149,14 @@ async function main() {
       process.stdout.write(`${what}: ${n.toLocaleString()} subscribers… `);
       const share = (k: number) => Math.floor(n / clients.length) + (k < n % clients.length ? 1 : 0);
       ask((k) => ({
-        open: { url: wsUrl, token, n: share(k), perConnection: flags.perConnection, operations },
+        open: { url: target.wsUrl, token, n: share(k), perConnection: flags.perConnection, operations },
       }));
       const opened = await all((r): r is { opened: number; failed: number } => "opened" in r);
       const failed = opened.reduce((f, o) => f + o.failed, 0);
       if (failed) throw new Error(`${failed} connections of ${n} subscribers could not open`);
-      await until(`${n} subscribers`, async () => (await subscribers(port)) === n);
+      const server = target.proc;
+      const tell = (cmd: ServerCommand) => server.send(cmd);
+      await until(`${n} subscribers`, async () => (await subscribers(server)) === n);
       const published: Record<string, number> = {};
       const onPublished = (r: ServerReport) => "published" in r && (published[r.published] = r.at);
       const warm = flags.warmup * flags.rate;
@@ -175,25 +175,39 @@ async function main() {
       const cli = merge(await all((r): r is Measured => "latencies" in r));
       ask({ close: true });
       await all((r): r is { closed: true } => "closed" in r);
-      await until("subscribers gone", async () => (await subscribers(port)) === 0);
+      await until("subscribers gone", async () => (await subscribers(server)) === 0);
       rows.push({ what, subscribers: n, client: cli, server: srv });
       process.stdout.write(`p99 ${cli.p99.toFixed(1)} ms\n`);
     };
 
-    for (const n of SUBSCRIBERS)
-      await step("topSymbols", n, [{ query: TOP }], (from, count) => ({
-        publish: "windows",
-        ends: ends.slice(from, from + count).map((e) => e.toISOString()),
-        rate: flags.rate,
-      }));
+    const tg = { proc: server, wsUrl };
+    const windows = (from: number, count: number): ServerCommand => ({
+      publish: "windows",
+      ends: ends.slice(from, from + count).map((e) => e.toISOString()),
+      rate: flags.rate,
+    });
+    for (const n of SUBSCRIBERS) await step(tg, "topSymbols", n, [{ query: TOP }], windows);
     if (flags.ticks) {
       const symbols = Array.from({ length: flags.symbols }, (_, i) => symbolName(i));
       await step(
+        tg,
         `quoteTicks (${flags.symbols} symbols)`,
         flags.ticks,
         symbols.map((s) => ({ query: TICK, variables: { s: [s] } })),
         (_from, count) => ({ publish: "ticks", symbols, rate: flags.rate, count }),
       );
+    }
+    if (flags.floor) {
+      // The same subscribers and events against a bare ws server writing ready-made messages.
+      const floor = fork(join(__dirname, "servers/ws-floor.server.js"));
+      try {
+        const at = await next(floor, (r: ServerReport): r is { port: number } => "port" in r);
+        const n = Math.max(...SUBSCRIBERS);
+        const bare = { proc: floor, wsUrl: `ws://127.0.0.1:${at.port}/graphql` };
+        await step(bare, "bare ws server (floor)", n, [{ query: TOP }], windows);
+      } finally {
+        floor.kill();
+      }
     }
   } finally {
     server.kill("SIGTERM");

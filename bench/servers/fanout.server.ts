@@ -2,6 +2,7 @@ import "reflect-metadata";
 import { loadConfig } from "../../src/config/config";
 import { createDataSource } from "../../src/db/data-source";
 import { createEventBus, Topic } from "../../src/events/bus";
+import { subscribers as subscribersGauge } from "../../src/metrics";
 import type { CommittedTrades } from "../../src/ingest/committed";
 import { createTokenVerifier } from "../../src/policy/tokens";
 import { buildTickgraphSchema } from "../../src/schema/schema";
@@ -13,12 +14,14 @@ import { WindowSize } from "../../src/windows/windows";
 export type ServerCommand =
   | { publish: "windows"; ends: string[]; rate: number }
   | { publish: "ticks"; symbols: string[]; rate: number; count: number }
-  | { measure: "start" | "stop" };
+  | { measure: "start" | "stop" }
+  | { ask: "subscribers" };
 export type ServerReport =
   | { port: number }
   | { published: string; at: number }
   | { done: true }
-  | { cpuMs: number; wallMs: number; rssPeakMb: number };
+  | { cpuMs: number; wallMs: number; rssPeakMb: number }
+  | { subscribers: number };
 
 const now = () => performance.timeOrigin + performance.now();
 const send = (r: ServerReport) => process.send!(r);
@@ -62,6 +65,10 @@ async function main() {
   let seq = 1;
 
   process.on("message", (cmd: ServerCommand) => {
+    if ("ask" in cmd) {
+      void subscribersGauge.get().then((m) => send({ subscribers: m.values[0]?.value ?? 0 }));
+      return;
+    }
     if ("measure" in cmd) {
       if (cmd.measure === "start") {
         cpu = process.cpuUsage();

@@ -7,7 +7,7 @@ import { Role } from "../src/policy/principal";
 import { mintToken } from "../src/policy/tokens";
 import { seedWindows } from "../test/support/seed";
 import type { ClientCommand, ClientReport } from "./servers/fanout.clients";
-import type { ServerCommand, ServerReport } from "./servers/fanout.server";
+import type { ServerCommand, ServerReport } from "./servers/fanout.protocol";
 import { benchDatabase, numericFlags } from "./support";
 
 // bench:fanout — N subscribers (one connection each, in a separate process) to one ranking topic at

@@ -8,23 +8,10 @@ import { createTokenVerifier } from "../../src/policy/tokens";
 import { buildTickgraphSchema } from "../../src/schema/schema";
 import { startServer } from "../../src/server/server";
 import { WindowSize } from "../../src/windows/windows";
+import { answerCommands, report } from "./fanout.protocol";
 
 // The GraphQL server of bench:fanout, on its own bus: it publishes events when told (over IPC) and
 // reports when it published each (epoch ms), its CPU time and its peak RSS.
-export type ServerCommand =
-  | { publish: "windows"; ends: string[]; rate: number }
-  | { publish: "ticks"; symbols: string[]; rate: number; count: number }
-  | { measure: "start" | "stop" }
-  | { ask: "subscribers" };
-export type ServerReport =
-  | { port: number }
-  | { published: string; at: number }
-  | { done: true }
-  | { cpuMs: number; wallMs: number; rssPeakMb: number }
-  | { subscribers: number };
-
-const now = () => performance.timeOrigin + performance.now();
-const send = (r: ServerReport) => process.send!(r);
 
 function ticks(symbols: string[], at: number, from: number): CommittedTrades {
   const time = new Date(at).toISOString();
@@ -58,57 +45,26 @@ async function main() {
     verifier: createTokenVerifier({ secret: config.jwtSecret! }),
     bus,
   });
-  let cpu = process.cpuUsage();
-  let wall = now();
-  let rssPeak = 0;
-  setInterval(() => (rssPeak = Math.max(rssPeak, process.memoryUsage.rss())), 100).unref();
   let seq = 1;
-
-  process.on("message", (cmd: ServerCommand) => {
-    if ("ask" in cmd) {
-      void subscribersGauge.get().then((m) => send({ subscribers: m.values[0]?.value ?? 0 }));
-      return;
-    }
-    if ("measure" in cmd) {
-      if (cmd.measure === "start") {
-        cpu = process.cpuUsage();
-        wall = now();
-        rssPeak = process.memoryUsage.rss();
-      } else {
-        const used = process.cpuUsage(cpu);
-        send({ cpuMs: (used.user + used.system) / 1000, wallMs: now() - wall, rssPeakMb: rssPeak / 2 ** 20 });
-      }
-      return;
-    }
-    // Events at a steady rate, each stamped with when it was published.
-    const total = cmd.publish === "windows" ? cmd.ends.length : cmd.count;
-    let k = 0;
-    const t0 = now();
-    const step = () => {
-      if (k >= total) {
-        send({ done: true });
-        return;
-      }
-      const at = now();
-      if (cmd.publish === "windows") {
-        const end = cmd.ends[k];
-        bus.publish(Topic.WINDOWS, {
-          opened: [{ size: WindowSize.ONE_MINUTE, windowEnd: new Date(end), count: 100 }],
-          revised: [],
-          finalUntil: null,
-          watermark: new Date(end),
-        });
-        send({ published: end, at });
-      } else {
+  answerCommands({
+    subscribers: async () => (await subscribersGauge.get()).values[0]?.value ?? 0,
+    publish(cmd, k, at) {
+      if (cmd.publish === "ticks") {
         bus.publish(Topic.QUOTES, ticks(cmd.symbols, Math.round(at), seq));
         seq += cmd.symbols.length;
+        return null; // a tick's eventTime is its publish time
       }
-      k++;
-      setTimeout(step, Math.max(0, t0 + (k * 1000) / cmd.rate - now()));
-    };
-    step();
+      const end = cmd.ends[k];
+      bus.publish(Topic.WINDOWS, {
+        opened: [{ size: WindowSize.ONE_MINUTE, windowEnd: new Date(end), count: 100 }],
+        revised: [],
+        finalUntil: null,
+        watermark: new Date(end),
+      });
+      return end;
+    },
   });
-  send({ port: server.port });
+  report({ port: server.port });
   process.on(
     "SIGTERM",
     () =>

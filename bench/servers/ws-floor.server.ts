@@ -1,11 +1,9 @@
 import { WebSocketServer, type WebSocket } from "ws";
-import type { ServerCommand, ServerReport } from "./fanout.server";
+import { answerCommands, report } from "./fanout.protocol";
 
 // The floor of bench:fanout: a bare `ws` server that speaks just enough graphql-transport-ws (ack,
 // remember each subscribe) and, per event, writes one ready-made ranking message to every subscriber:
 // no GraphQL, no policy, no database. What it takes is what writing to that many sockets costs here.
-const now = () => performance.timeOrigin + performance.now();
-const send = (r: ServerReport) => process.send!(r);
 const subscribers: { socket: WebSocket; prefix: string }[] = [];
 
 const wss = new WebSocketServer({ host: "127.0.0.1", port: 0, path: "/graphql" });
@@ -22,45 +20,15 @@ wss.on("connection", (socket) => {
   });
 });
 
-let cpu = process.cpuUsage();
-let wall = now();
-let rssPeak = 0;
-setInterval(() => (rssPeak = Math.max(rssPeak, process.memoryUsage.rss())), 100).unref();
-
-process.on("message", (cmd: ServerCommand) => {
-  if ("ask" in cmd) {
-    send({ subscribers: subscribers.length });
-    return;
-  }
-  if ("measure" in cmd) {
-    if (cmd.measure === "start") {
-      cpu = process.cpuUsage();
-      wall = now();
-      rssPeak = process.memoryUsage.rss();
-    } else {
-      const used = process.cpuUsage(cpu);
-      send({ cpuMs: (used.user + used.system) / 1000, wallMs: now() - wall, rssPeakMb: rssPeak / 2 ** 20 });
-    }
-    return;
-  }
-  if (cmd.publish !== "windows") throw new Error("the floor server publishes rankings only");
-  const { ends, rate } = cmd;
-  let k = 0;
-  const t0 = now();
-  const step = () => {
-    if (k >= ends.length) {
-      send({ done: true });
-      return;
-    }
-    const at = now();
+answerCommands({
+  subscribers: () => subscribers.length,
+  publish(cmd, k) {
+    if (cmd.publish !== "windows") throw new Error("the floor server publishes rankings only");
     const entries = [1, 2, 3].map((rank) => ({ rank, symbol: `S00${rank}`, value: 150 - rank }));
-    const body = JSON.stringify({ data: { topSymbols: { windowEnd: ends[k], entries } } });
+    const body = JSON.stringify({ data: { topSymbols: { windowEnd: cmd.ends[k], entries } } });
     for (const s of subscribers) s.socket.send(s.prefix + body + "}");
-    send({ published: ends[k], at });
-    k++;
-    setTimeout(step, Math.max(0, t0 + (k * 1000) / rate - now()));
-  };
-  step();
+    return cmd.ends[k];
+  },
 });
 
-wss.on("listening", () => send({ port: (wss.address() as { port: number }).port }));
+wss.on("listening", () => report({ port: (wss.address() as { port: number }).port }));

@@ -1,17 +1,12 @@
-import type { DataSource } from "typeorm";
-import { createDataSource } from "../src/db/data-source";
 import { createEventBus } from "../src/events/bus";
 import { Role } from "../src/policy/principal";
-import { createTokenVerifier } from "../src/policy/tokens";
-import { buildTickgraphSchema } from "../src/schema/schema";
-import { startServer, type RunningServer } from "../src/server/server";
+import type { RunningServer } from "../src/server/server";
 import { seedQuotes } from "./support/seed";
-import { startTestPlatform, TEST_SECRET, type TestPlatform } from "./support/server";
+import { startReplica, startTestPlatform, type TestPlatform } from "./support/server";
 
 // Two replicas on one database: policy changes made on one hold on the other at once, and both
 // extend one access-log chain.
 let t: TestPlatform;
-let ds: DataSource;
 let b: RunningServer;
 let owner: string;
 let steward: string;
@@ -19,22 +14,13 @@ let steward: string;
 beforeAll(async () => {
   t = await startTestPlatform();
   await seedQuotes(t.databaseUrl, { symbols: ["AAPL"], perSymbol: 5 });
-  ds = createDataSource({ url: t.databaseUrl, statementTimeoutMs: 5000, poolSize: 4 });
-  await ds.initialize();
   const bus = createEventBus();
-  b = await startServer({
-    config: t.config,
-    schema: buildTickgraphSchema({ bus }),
-    dataSource: ds,
-    verifier: createTokenVerifier({ secret: TEST_SECRET }),
-    bus,
-  });
+  b = await startReplica(t, bus);
   owner = await t.token("orla", [Role.OWNER]);
   steward = await t.token("stef", [Role.STEWARD]);
 });
 afterAll(async () => {
   await b.close();
-  await ds.destroy();
   await t.close();
 });
 

@@ -1,25 +1,14 @@
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { loadConfig } from "../../src/config/config";
 import { setLogLevel } from "../../src/log";
 import { startPlatform } from "../../src/platform";
 import { createTestDatabase } from "../support/database";
-import { TEST_SECRET } from "../support/server";
+import { testConfig } from "../support/server";
 import { until } from "./ingest.helpers";
 
 beforeAll(() => setLogLevel("silent"));
 
 test("serve without FEED_URL runs the embedded feed; a restart continues the numbering instead of colliding", async () => {
   const db = await createTestDatabase();
-  const config = loadConfig({
-    DATABASE_URL: db.url,
-    PORT: "0",
-    HOST: "127.0.0.1",
-    JWT_SECRET: TEST_SECRET,
-    DATA_DIR: mkdtempSync(join(tmpdir(), "tickgraph-data-")),
-    LOG_LEVEL: "silent",
-  });
+  const config = testConfig(db.url);
   const seqs = async (p: Awaited<ReturnType<typeof startPlatform>>) =>
     (
       await p.db.dataSource.query(

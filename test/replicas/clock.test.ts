@@ -1,12 +1,8 @@
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { loadConfig } from "../../src/config/config";
 import { startMockFeed, type MockFeed } from "../../src/feed";
 import { setLogLevel } from "../../src/log";
 import { startPlatform, type Platform } from "../../src/platform";
 import { createTestDatabase } from "../support/database";
-import { TEST_SECRET } from "../support/server";
+import { testConfig } from "../support/server";
 import { until } from "../ingest/ingest.helpers";
 
 // Two replicas in this process on one database, the feed beside them: the market clock of the one
@@ -27,13 +23,7 @@ afterAll(async () => {
 });
 
 async function replica(name: string): Promise<Platform> {
-  const config = loadConfig({
-    DATABASE_URL: db.url,
-    PORT: "0",
-    HOST: "127.0.0.1",
-    JWT_SECRET: TEST_SECRET,
-    DATA_DIR: mkdtempSync(join(tmpdir(), "tickgraph-data-")),
-    LOG_LEVEL: "silent",
+  const config = testConfig(db.url, {
     FEED_URL: feed.url,
     FEED_KEY: "tickgraph",
     FEED_SECRET: "tickgraph",

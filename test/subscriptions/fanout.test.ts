@@ -1,23 +1,18 @@
 import { createClient, type Client as WsClient } from "graphql-ws";
-import type { DataSource } from "typeorm";
 import WebSocket from "ws";
-import { createDataSource } from "../../src/db/data-source";
 import { createEventBus, Topic, type EventBus } from "../../src/events/bus";
 import type { CommittedTrades } from "../../src/ingest/committed";
 import { Entitlement, Role } from "../../src/policy/principal";
-import { createTokenVerifier } from "../../src/policy/tokens";
-import { buildTickgraphSchema } from "../../src/schema/schema";
 import { SLOW_CONSUMER } from "../../src/server/fanout";
-import { startServer, TOO_MANY_CONNECTIONS, type RunningServer } from "../../src/server/server";
+import { TOO_MANY_CONNECTIONS, type RunningServer } from "../../src/server/server";
 import { WindowSize } from "../../src/windows/windows";
 import { grantEntitlements, TEST_OWNER } from "../support/governance";
 import { seedQuotes, seedWindows } from "../support/seed";
-import { startTestPlatform, TEST_SECRET, type TestPlatform } from "../support/server";
+import { startReplica, startTestPlatform, type TestPlatform } from "../support/server";
 
 // Fan-out over real sockets: one execution per event for every subscriber of an operation and view,
 // each subscriber still governed, queued and counted on its own; per-principal caps.
 let t: TestPlatform;
-let ds: DataSource;
 let bus: EventBus;
 let server: RunningServer;
 const SYMBOLS = ["AAA", "BBB", "CCC", "DDD"];
@@ -30,21 +25,12 @@ beforeAll(async () => {
   await seedWindows(t.databaseUrl, { symbols: SYMBOLS, ends: ENDS });
   for (const p of ["rita", "rosa", "dave", "slow", "capped"]) await grantEntitlements(t, p);
   await grantEntitlements(t, "nora", [Entitlement.REALTIME]);
-  ds = createDataSource({ url: t.databaseUrl, statementTimeoutMs: 5000, poolSize: 4 });
-  await ds.initialize();
   bus = createEventBus();
-  server = await startServer({
-    config: { ...t.config, limits: { ...t.config.limits, ...CAPS } },
-    schema: buildTickgraphSchema({ bus }),
-    dataSource: ds,
-    verifier: createTokenVerifier({ secret: TEST_SECRET }),
-    bus,
-  });
+  server = await startReplica(t, bus, { ...t.config, limits: { ...t.config.limits, ...CAPS } });
 });
 afterAll(async () => {
   await Promise.all(clients.map((c) => c.dispose()));
   await server.close();
-  await ds.destroy();
   await t.close();
 });
 

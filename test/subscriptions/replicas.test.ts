@@ -1,19 +1,14 @@
 import { createClient, type Client as WsClient } from "graphql-ws";
-import type { DataSource } from "typeorm";
 import WebSocket from "ws";
-import { createDataSource } from "../../src/db/data-source";
 import { createPgEventBus, type PgEventBus } from "../../src/events/pg-bus";
-import { createTokenVerifier } from "../../src/policy/tokens";
-import { buildTickgraphSchema } from "../../src/schema/schema";
-import { startServer, type RunningServer } from "../../src/server/server";
+import type { RunningServer } from "../../src/server/server";
 import { grantEntitlements } from "../support/governance";
-import { startTestPlatform, TEST_SECRET, type TestPlatform } from "../support/server";
+import { startReplica, startTestPlatform, type TestPlatform } from "../support/server";
 import { collect } from "./live.helpers";
 
 // With EVENT_BUS=postgres, a replica that runs no ingest streams what the ingesting one commits: ticks
 // and windows travel through NOTIFY.
 let t: TestPlatform;
-let ds: DataSource;
 let bus: PgEventBus;
 let b: RunningServer;
 let client: WsClient;
@@ -24,16 +19,8 @@ beforeAll(async () => {
     { feed: { seed: 3, symbols: 6, rate: 1000, speed: 60, start: "2026-01-05T14:29:00Z" } },
   );
   await grantEntitlements(t, "rita");
-  ds = createDataSource({ url: t.databaseUrl, statementTimeoutMs: 5000, poolSize: 4 });
-  await ds.initialize();
   bus = await createPgEventBus(t.databaseUrl);
-  b = await startServer({
-    config: t.config,
-    schema: buildTickgraphSchema({ bus }),
-    dataSource: ds,
-    verifier: createTokenVerifier({ secret: TEST_SECRET }),
-    bus,
-  });
+  b = await startReplica(t, bus);
   client = createClient({
     url: b.wsUrl,
     webSocketImpl: WebSocket,
@@ -45,7 +32,6 @@ afterAll(async () => {
   await client.dispose();
   await b.close();
   await bus.close();
-  await ds.destroy();
   await t.close();
 });
 

@@ -4,9 +4,13 @@ import { join } from "node:path";
 import { createClient, type Client as WsClient, type ClientOptions } from "graphql-ws";
 import WebSocket from "ws";
 import { loadConfig, type Config } from "../../src/config/config";
+import { createDataSource } from "../../src/db/data-source";
+import type { EventBus } from "../../src/events/bus";
 import { startPlatform, type Platform, type PlatformOptions } from "../../src/platform";
 import { Role } from "../../src/policy/principal";
-import { mintToken } from "../../src/policy/tokens";
+import { createTokenVerifier, mintToken } from "../../src/policy/tokens";
+import { buildTickgraphSchema } from "../../src/schema/schema";
+import { startServer, type RunningServer } from "../../src/server/server";
 import { createTestDatabase } from "./database";
 
 export const TEST_SECRET = "test-secret-of-at-least-thirty-two-bytes!";
@@ -33,23 +37,27 @@ export interface GqlResponse {
   body: { data?: any; errors?: { message: string; path?: string[]; extensions?: Record<string, any> }[] };
 }
 
+/** A platform's configuration for tests: `databaseUrl`, port 0, the test key, a fresh DATA_DIR, `env` on top. */
+export function testConfig(databaseUrl: string, env: Record<string, string> = {}): Config {
+  return loadConfig({
+    DATABASE_URL: databaseUrl,
+    PORT: "0",
+    HOST: "127.0.0.1",
+    JWT_SECRET: TEST_SECRET,
+    DATA_DIR: mkdtempSync(join(tmpdir(), "tickgraph-data-")),
+    LOG_LEVEL: process.env.LOG_LEVEL ?? "silent",
+    ...env,
+  });
+}
+
 /** The whole platform on port 0 over a fresh database cloned from the migrated template. */
 export async function startTestPlatform(
   env: Record<string, string> = {},
   opts: PlatformOptions = {},
 ): Promise<TestPlatform> {
   const db = await createTestDatabase();
-  const config = loadConfig({
-    DATABASE_URL: db.url,
-    PORT: "0",
-    HOST: "127.0.0.1",
-    JWT_SECRET: TEST_SECRET,
-    DATA_DIR: mkdtempSync(join(tmpdir(), "tickgraph-data-")),
-    LOG_LEVEL: process.env.LOG_LEVEL ?? "silent",
-    // Tests that want the feed and ingest loop pass INGEST: "on" (with FEED_URL for a feed they control).
-    INGEST: "off",
-    ...env,
-  });
+  // Tests that want the feed and ingest loop pass INGEST: "on" (with FEED_URL for a feed they control).
+  const config = testConfig(db.url, { INGEST: "off", ...env });
   const platform = await startPlatform(config, opts);
   const { url, wsUrl } = platform.server;
   const token = (sub = "alice", roles = [Role.USER], ttl = 3600) => mintToken(TEST_SECRET, sub, roles, ttl);
@@ -115,4 +123,31 @@ export function wsQuery(
       },
     );
   });
+}
+
+/**
+ * Another GraphQL server (no ingest) on `t`'s database, listening to `bus`: a second replica, or a
+ * server with its own limits. `close` stops it and its connections.
+ */
+export async function startReplica(
+  t: TestPlatform,
+  bus: EventBus,
+  config: Config = t.config,
+): Promise<RunningServer> {
+  const ds = createDataSource({ url: t.databaseUrl, statementTimeoutMs: 5000, poolSize: 4 });
+  await ds.initialize();
+  const server = await startServer({
+    config,
+    schema: buildTickgraphSchema({ bus }),
+    dataSource: ds,
+    verifier: createTokenVerifier({ secret: TEST_SECRET }),
+    bus,
+  });
+  return {
+    ...server,
+    async close() {
+      await server.close();
+      await ds.destroy();
+    },
+  };
 }

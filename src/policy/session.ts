@@ -47,8 +47,6 @@ export class PolicySession {
   rows = 0;
   /** Root fields that resolved without error. */
   rootServed = 0;
-  /** Events delivered to a subscriber. */
-  events = 0;
   /** True once any data was served delayed. */
   delayed = false;
   readonly startedAt = performance.now();
@@ -167,7 +165,6 @@ export class PolicySession {
   /** One event, of `rows` rows, was written to the subscriber. */
   delivered(rows: number): void {
     this.rows += rows;
-    this.events++;
   }
 
   /** Notes a symbol the operation touched (bounded, so one huge page cannot bloat its log entry). */

@@ -1,8 +1,11 @@
 import { performance } from "node:perf_hooks";
+import { finished } from "node:stream/promises";
+import type { PoolClient } from "pg";
+import { from as copyFrom } from "pg-copy-streams";
 import type { DataSource } from "typeorm";
 import { log } from "../log";
-import { mergePanesSql } from "../windows/panes.sql";
-import { committedOf, type CommittedTrades } from "./committed";
+import { mergePanesSql, PaneSums, UPSERT_PANES_SQL } from "../windows/panes.sql";
+import { allCommitted, committedOf, type CommittedTrades } from "./committed";
 import type { AcceptedTrade } from "./validator";
 
 /** How a trade reached the ingest; stored in `quotes.source`. */
@@ -72,6 +75,7 @@ export interface BatchWriterOptions {
 class Batch {
   symbol: string[] = [];
   time: string[] = [];
+  timeMs: number[] = [];
   seq: number[] = [];
   price: number[] = [];
   size: number[] = [];
@@ -87,11 +91,62 @@ class Batch {
   qRaw: string[] = [];
   qReason: string[] = [];
   qDetail: string[] = [];
+  /** Holds backfilled trades, which may overlap rows already stored. */
+  backfill = false;
 
   get rows(): number {
     return this.symbol.length + this.qRaw.length;
   }
+
+  /** Row numbers in key order (symbol, then seq): neighbouring index entries land on the same pages. */
+  keyOrder(): number[] {
+    const bySymbol = new Map<string, number[]>();
+    for (let k = 0; k < this.symbol.length; k++) {
+      const rows = bySymbol.get(this.symbol[k]);
+      if (rows) rows.push(k);
+      else bySymbol.set(this.symbol[k], [k]);
+    }
+    const out: number[] = [];
+    for (const symbol of [...bySymbol.keys()].sort()) {
+      const rows = bySymbol.get(symbol)!;
+      // Ids arrive nearly in order: the check spares the sort in the common case.
+      if (rows.some((r, k) => k > 0 && this.seq[r] < this.seq[rows[k - 1]]))
+        rows.sort((x, y) => this.seq[x] - this.seq[y]);
+      for (const r of rows) out.push(r);
+    }
+    return out;
+  }
 }
+
+const COPY_ESCAPES: Record<string, string> = { "\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r" };
+/** A text value in COPY's text format. */
+const copyText = (v: string): string =>
+  /[\\\t\n\r]/.test(v) ? v.replace(/[\\\t\n\r]/g, (c) => COPY_ESCAPES[c]) : v;
+const copyValue = (v: number | null): string => (v === null ? "\\N" : String(v));
+
+const COPY_COLUMNS =
+  "symbol, event_time, seq, price, size, bid, bid_size, ask, ask_size, exchange, source, received_at";
+
+/** The trades of a batch as COPY text, in key order, with their ids when given. */
+function copyRows(b: Batch, ids: string[] | null): string {
+  const lines: string[] = [];
+  let receivedMs = NaN;
+  let received = "";
+  for (const k of b.keyOrder()) {
+    if (b.received[k] !== receivedMs) {
+      receivedMs = b.received[k];
+      received = new Date(receivedMs).toISOString();
+    }
+    lines.push(
+      `${ids ? ids[k] + "\t" : ""}${copyText(b.symbol[k])}\t${b.time[k]}\t${b.seq[k]}\t${b.price[k]}\t${b.size[k]}\t` +
+        `${copyValue(b.bid[k])}\t${copyValue(b.bidSize[k])}\t${copyValue(b.ask[k])}\t${copyValue(b.askSize[k])}\t` +
+        `${copyText(b.exchange[k])}\t${b.source[k]}\t${received}\n`,
+    );
+  }
+  return lines.join("");
+}
+
+const ALLOCATE_IDS = `SELECT array_agg(nextval('quotes_id_seq'))::text[] AS ids FROM generate_series(1, $1)`;
 
 /** One batch: a part per connection, each holding the trades of its own symbols. */
 class Round {
@@ -106,6 +161,17 @@ class Round {
   }
 }
 
+/** What a part's trades left in the database. */
+interface Stored {
+  /** New rows (the rest lost on the unique key: duplicates). */
+  inserted: number;
+  /** Distinct pane starts (epoch ms) that got new trades. */
+  buckets: number[];
+  committed: CommittedTrades[];
+}
+
+const UNIQUE_VIOLATION = "23505";
+
 /** FNV-1a: spreads symbols over the connections, the same way every time. */
 export function shardOf(symbol: string, n: number): number {
   let h = 0x811c9dc5;
@@ -113,7 +179,7 @@ export function shardOf(symbol: string, n: number): number {
   return (h >>> 0) % n;
 }
 
-// The trades, their panes, in one statement: only rows that won the unique key reach the panes, so a
+// The slow way for trades, with their panes in one statement: only rows that won the unique key reach the panes, so a
 // duplicate is never counted twice. Rows go in key order: neighbouring index entries land on the same
 // pages (a fifth faster than feed order). Returns what the commit listeners need.
 const insertTrades = (withTrades: boolean) => `
@@ -157,8 +223,8 @@ function storable(raw: string, detail: string): [string, string] {
 /**
  * Buffers trades and quarantine rows and writes them in batches: by size or after a short delay,
  * whichever comes first, one batch in flight at a time. A batch is one transaction per connection (see
- * `connections`), each holding trades (multi-row `unnest` insert, idempotent on `(symbol, seq)`), their
- * panes, quarantine rows and the checkpoint of its symbols, so a crash never leaves them out of step.
+ * `connections`), each holding trades (COPY, or an `unnest` insert idempotent on `(symbol, seq)` where
+ * repeats may be among them: see `commit`), their panes, quarantine rows and the checkpoint of its symbols, so a crash never leaves them out of step.
  * While a batch is in flight the next one fills; once it is full, `room()` makes the producer wait, so
  * memory stays bounded when Postgres is slower than the feed. A failed part is retried (with backoff)
  * until it commits or the writer closes.
@@ -203,6 +269,7 @@ export class BatchWriter {
     const b = this.cur.parts[this.shard(t.symbol)];
     b.symbol.push(t.symbol);
     b.time.push(t.time);
+    b.timeMs.push(t.timeMs);
     b.seq.push(t.id + this.seqOffset(t.symbol));
     b.price.push(t.price);
     b.size.push(t.size);
@@ -212,6 +279,7 @@ export class BatchWriter {
     b.askSize.push(t.askSize);
     b.exchange.push(t.exchange);
     b.source.push(source);
+    if (source === "backfill") b.backfill = true;
     b.received.push(receivedMs);
     if (b.newestMs === null || t.timeMs > b.newestMs) b.newestMs = t.timeMs;
     this.added();
@@ -347,61 +415,113 @@ export class BatchWriter {
     }
   }
 
+  /**
+   * Commits one part in one transaction. Its trades go in by COPY, their panes merged from sums taken
+   * here: the fast way, when none of them is stored yet. A part that may hold stored trades (a
+   * backfill), or whose COPY meets the unique key, goes in by `INSERT … ON CONFLICT DO NOTHING`
+   * instead, its panes merged from what the insert returns, so that a repeat is never counted twice.
+   */
   private async commit(b: Batch, cp: CheckpointDelta): Promise<BatchResult> {
     const started = performance.now();
+    const wantTrades = b.symbol.length > 0 && (this.opts.wantTrades?.() ?? true);
     const qr = this.opts.dataSource.createQueryRunner();
-    await qr.connect();
+    const client = (await qr.connect()) as PoolClient;
     try {
-      await qr.startTransaction();
-      if (!this.opts.durableCommits) await qr.query("SET LOCAL synchronous_commit = off");
-      let inserted = 0;
-      let buckets: Date[] = [];
-      const committed: CommittedTrades[] = [];
-      if (b.symbol.length) {
-        const wantTrades = this.opts.wantTrades?.() ?? true;
-        const [row] = (await qr.query(wantTrades ? INSERT_TRADES : INSERT_TRADES_LEAN, [
-          b.symbol,
-          b.time,
-          b.seq,
-          b.price,
-          b.size,
-          b.bid,
-          b.bidSize,
-          b.ask,
-          b.askSize,
-          b.exchange,
-          b.source,
-          b.received,
-        ])) as { inserted: number; buckets: string[]; ids: string[]; symbols: string[]; seqs: string[] }[];
-        inserted = row.inserted;
-        if (inserted && wantTrades) committed.push(committedOf(b, row));
-        buckets = row.buckets.map((ms) => new Date(Number(ms))).sort((x, y) => x.getTime() - y.getTime());
+      let stored: Stored | null = null;
+      if (!b.backfill) {
+        try {
+          stored = await this.transaction(client, b, cp, () => this.copyTrades(client, b, wantTrades));
+        } catch (err) {
+          if ((err as { code?: string }).code !== UNIQUE_VIOLATION) throw err;
+        }
       }
-      if (b.qRaw.length) await qr.query(INSERT_QUARANTINE, [b.qReceived, b.qRaw, b.qReason, b.qDetail]);
-      await qr.query(UPSERT_CHECKPOINT, [
-        this.opts.stream,
-        JSON.stringify(cp.lastIds),
-        cp.watermarkMs === null ? null : new Date(cp.watermarkMs),
-      ]);
-      await qr.commitTransaction();
+      stored ??= await this.transaction(client, b, cp, () => this.insertTrades(client, b, wantTrades));
       const quarantined = new Map<string, number>();
       for (const r of b.qReason) quarantined.set(r, (quarantined.get(r) ?? 0) + 1);
       return {
         trades: b.symbol.length,
-        inserted,
-        buckets,
+        inserted: stored.inserted,
+        buckets: stored.buckets.sort((x, y) => x - y).map((ms) => new Date(ms)),
         quarantined,
         watermarkMs: cp.watermarkMs,
         newestMs: b.newestMs,
         seconds: (performance.now() - started) / 1000,
-        committed,
+        committed: stored.committed,
       };
-    } catch (err) {
-      if (qr.isTransactionActive) await qr.rollbackTransaction().catch(() => undefined);
-      throw err;
     } finally {
       await qr.release();
     }
+  }
+
+  /** One transaction: the trades (as `trades` writes them), quarantine rows and checkpoint of a part. */
+  private async transaction(
+    client: PoolClient,
+    b: Batch,
+    cp: CheckpointDelta,
+    trades: () => Promise<Stored>,
+  ): Promise<Stored> {
+    await client.query(this.opts.durableCommits ? "BEGIN" : "BEGIN; SET LOCAL synchronous_commit = off");
+    try {
+      const stored = b.symbol.length ? await trades() : { inserted: 0, buckets: [], committed: [] };
+      if (b.qRaw.length) await client.query(INSERT_QUARANTINE, [b.qReceived, b.qRaw, b.qReason, b.qDetail]);
+      await client.query(UPSERT_CHECKPOINT, [
+        this.opts.stream,
+        JSON.stringify(cp.lastIds),
+        cp.watermarkMs === null ? null : new Date(cp.watermarkMs),
+      ]);
+      await client.query("COMMIT");
+      return stored;
+    } catch (err) {
+      await client.query("ROLLBACK").catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private async copyTrades(client: PoolClient, b: Batch, wantTrades: boolean): Promise<Stored> {
+    const ids = wantTrades
+      ? ((await client.query(ALLOCATE_IDS, [b.symbol.length])).rows[0] as { ids: string[] }).ids
+      : null;
+    const copy = client.query(copyFrom(`COPY quotes (${ids ? "id, " : ""}${COPY_COLUMNS}) FROM STDIN`));
+    copy.end(copyRows(b, ids));
+    await finished(copy);
+    const panes = new PaneSums();
+    for (let k = 0; k < b.symbol.length; k++)
+      panes.add(b.symbol[k], b.timeMs[k], b.seq[k], b.price[k], b.size[k]);
+    await client.query(UPSERT_PANES_SQL, panes.params());
+    return {
+      inserted: b.symbol.length,
+      buckets: [...new Set(panes.bucket)],
+      committed: ids ? [allCommitted(b, ids)] : [],
+    };
+  }
+
+  private async insertTrades(client: PoolClient, b: Batch, wantTrades: boolean): Promise<Stored> {
+    const { rows } = await client.query(wantTrades ? INSERT_TRADES : INSERT_TRADES_LEAN, [
+      b.symbol,
+      b.time,
+      b.seq,
+      b.price,
+      b.size,
+      b.bid,
+      b.bidSize,
+      b.ask,
+      b.askSize,
+      b.exchange,
+      b.source,
+      b.received,
+    ]);
+    const row = rows[0] as {
+      inserted: number;
+      buckets: string[];
+      ids: string[];
+      symbols: string[];
+      seqs: string[];
+    };
+    return {
+      inserted: row.inserted,
+      buckets: row.buckets.map(Number),
+      committed: row.inserted && wantTrades ? [committedOf(b, row)] : [],
+    };
   }
 
   /** Waits until every row added before the call is committed (rows added meanwhile may wait longer). */

@@ -54,12 +54,17 @@ export function committedOf(
   for (let k = 0; k < stored.ids.length; k++)
     idOf.set(`${stored.symbols[k]} ${stored.seqs[k]}`, stored.ids[k]);
   const ids = batch.symbol.map((s, k) => idOf.get(`${s} ${batch.seq[k]}`));
-  const columns = Object.fromEntries(COLUMNS.map((c) => [c, batch[c]])) as unknown as Columns;
-  if (ids.every((id) => id !== undefined)) return { ...columns, id: ids as string[] };
+  if (ids.every((id) => id !== undefined)) return allCommitted(batch, ids as string[]);
   const keep = ids.flatMap((id, k) => (id === undefined ? [] : [k]));
   const out = { id: keep.map((k) => ids[k]!) } as CommittedTrades;
   for (const c of COLUMNS) (out[c] as unknown[]) = keep.map((k) => batch[c][k]);
   return out;
+}
+
+/** Every row of `batch`, all stored, with the ids they were stored under. */
+export function allCommitted(batch: Columns, ids: string[]): CommittedTrades {
+  const columns = Object.fromEntries(COLUMNS.map((c) => [c, batch[c]])) as unknown as Columns;
+  return { ...columns, id: ids };
 }
 
 /** Rows [from, to) of `t`. */

@@ -6,15 +6,33 @@ export function paneOf(t: number): number {
   return Math.floor(t / PANE_MS) * PANE_MS;
 }
 
+const PANE_COLUMNS = `(symbol, bucket, n, px_sum, pv_sum, volume, high, low,
+       open_px, open_ts, open_seq, close_px, close_ts, close_seq)`;
+
+// A pane's partial aggregate merged into what is stored: sums add up, extremes widen, and open/close
+// move only to a trade earlier/later by (event time, seq).
+const MERGE_ON_CONFLICT = `
+    ON CONFLICT (symbol, bucket) DO UPDATE SET
+      n = p.n + excluded.n,
+      px_sum = p.px_sum + excluded.px_sum,
+      pv_sum = p.pv_sum + excluded.pv_sum,
+      volume = p.volume + excluded.volume,
+      high = greatest(p.high, excluded.high),
+      low = least(p.low, excluded.low),
+      open_px = CASE WHEN (excluded.open_ts, excluded.open_seq) < (p.open_ts, p.open_seq) THEN excluded.open_px ELSE p.open_px END,
+      open_seq = CASE WHEN (excluded.open_ts, excluded.open_seq) < (p.open_ts, p.open_seq) THEN excluded.open_seq ELSE p.open_seq END,
+      open_ts = least(p.open_ts, excluded.open_ts),
+      close_px = CASE WHEN (excluded.close_ts, excluded.close_seq) > (p.close_ts, p.close_seq) THEN excluded.close_px ELSE p.close_px END,
+      close_seq = CASE WHEN (excluded.close_ts, excluded.close_seq) > (p.close_ts, p.close_seq) THEN excluded.close_seq ELSE p.close_seq END,
+      close_ts = greatest(p.close_ts, excluded.close_ts)`;
+
 /**
  * Merges trades into `panes_10s`. `source` is a relation (a CTE name or a sub-select) with columns
  * symbol, event_time, seq, price, size, holding trades not merged before — e.g. the RETURNING of the
  * insert into quotes, so that a duplicate that lost the race on the unique key is never counted twice.
  */
 export function mergePanesSql(source: string): string {
-  return `INSERT INTO panes_10s AS p
-      (symbol, bucket, n, px_sum, pv_sum, volume, high, low,
-       open_px, open_ts, open_seq, close_px, close_ts, close_seq)
+  return `INSERT INTO panes_10s AS p ${PANE_COLUMNS}
     SELECT symbol, bucket, n, px_sum, pv_sum, volume, high, low,
            o[3], open_ts, o[2]::int8, c[3], close_ts, c[2]::int8
     FROM (
@@ -29,17 +47,100 @@ export function mergePanesSql(source: string): string {
       FROM ${source} AS src
       GROUP BY 1, 2
     ) AS agg
-    ON CONFLICT (symbol, bucket) DO UPDATE SET
-      n = p.n + excluded.n,
-      px_sum = p.px_sum + excluded.px_sum,
-      pv_sum = p.pv_sum + excluded.pv_sum,
-      volume = p.volume + excluded.volume,
-      high = greatest(p.high, excluded.high),
-      low = least(p.low, excluded.low),
-      open_px = CASE WHEN (excluded.open_ts, excluded.open_seq) < (p.open_ts, p.open_seq) THEN excluded.open_px ELSE p.open_px END,
-      open_seq = CASE WHEN (excluded.open_ts, excluded.open_seq) < (p.open_ts, p.open_seq) THEN excluded.open_seq ELSE p.open_seq END,
-      open_ts = least(p.open_ts, excluded.open_ts),
-      close_px = CASE WHEN (excluded.close_ts, excluded.close_seq) > (p.close_ts, p.close_seq) THEN excluded.close_px ELSE p.close_px END,
-      close_seq = CASE WHEN (excluded.close_ts, excluded.close_seq) > (p.close_ts, p.close_seq) THEN excluded.close_seq ELSE p.close_seq END,
-      close_ts = greatest(p.close_ts, excluded.close_ts)`;
+    ${MERGE_ON_CONFLICT}`;
 }
+
+/** Partial aggregates of some trades, one per (symbol, pane), column by column (`PaneSums.add`). */
+export class PaneSums {
+  readonly symbol: string[] = [];
+  /** Pane start, epoch ms. */
+  readonly bucket: number[] = [];
+  readonly n: number[] = [];
+  readonly pxSum: number[] = [];
+  readonly pvSum: number[] = [];
+  readonly volume: number[] = [];
+  readonly high: number[] = [];
+  readonly low: number[] = [];
+  readonly openPx: number[] = [];
+  readonly openMs: number[] = [];
+  readonly openSeq: number[] = [];
+  readonly closePx: number[] = [];
+  readonly closeMs: number[] = [];
+  readonly closeSeq: number[] = [];
+  private readonly index = new Map<string, number>();
+
+  /** Adds one trade (event time in epoch ms, exact: the feed's times have millisecond precision). */
+  add(symbol: string, timeMs: number, seq: number, price: number, size: number): void {
+    const bucket = paneOf(timeMs);
+    const key = `${symbol} ${bucket}`;
+    const k = this.index.get(key);
+    if (k === undefined) {
+      this.index.set(key, this.symbol.length);
+      this.symbol.push(symbol);
+      this.bucket.push(bucket);
+      this.n.push(1);
+      this.pxSum.push(price);
+      this.pvSum.push(price * size);
+      this.volume.push(size);
+      this.high.push(price);
+      this.low.push(price);
+      this.openPx.push(price);
+      this.openMs.push(timeMs);
+      this.openSeq.push(seq);
+      this.closePx.push(price);
+      this.closeMs.push(timeMs);
+      this.closeSeq.push(seq);
+      return;
+    }
+    this.n[k]++;
+    this.pxSum[k] += price;
+    this.pvSum[k] += price * size;
+    this.volume[k] += size;
+    if (price > this.high[k]) this.high[k] = price;
+    if (price < this.low[k]) this.low[k] = price;
+    if (timeMs < this.openMs[k] || (timeMs === this.openMs[k] && seq < this.openSeq[k])) {
+      this.openPx[k] = price;
+      this.openMs[k] = timeMs;
+      this.openSeq[k] = seq;
+    }
+    if (timeMs > this.closeMs[k] || (timeMs === this.closeMs[k] && seq > this.closeSeq[k])) {
+      this.closePx[k] = price;
+      this.closeMs[k] = timeMs;
+      this.closeSeq[k] = seq;
+    }
+  }
+
+  get size(): number {
+    return this.symbol.length;
+  }
+
+  /** Parameters of `UPSERT_PANES_SQL`. */
+  params(): unknown[] {
+    return [
+      this.symbol,
+      this.bucket,
+      this.n,
+      this.pxSum,
+      this.pvSum,
+      this.volume,
+      this.high,
+      this.low,
+      this.openPx,
+      this.openMs,
+      this.openSeq,
+      this.closePx,
+      this.closeMs,
+      this.closeSeq,
+    ];
+  }
+}
+
+const at = (ms: string) => `timestamptz 'epoch' + ${ms} * interval '1 millisecond'`;
+
+/** Merges the partial aggregates of a `PaneSums` (its `params()`) into `panes_10s`. */
+export const UPSERT_PANES_SQL = `INSERT INTO panes_10s AS p ${PANE_COLUMNS}
+    SELECT s, ${at("b")}, n, ps, vs, v, h, l, op, ${at("ot")}, os, cp, ${at("ct")}, cs
+    FROM unnest($1::text[], $2::int8[], $3::int4[], $4::float8[], $5::float8[], $6::float8[], $7::float8[],
+                $8::float8[], $9::float8[], $10::int8[], $11::int8[], $12::float8[], $13::int8[], $14::int8[])
+         AS u(s, b, n, ps, vs, v, h, l, op, ot, os, cp, ct, cs)
+    ${MERGE_ON_CONFLICT}`;

@@ -150,6 +150,8 @@ interface Cursor {
 }
 
 const RATE_WINDOW_MS = 5000;
+/** REST requests a backfill keeps in flight. */
+const BACKFILL_REQUESTS = 16;
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
@@ -344,28 +346,30 @@ export function startIngest(opts: IngestOptions): Ingest {
     while (active.some((c) => !c.done || c.buffer.length)) {
       if (closed) return;
       const need = active.filter((c) => !c.done && c.buffer.length === 0);
-      for (let k = 0; k < need.length; k += 8) {
-        await Promise.all(
-          need.slice(k, k + 8).map(async (c) => {
-            const page = await rest.trades(c.symbol, {
-              startMs: c.startMs,
-              pageToken: c.token,
-              limit: opts.backfillPageSize,
-            });
-            for (const t of page.trades) {
-              if (t.i <= c.after) continue;
-              if (t.i > c.upTo) {
-                c.done = true;
-                break;
-              }
-              c.firstId ??= t.i;
-              c.buffer.push(streamTrade(c.symbol, t));
+      // A pool of requests, each taking the next symbol as one returns: a slow page holds up one lane,
+      // not a whole wave.
+      let next = 0;
+      const lane = async (): Promise<void> => {
+        for (let c = need[next++]; c; c = need[next++]) {
+          const page = await rest.trades(c.symbol, {
+            startMs: c.startMs,
+            pageToken: c.token,
+            limit: opts.backfillPageSize,
+          });
+          for (const t of page.trades) {
+            if (t.i <= c.after) continue;
+            if (t.i > c.upTo) {
+              c.done = true;
+              break;
             }
-            c.token = page.next_page_token;
-            if (!c.token) c.done = true;
-          }),
-        );
-      }
+            c.firstId ??= t.i;
+            c.buffer.push(streamTrade(c.symbol, t));
+          }
+          c.token = page.next_page_token;
+          if (!c.token) c.done = true;
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(BACKFILL_REQUESTS, need.length) }, lane));
       // Everything up to the earliest "newest buffered time" of the unfinished symbols is complete; a
       // symbol whose page held nothing wanted yet holds everything back until its next page is in.
       let frontier = Infinity;

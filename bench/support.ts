@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import autocannon from "autocannon";
 import { Client } from "pg";
@@ -18,6 +19,44 @@ export async function benchDatabase(name: string): Promise<string> {
     await c.end();
   }
   return withDatabase(ADMIN_URL, name);
+}
+
+/** CPU ms a process has used so far (user + system, from /proc; Linux), or NaN where unreadable. */
+export function procCpuMs(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = stat.slice(stat.lastIndexOf(") ") + 2).split(" ");
+    return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // clock ticks of 1/100 s
+  } catch {
+    return NaN;
+  }
+}
+
+/**
+ * CPU ms used so far by every process named `postgres` on this machine (backends, WAL writer,
+ * checkpointer…): what a local Postgres server spends. NaN where /proc cannot be read.
+ */
+export function postgresCpuMs(): number {
+  let sum = 0;
+  let seen = 0;
+  try {
+    for (const pid of readdirSync("/proc")) {
+      if (!/^\d+$/.test(pid)) continue;
+      try {
+        if (readFileSync(`/proc/${pid}/comm`, "utf8").trim() !== "postgres") continue;
+      } catch {
+        continue; // gone meanwhile
+      }
+      const ms = procCpuMs(Number(pid));
+      if (Number.isFinite(ms)) {
+        sum += ms;
+        seen++;
+      }
+    }
+  } catch {
+    return NaN;
+  }
+  return seen ? sum : NaN;
 }
 
 export interface Child {

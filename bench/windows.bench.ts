@@ -3,7 +3,7 @@ import { Client } from "pg";
 import { createDataSource, migrate } from "../src/db/data-source";
 import { WindowEngine, type WindowsEvent } from "../src/windows/window.engine";
 import { mergePanesSql } from "../src/windows/panes.sql";
-import { benchDatabase, numericFlags } from "./support";
+import { benchDatabase, numericFlags, procCpuMs } from "./support";
 
 // bench:windows — the window engine alone: panes for `symbols` symbols hold `rate` trades per market
 // second; the watermark advances one pane (10 s) at a time and we time each step from the watermark
@@ -144,19 +144,11 @@ async function paneMergeCost(c: Client, perPane: number): Promise<void> {
 
 /** CPU ms used by this database's Postgres backends so far (from /proc), or -1 where unreadable. */
 async function backendCpu(c: Client): Promise<number> {
-  try {
-    const { readFileSync } = await import("node:fs");
-    const { rows } = await c.query<{ pid: number }>(
-      `SELECT pid FROM pg_stat_activity WHERE datname = current_database()`,
-    );
-    const hz = 100;
-    return rows.reduce((sum, { pid }) => {
-      const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-      return sum + ((Number(f[11]) + Number(f[12])) * 1000) / hz;
-    }, 0);
-  } catch {
-    return -1;
-  }
+  const { rows } = await c.query<{ pid: number }>(
+    `SELECT pid FROM pg_stat_activity WHERE datname = current_database()`,
+  );
+  const ms = rows.reduce((sum, { pid }) => sum + procCpuMs(pid), 0);
+  return Number.isFinite(ms) ? ms : -1;
 }
 
 main().catch((err) => {

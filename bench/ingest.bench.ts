@@ -149,7 +149,7 @@ async function main(): Promise<void> {
     const trades = ingest.counts().accepted.trades - a0;
     const stored = (trades * 1000) / (performance.now() - t0);
     const ingestCpu = process.cpuUsage(cpu0.ingest);
-    const perTrade = (ms: number) => Math.round((ms * 1000 * 10) / trades) / 10;
+    const perTrade = (ms: number) => (trades > 0 ? Math.round((ms * 1000 * 10) / trades) / 10 : NaN);
     const cpuUs = {
       feed: perTrade(procCpuMs(feed.proc.pid!) - cpu0.feed),
       ingest: perTrade((ingestCpu.user + ingestCpu.system) / 1000),

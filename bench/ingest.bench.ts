@@ -127,11 +127,11 @@ async function main(): Promise<void> {
       heap = Math.max(heap, mem.heapUsed + mem.external + mem.arrayBuffers);
       if (measuring) lags.push(ingest.status().lagMs ?? Infinity);
     }, 250);
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
     // The first connection backfills over REST what the feed made before it, while the stream waits:
     // a one-off catch-up. The warm-up starts once the stream is live and what queued meanwhile is
     // drained (lag under half the bound), or after CATCH_UP_MS if it never is.
     const connected = performance.now();
-    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
     while (ingest.status().state !== "streaming") await sleep(50);
     const backfillSeconds = Math.round(performance.now() - connected) / 1000;
     const live = performance.now();
@@ -140,12 +140,12 @@ async function main(): Promise<void> {
       performance.now() - live < CATCH_UP_MS
     )
       await sleep(50);
-    await new Promise((r) => setTimeout(r, flags.warmup * 1000));
+    await sleep(flags.warmup * 1000);
     measuring = true;
     const t0 = performance.now();
     const a0 = ingest.counts().accepted.trades;
     const cpu0 = { feed: procCpuMs(feed.proc.pid!), ingest: process.cpuUsage(), postgres: postgresCpuMs() };
-    await new Promise((r) => setTimeout(r, flags.seconds * 1000));
+    await sleep(flags.seconds * 1000);
     const trades = ingest.counts().accepted.trades - a0;
     const stored = (trades * 1000) / (performance.now() - t0);
     const ingestCpu = process.cpuUsage(cpu0.ingest);

@@ -179,9 +179,9 @@ export function shardOf(symbol: string, n: number): number {
   return (h >>> 0) % n;
 }
 
-// The slow way for trades, with their panes in one statement: only rows that won the unique key reach the panes, so a
-// duplicate is never counted twice. Rows go in key order: neighbouring index entries land on the same
-// pages (a fifth faster than feed order). Returns what the commit listeners need.
+// The slow way for trades, with their panes in one statement: only rows that won the unique key reach
+// the panes, so a duplicate is never counted twice. Rows go in key order: neighbouring index entries
+// land on the same pages (a fifth faster than feed order). Returns what the commit listeners need.
 const insertTrades = (withTrades: boolean) => `
   WITH ins AS (
     INSERT INTO quotes (symbol, event_time, seq, price, size, bid, bid_size, ask, ask_size, exchange,
@@ -224,7 +224,8 @@ function storable(raw: string, detail: string): [string, string] {
  * Buffers trades and quarantine rows and writes them in batches: by size or after a short delay,
  * whichever comes first, one batch in flight at a time. A batch is one transaction per connection (see
  * `connections`), each holding trades (COPY, or an `unnest` insert idempotent on `(symbol, seq)` where
- * repeats may be among them: see `commit`), their panes, quarantine rows and the checkpoint of its symbols, so a crash never leaves them out of step.
+ * repeats may be among them: see `commit`), their panes, quarantine rows and the checkpoint of its
+ * symbols, so a crash never leaves them out of step.
  * While a batch is in flight the next one fills; once it is full, `room()` makes the producer wait, so
  * memory stays bounded when Postgres is slower than the feed. A failed part is retried (with backoff)
  * until it commits or the writer closes.

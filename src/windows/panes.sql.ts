@@ -110,10 +110,6 @@ export class PaneSums {
     }
   }
 
-  get size(): number {
-    return this.symbol.length;
-  }
-
   /** Parameters of `UPSERT_PANES_SQL`. */
   params(): unknown[] {
     return [

@@ -17,6 +17,8 @@ export interface Limits {
   maxAliases: number;
   /** Largest `first` a page may ask for; more is refused, never clamped. @default 1000 */
   maxPageSize: number;
+  /** Largest request: an HTTP body or a WebSocket message, in bytes; larger is refused unread. @default 1048576 */
+  maxRequestBytes: number;
   /** Postgres statement_timeout for every query. @default 5000 */
   statementTimeoutMs: number;
   /** Open WebSocket connections one principal may hold on this replica. @default 32 */
@@ -175,6 +177,7 @@ export function loadConfig(overrides: Env = {}, env: Env = process.env): Config 
       maxCost: int(e, "MAX_COST", 50_000, 10, 10_000_000),
       maxAliases: int(e, "MAX_ALIASES", 30, 0, 1000),
       maxPageSize: int(e, "MAX_PAGE_SIZE", 1000, 1, 100_000),
+      maxRequestBytes: int(e, "MAX_REQUEST_BYTES", 1024 * 1024, 1024, 256 * 1024 * 1024),
       statementTimeoutMs: int(e, "STATEMENT_TIMEOUT_MS", 5000, 100, 600_000),
       maxConnectionsPerPrincipal: int(e, "MAX_CONNECTIONS_PER_PRINCIPAL", 32, 1, 1_000_000),
       maxSubscriptionsPerPrincipal: int(e, "MAX_SUBSCRIPTIONS_PER_PRINCIPAL", 200, 1, 1_000_000),

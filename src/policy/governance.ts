@@ -36,7 +36,8 @@ export class AuditUnavailableError extends ClientError {
     super(
       ErrorCode.AUDIT_UNAVAILABLE,
       "The access log could not be written, so the response is withheld. Try again shortly.",
-      { http: { status: 503 } },
+      {},
+      503,
     );
   }
 }

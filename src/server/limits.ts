@@ -15,19 +15,16 @@ import {
   type ComplexityEstimator,
 } from "graphql-query-complexity";
 import type { Limits } from "../config/config";
-import { ClientError, ErrorCode } from "../errors";
+import { ClientError, QueryTooComplexError } from "../errors";
 import { checkPageSize } from "../resolvers/page";
 
 /** Cost results remembered per document (one per distinct set of variables). */
 const COSTS_PER_DOCUMENT = 256;
 
-const tooComplex = (message: string) =>
-  new GraphQLError(message, { extensions: { code: ErrorCode.QUERY_TOO_COMPLEX, http: { status: 400 } } });
-
 /** Depth and alias rules, reporting QUERY_TOO_COMPLEX instead of throwing out of validation. */
 function limitRules(limits: Limits): ValidationRule[] {
   const report = (context: ValidationContext | null, err: GraphQLError) =>
-    context?.reportError(tooComplex(err.message.replace(/^Syntax Error: /, "")));
+    context?.reportError(new QueryTooComplexError(err.message.replace(/^Syntax Error: /, "")));
   return [
     maxDepthRule({ n: limits.maxDepth, propagateOnRejection: false, onReject: [report] }),
     maxAliasesRule({ n: limits.maxAliases, propagateOnRejection: false, onReject: [report] }),
@@ -76,7 +73,7 @@ export function createLimitChecker(schema: GraphQLSchema, limits: Limits) {
     }
     return cost > limits.maxCost
       ? [
-          tooComplex(
+          new QueryTooComplexError(
             `Query cost ${cost} exceeds the limit of ${limits.maxCost}: ask for fewer rows (first) or fields.`,
           ),
         ]

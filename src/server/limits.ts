@@ -3,6 +3,7 @@ import { maxDepthRule } from "@escape.tech/graphql-armor-max-depth";
 import {
   GraphQLError,
   validate,
+  visit,
   type DocumentNode,
   type GraphQLSchema,
   type ValidationContext,
@@ -15,7 +16,7 @@ import {
   type ComplexityEstimator,
 } from "graphql-query-complexity";
 import type { Limits } from "../config/config";
-import { ClientError, QueryTooComplexError } from "../errors";
+import { BadUserInputError, ClientError, QueryTooComplexError } from "../errors";
 import { checkPageSize } from "../resolvers/page";
 
 /** Cost results remembered per document (one per distinct set of variables). */
@@ -80,6 +81,19 @@ export function createLimitChecker(schema: GraphQLSchema, limits: Limits) {
       : [];
   }
 
+  /** Postgres text cannot hold NUL: an argument holding one is refused before it reaches a statement. */
+  const nulInDocument = (document: DocumentNode): boolean => {
+    let found = false;
+    visit(document, {
+      StringValue(node) {
+        if (node.value.includes("\u0000")) found = true;
+      },
+    });
+    return found;
+  };
+  const nulError = () =>
+    new BadUserInputError("Arguments may not contain the NUL character (\\u0000).", { argument: "NUL" });
+
   return function checkLimits(
     document: DocumentNode,
     variables: Record<string, unknown> | undefined,
@@ -89,10 +103,15 @@ export function createLimitChecker(schema: GraphQLSchema, limits: Limits) {
     // counted once per distinct query, and its cost once per distinct set of variables.
     let checked = checkedDocuments.get(document);
     if (!checked) {
-      checked = { errors: validate(schema, document, rules), costs: new Map() };
+      const errors = validate(schema, document, rules);
+      checked = {
+        errors: errors.length || !nulInDocument(document) ? errors : [nulError()],
+        costs: new Map(),
+      };
       checkedDocuments.set(document, checked);
     }
     if (checked.errors.length) return checked.errors;
+    if (variables && holdsNul(variables)) return [nulError()];
     const key = `${operationName ?? ""}\u0000${variables ? JSON.stringify(variables) : ""}`;
     let costErrors = checked.costs.get(key);
     if (!costErrors) {
@@ -105,3 +124,17 @@ export function createLimitChecker(schema: GraphQLSchema, limits: Limits) {
 }
 
 export type LimitChecker = ReturnType<typeof createLimitChecker>;
+
+/** Whether any string in `value` (a request's variables) holds NUL; iterative, so any depth is safe. */
+function holdsNul(value: unknown): boolean {
+  const stack: unknown[] = [value];
+  while (stack.length) {
+    const v = stack.pop();
+    if (typeof v === "string") {
+      if (v.includes("\u0000")) return true;
+    } else if (typeof v === "object" && v !== null) {
+      for (const child of Array.isArray(v) ? v : Object.values(v)) stack.push(child);
+    }
+  }
+  return false;
+}

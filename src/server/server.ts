@@ -22,13 +22,14 @@ import type { Disposable } from "graphql-ws";
 import { useServer } from "graphql-ws/use/ws";
 import type { DataSource } from "typeorm";
 import { WebSocketServer } from "ws";
-import type { Config } from "../config/config";
+import { auditCheckpointFile, auditSecretOf, type Config } from "../config/config";
 import { MarketRepo } from "../db/market.repo";
 import { WindowsRepo } from "../windows/windows.repo";
 import { ClientError, ErrorCode, RateLimitedError } from "../errors";
 import { createEventBus, Topic, type EventBus } from "../events/bus";
 import { log } from "../log";
 import { graphqlOperations, registry } from "../metrics";
+import { AuditKey } from "../policy/audit";
 import { enforcePolicy } from "../policy/enforce";
 import { Governance } from "../policy/governance";
 import { wallClock, type MarketClock } from "../policy/market-clock";
@@ -115,6 +116,9 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
     clock,
     delaySeconds: config.delaySeconds,
     statementTimeoutMs: config.limits.statementTimeoutMs,
+    auditKey: new AuditKey(Buffer.from(auditSecretOf(config))),
+    checkpointFile: auditCheckpointFile(config),
+    checkpointMs: config.auditCheckpointSeconds * 1000,
     onAccessLogged: (entry) => bus.publish(Topic.ACCESS_LOG, entry),
   });
   const audit = policyOn ? new AccessAudit(governance) : null;
@@ -237,9 +241,23 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
             document,
           );
         }
+        const operation = getOperationAST(document, payload.operationName);
+        if (!operation) {
+          // graphql-ws would refuse it itself, before any hook that logs it.
+          const named = payload.operationName ? `named "${payload.operationName}"` : "without a name";
+          return refuse(
+            [
+              new ClientError(
+                ErrorCode.OPERATION_RESOLUTION_FAILURE,
+                `No operation ${named} in the document: name one of its operations.`,
+              ),
+            ],
+            document,
+          );
+        }
         const tooMuch = checkLimits(document, payload.variables ?? undefined, payload.operationName);
         if (tooMuch.length) return refuse(tooMuch, document);
-        const subscription = getOperationAST(document, payload.operationName)?.operation === "subscription";
+        const subscription = operation.operation === "subscription";
         const maxSubs = config.limits.maxSubscriptionsPerPrincipal;
         if (subscription && (subscriptions.get(principal.id) ?? 0) >= maxSubs) {
           return refuse(

@@ -4,6 +4,7 @@ import { Client } from "pg";
 import { Role } from "../src/policy/principal";
 import { seedQuotes } from "./support/seed";
 import { startTestPlatform, wsQuery, type TestPlatform } from "./support/server";
+import { until } from "./support/wait";
 
 let t: TestPlatform;
 let steward: string;
@@ -113,7 +114,11 @@ describe("one entry per operation", () => {
       "Steal",
     );
     expect(status).toBe(401);
-    const entries = (await log({ decision: "DENIED" })).filter((x) => x.seq > before);
+    // A refusal is logged once its response is sent.
+    const entries = await until("the refusal's entry", async () => {
+      const found = (await log({ decision: "DENIED" })).filter((x) => x.seq > before && x.principal === null);
+      return found.length ? found : undefined;
+    });
     expect(entries).toEqual([
       expect.objectContaining({
         principal: null,

@@ -7,7 +7,7 @@ import {
   ApolloServerPluginLandingPageDisabled,
 } from "@apollo/server/plugin/disabled";
 import { expressMiddleware } from "@as-integrations/express5";
-import express from "express";
+import express, { type NextFunction, type Request, type Response } from "express";
 import {
   getOperationAST,
   GraphQLError,
@@ -19,9 +19,8 @@ import {
   type GraphQLSchema,
 } from "graphql";
 import type { Disposable } from "graphql-ws";
-import { useServer } from "graphql-ws/use/ws";
 import type { DataSource } from "typeorm";
-import { WebSocketServer } from "ws";
+import { WebSocketServer, type WebSocket } from "ws";
 import { auditCheckpointFile, auditSecretOf, type Config } from "../config/config";
 import { MarketRepo } from "../db/market.repo";
 import { WindowsRepo } from "../windows/windows.repo";
@@ -37,12 +36,13 @@ import type { Principal } from "../policy/principal";
 import { bearerToken, type TokenVerifier } from "../policy/tokens";
 import { createLoaders, type Context } from "../resolvers/context.type";
 import { CONFLATING } from "../resolvers/live.resolver";
-import { AccessAudit, originOf, type Origin } from "./access-audit";
+import { AccessAudit, originOf, refusalCode, type Origin, type RequestRecord } from "./access-audit";
 import { maskError, maskGraphQLError } from "./errors";
 import { createExecutor, type OperationExecutor } from "./execution";
 import { FanOut, type Transport } from "./fanout";
 import { createLimitChecker } from "./limits";
 import { webRouter } from "./static";
+import { serveGraphqlWs, type WsExtra } from "./ws";
 import {
   allowGetAndPost,
   graphqlErrorHandler,
@@ -84,7 +84,9 @@ export interface RunningServer {
 }
 
 /** Per-connection state kept on graphql-ws's `extra`. */
-type WsState = {
+type WsState = WsExtra & {
+  /** When the connection opened (a refused connection's entry measures from it). */
+  openedAt: number;
   principal?: Principal;
   expiry?: LongTimeout;
   origin?: Origin;
@@ -124,7 +126,11 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
   const audit = policyOn ? new AccessAudit(governance) : null;
   const schema = policyOn ? enforcePolicy(deps.schema, governance.fields) : deps.schema;
   const checkLimits = createLimitChecker(schema, config.limits);
-  const contextFor = async (principal: Principal, origin: Origin): Promise<Context> => {
+  const contextFor = async (
+    principal: Principal,
+    origin: Origin,
+    request?: RequestRecord,
+  ): Promise<Context> => {
     const policy = policyOn ? await governance.open(principal) : null;
     const ctx: Context = {
       principal,
@@ -136,7 +142,7 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
       clock,
       loaders: createLoaders(market, () => policy?.delayCutoff() ?? null),
     };
-    audit?.track(ctx, origin);
+    audit?.track(ctx, origin, request);
     return ctx;
   };
 
@@ -155,10 +161,32 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
   app.disable("x-powered-by");
   app.set("etag", false); // hashing every response body costs more than a GraphQL client ever saves
   const httpServer: Server = createServer(app);
-  const wsServer = new WebSocketServer({ server: httpServer, path: "/graphql" });
+  // Messages are limited like HTTP bodies: a larger one is refused (1009) as it arrives, never read whole.
+  const wsServer = new WebSocketServer({
+    server: httpServer,
+    path: "/graphql",
+    maxPayload: config.limits.maxRequestBytes,
+  });
+  const connectionStates = new WeakMap<WebSocket, WsState>();
 
-  const ws: Disposable = useServer<Record<string, unknown>, WsState>(
-    {
+  const ws: Disposable = serveGraphqlWs<WsState>(wsServer, {
+    extra: (socket, request) => {
+      const state: WsState = { socket, request, openedAt: performance.now() };
+      connectionStates.set(socket, state);
+      return state;
+    },
+    // Every connection the server closes other than normally is a refusal: one access-log entry each.
+    onServerClose: ({ code, socket, request }) => {
+      const state = connectionStates.get(socket);
+      void audit?.logRefusal(
+        state?.principal ?? null,
+        state?.origin ?? originOf(request),
+        {},
+        `CLOSE_${code}`,
+        state?.openedAt ?? performance.now(),
+      );
+    },
+    server: {
       schema,
       subscribe: (args) => fanout.subscribe(args, transports.get(args.contextValue as Context)!),
       async onConnect(ctx) {
@@ -168,6 +196,8 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
         } catch {
           return false; // graphql-ws closes with 4403 Forbidden
         }
+        ctx.extra.principal = principal;
+        ctx.extra.origin = originOf(ctx.extra.request);
         const max = config.limits.maxConnectionsPerPrincipal;
         if ((connections.get(principal.id) ?? 0) >= max) {
           ctx.extra.socket.close(
@@ -178,8 +208,6 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
         }
         count(connections, principal.id, 1);
         ctx.extra.counted = true;
-        ctx.extra.principal = principal;
-        ctx.extra.origin = originOf(ctx.extra.request);
         if (principal.expiresAt) {
           const ms = principal.expiresAt * 1000 - Date.now();
           ctx.extra.expiry = setLongTimeout(
@@ -321,8 +349,7 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
         return errors.map((e) => maskError(e.toJSON(), e));
       },
     },
-    wsServer,
-  );
+  });
 
   const metricsPlugin: ApolloServerPlugin<Context> = {
     async requestDidStart() {
@@ -414,24 +441,47 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
     res.type(registry.contentType).send(await registry.metrics());
   });
   app.use(webRouter()); // the dashboard at /, the explorer at /explorer, the access log at /access-log
+  /**
+   * Every request on the GraphQL route ends with an access-log entry: its operation's, written by the
+   * audit plugin, or else, once the response is sent, one for the refusal (by method, body, CSRF
+   * prevention, batching, parameters or authentication), anonymous ones aggregated.
+   */
+  const refusalsLogged = (req: Request, res: Response, next: NextFunction): void => {
+    if (!audit) return next();
+    const record: RequestRecord = { origin: originOf(req), startedAt: performance.now(), logged: false };
+    res.locals.request = record;
+    const send = res.send.bind(res);
+    res.send = (body?: unknown) => {
+      if (!record.logged) record.body = body;
+      return send(body);
+    };
+    res.on("finish", () => {
+      if (record.logged) return;
+      record.logged = true;
+      void (async () => {
+        const principal = await verifier.verify(bearerToken(req.headers.authorization)).catch(() => null);
+        const body = (typeof req.body === "object" && req.body) || {};
+        await audit.logRefusal(
+          principal,
+          record.origin,
+          body,
+          refusalCode(res.statusCode, record.body),
+          record.startedAt,
+        );
+      })();
+    });
+    next();
+  };
   app.use(
     "/graphql",
+    refusalsLogged,
     allowGetAndPost,
     express.json({ limit: config.limits.maxRequestBytes }),
     refuseDeepBodies,
     expressMiddleware(apollo, {
-      context: async ({ req }) => {
-        const startedAt = performance.now();
-        const origin = originOf(req);
-        let principal: Principal;
-        try {
-          principal = await verifier.verify(bearerToken(req.headers.authorization));
-        } catch (err) {
-          throw audit
-            ? await audit.refused(null, origin, req.body ?? {}, err as GraphQLError, startedAt)
-            : err;
-        }
-        return contextFor(principal, origin);
+      context: async ({ req, res }) => {
+        const principal = await verifier.verify(bearerToken(req.headers.authorization));
+        return contextFor(principal, originOf(req), res.locals.request as RequestRecord | undefined);
       },
     }),
     graphqlErrorHandler,
@@ -451,6 +501,7 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
     close: async () => {
       await apollo.stop();
       fanout.close();
+      await audit?.close();
       await governance.close();
     },
   };

@@ -15,6 +15,8 @@ test("defaults", () => {
     maxAliases: 30,
     maxPageSize: 1000,
     maxRequestBytes: 1048576,
+    maxResponseBytes: 16777216,
+    maxSubscriptionCost: 50000,
     statementTimeoutMs: 5000,
     maxConnectionsPerPrincipal: 32,
     maxSubscriptionsPerPrincipal: 200,

@@ -18,7 +18,7 @@ import {
   Grant,
   RequestStatus,
 } from "./governance.types";
-import { checkPageSize, decodeCursor, encodeCursor, pagedComplexity, SEQ_PART } from "./page";
+import { checkPageSize, decodeCursor, encodeCursor, SEQ_PART } from "./page";
 
 function requireRole(principal: Principal, role: Role, action: string): void {
   if (!hasRole(principal, role)) {
@@ -181,7 +181,6 @@ export class GovernanceResolver {
   @Query(() => AccessLogConnection, {
     nullable: true,
     description: "Access-log entries, newest first, paged by cursor.",
-    complexity: pagedComplexity,
   })
   async accessLog(
     @Ctx() ctx: Context,

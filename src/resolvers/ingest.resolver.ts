@@ -6,7 +6,7 @@ import type { IngestStatus } from "../ingest/ingest";
 import type { ReplicaIngestStatus } from "../ingest/lease";
 import type { Context } from "./context.type";
 import { IngestStatusType, QualityCount, QuarantineConnection } from "./ingest.types";
-import { checkPageSize, connectionOf, decodeCursor, encodeCursor, ID_PART, pagedComplexity } from "./page";
+import { checkPageSize, connectionOf, decodeCursor, encodeCursor, ID_PART } from "./page";
 
 /** What the ingest fields read: the running loop (null when ingest is off) and the quarantine table. */
 export interface IngestServices {
@@ -48,7 +48,6 @@ export class IngestResolver {
   @Query(() => QuarantineConnection, {
     nullable: true,
     description: "Rejected feed input, newest first, optionally of one reason; paged by cursor.",
-    complexity: pagedComplexity,
   })
   async quarantine(
     @Ctx() ctx: Context,

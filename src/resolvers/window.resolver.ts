@@ -17,7 +17,6 @@ import {
   decodeCursor,
   encodeCursor,
   EPOCH_MS_PART,
-  pagedComplexity,
   rangePage,
   RangePageArgs,
   SYMBOL_PART,
@@ -112,7 +111,6 @@ export class WindowResolver {
   @Query(() => WindowAggregateConnection, {
     description:
       "Stored window aggregates, newest window first by default; from/to select windows by their end.",
-    complexity: pagedComplexity,
   })
   async windowAggregates(
     @Ctx() ctx: Context,

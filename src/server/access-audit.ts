@@ -1,5 +1,5 @@
 import type { IncomingMessage } from "node:http";
-import type { ApolloServerPlugin } from "@apollo/server";
+import type { GraphQLRequestContextWillSendResponse } from "@apollo/server";
 import type { DocumentNode, ExecutionResult, FormattedExecutionResult, GraphQLError } from "graphql";
 import type { AccessLogInput } from "../policy/audit";
 import { ErrorCode } from "../errors";
@@ -208,37 +208,44 @@ export class AccessAudit {
     }
   }
 
-  /** The Apollo plugin: logs each HTTP operation before its response leaves, and adds `extensions.masked`. */
-  apolloPlugin(): ApolloServerPlugin<Context> {
-    return {
-      requestDidStart: async () => ({
-        willSendResponse: async ({ contextValue, request, response, document }) => {
-          const t = contextValue.policy && this.tracked.get(contextValue.policy);
-          if (!t || response.body.kind !== "single") return;
-          if (t.request) t.request.logged = true;
-          const result = response.body.singleResult;
-          const s = contextValue.policy;
-          if (s?.masked.size) result.extensions = { ...result.extensions, masked: sorted(s.masked) };
-          const meta = describeOperation(request.query, request.operationName, t.origin, document);
-          const entry = this.governance.entry(
-            meta,
-            contextValue.principal,
-            s,
-            { errorCode: codeOf(result.errors), executed: result.data !== undefined },
-            t.startedAt,
-          );
-          try {
-            await this.governance.log(entry);
-          } catch (err) {
-            const e = err as AuditUnavailableError;
-            response.body.singleResult = {
-              errors: [{ message: e.message, extensions: { code: e.extensions.code } }],
-            };
-            if (response.http) response.http.status = 503;
-          }
-        },
-      }),
-    };
+  /** Lists the coordinates masked in an HTTP operation's result under `extensions.masked`. */
+  addMasked(ctx: Context, result: FormattedExecutionResult): void {
+    const s = ctx.policy;
+    if (s?.masked.size) result.extensions = { ...result.extensions, masked: sorted(s.masked) };
+  }
+
+  /**
+   * Writes an HTTP operation's entry before its response leaves; when it cannot be written, the
+   * response is replaced by AUDIT_UNAVAILABLE (503).
+   */
+  async logHttp(
+    rc: Pick<
+      GraphQLRequestContextWillSendResponse<Context>,
+      "contextValue" | "request" | "response" | "document"
+    >,
+  ): Promise<void> {
+    const { contextValue, request, response, document } = rc;
+    const t = contextValue.policy && this.tracked.get(contextValue.policy);
+    if (!t || response.body.kind !== "single") return;
+    if (t.request) t.request.logged = true;
+    const result = response.body.singleResult;
+    const meta = describeOperation(request.query, request.operationName, t.origin, document);
+    const entry = this.governance.entry(
+      meta,
+      contextValue.principal,
+      contextValue.policy,
+      { errorCode: codeOf(result.errors), executed: result.data !== undefined },
+      t.startedAt,
+    );
+    try {
+      await this.governance.log(entry);
+    } catch (err) {
+      const e = err as AuditUnavailableError;
+      response.body.singleResult = {
+        errors: [{ message: e.message, extensions: { code: e.extensions.code } }],
+      };
+      if (response.http) response.http.status = 503;
+    }
   }
 
   /**

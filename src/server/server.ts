@@ -23,6 +23,8 @@ import type { DataSource } from "typeorm";
 import { WebSocketServer, type WebSocket } from "ws";
 import { auditCheckpointFile, auditSecretOf, type Config } from "../config/config";
 import { MarketRepo } from "../db/market.repo";
+import { readListSizes } from "../db/sizes";
+import { sqlOf } from "../db/sql";
 import { WindowsRepo } from "../windows/windows.repo";
 import { ClientError, ErrorCode, RateLimitedError } from "../errors";
 import { createEventBus, Topic, type EventBus } from "../events/bus";
@@ -39,9 +41,10 @@ import { CONFLATING } from "../resolvers/live.resolver";
 import { AccessAudit, originOf, refusalCode, type Origin, type RequestRecord } from "./access-audit";
 import { maskError, maskGraphQLError } from "./errors";
 import { createExecutor, type OperationExecutor } from "./execution";
-import { FanOut, type Transport } from "./fanout";
-import { createLimitChecker } from "./limits";
+import { FanOut, sharingKey, type Transport } from "./fanout";
+import { createLimitChecker, type ListSizes } from "./limits";
 import { webRouter } from "./static";
+import { ResponseBytes, tooLarge, withinBytes } from "./responses";
 import { serveGraphqlWs, type WsExtra } from "./ws";
 import {
   allowGetAndPost,
@@ -92,11 +95,14 @@ type WsState = WsExtra & {
   origin?: Origin;
   /** Each running operation's context, by operation id (its END entry needs it). */
   contexts?: Map<string, Context>;
-  /** Ids of the running operations that are subscriptions (counted against the principal's cap). */
-  subscriptions?: Set<string>;
+  /** The running subscriptions, by operation id, with their cost (counted against the principal's caps). */
+  subscriptions?: Map<string, number>;
   /** Counted against the principal's connection cap. */
   counted?: boolean;
 };
+
+/** How often the sizes of lists returned whole are re-read for the cost limit, ms. */
+const LIST_SIZES_MS = 30_000;
 
 /** Close code for a connection over its principal's cap. */
 export const TOO_MANY_CONNECTIONS = 4029;
@@ -125,7 +131,18 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
   });
   const audit = policyOn ? new AccessAudit(governance) : null;
   const schema = policyOn ? enforcePolicy(deps.schema, governance.fields) : deps.schema;
-  const checkLimits = createLimitChecker(schema, config.limits);
+  // Lists returned whole cost their live size; the sizes are re-read now and then.
+  const sizes: ListSizes = {
+    ...(await readListSizes(sqlOf(deps.dataSource))),
+    fields: governance.fields.fields.length,
+  };
+  const sizesTimer = setInterval(() => {
+    readListSizes(sqlOf(deps.dataSource)).then(
+      (read) => Object.assign(sizes, read),
+      (err) => log.warn({ err }, "reading list sizes failed; the last ones stand"),
+    );
+  }, LIST_SIZES_MS).unref();
+  const checkLimits = createLimitChecker(schema, config.limits, () => sizes);
   const contextFor = async (
     principal: Principal,
     origin: Origin,
@@ -147,10 +164,41 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
   };
 
   // Subscriptions run once per distinct operation and view; their events go straight to the sockets.
-  const fanout = new FanOut({ maxQueued: config.limits.subscriptionQueue, conflating: CONFLATING });
+  const fanout = new FanOut({
+    maxQueued: config.limits.subscriptionQueue,
+    conflating: CONFLATING,
+    maxPayloadBytes: config.limits.maxResponseBytes,
+  });
   const transports = new WeakMap<Context, Transport>();
   const connections = new Map<string, number>();
   const subscriptions = new Map<string, number>();
+  const subscriptionCosts = new Map<string, number>();
+  /** Frees a subscription's place in its principal's caps (once, whichever way it ends). */
+  const release = (state: WsState, id: string): void => {
+    const cost = state.subscriptions?.get(id);
+    if (cost === undefined || !state.principal) return;
+    state.subscriptions!.delete(id);
+    count(subscriptions, state.principal.id, -1);
+    count(subscriptionCosts, state.principal.id, -cost);
+  };
+  /** Why one more subscription of `cost` would exceed the principal's caps, or null when it fits. */
+  const overCaps = (principal: string, cost: number): RateLimitedError | null => {
+    const { maxSubscriptionsPerPrincipal: maxSubs, maxSubscriptionCost: budget } = config.limits;
+    if ((subscriptions.get(principal) ?? 0) >= maxSubs) {
+      return new RateLimitedError(
+        `Too many subscriptions: ${principal} has ${maxSubs} running (the cap). End one first.`,
+        { limit: maxSubs },
+      );
+    }
+    const running = subscriptionCosts.get(principal) ?? 0;
+    if (running + cost > budget) {
+      return new RateLimitedError(
+        `Subscription budget exceeded: ${principal}'s running subscriptions cost ${running}, this one ${cost}, the budget is ${budget}. End one, or ask for fewer symbols or fields.`,
+        { limit: budget, cost },
+      );
+    }
+    return null;
+  };
   const count = (m: Map<string, number>, id: string, by: number) => {
     const n = (m.get(id) ?? 0) + by;
     if (n > 0) m.set(id, n);
@@ -222,6 +270,7 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
       },
       onClose(ctx) {
         ctx.extra.expiry?.clear();
+        for (const id of [...(ctx.extra.subscriptions?.keys() ?? [])]) release(ctx.extra, id);
         if (ctx.extra.counted) count(connections, ctx.extra.principal!.id, -1);
         ctx.extra.counted = false;
       },
@@ -283,25 +332,23 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
             document,
           );
         }
-        const tooMuch = checkLimits(document, payload.variables ?? undefined, payload.operationName);
-        if (tooMuch.length) return refuse(tooMuch, document);
+        const verdict = checkLimits(document, payload.variables ?? undefined, payload.operationName);
+        if (verdict.errors.length) return refuse(verdict.errors, document);
         const subscription = operation.operation === "subscription";
-        const maxSubs = config.limits.maxSubscriptionsPerPrincipal;
-        if (subscription && (subscriptions.get(principal.id) ?? 0) >= maxSubs) {
-          return refuse(
-            [
-              new RateLimitedError(
-                `Too many subscriptions: ${principal.id} has ${maxSubs} running (the cap). End one first.`,
-                { limit: maxSubs },
-              ),
-            ],
-            document,
-          );
+        if (subscription) {
+          // Checked and taken in one synchronous step: a burst of subscribes cannot all pass the check
+          // before any of them counts.
+          const refused = overCaps(principal.id, verdict.cost);
+          if (refused) return refuse([refused], document);
+          (ctx.extra.subscriptions ??= new Map()).set(id, verdict.cost);
+          count(subscriptions, principal.id, 1);
+          count(subscriptionCosts, principal.id, verdict.cost);
         }
         let contextValue: Context;
         try {
           contextValue = await contextFor(principal, origin);
         } catch (err) {
+          release(ctx.extra, id);
           // Thrown out of here, the message would close the socket as its reason: mask it instead.
           return [
             maskGraphQLError(new GraphQLError((err as Error).message, { originalError: err as Error })),
@@ -309,14 +356,12 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
         }
         (ctx.extra.contexts ??= new Map()).set(id, contextValue);
         if (subscription) {
-          (ctx.extra.subscriptions ??= new Set()).add(id);
-          count(subscriptions, principal.id, 1);
           transports.set(contextValue, {
             socket: ctx.extra.socket,
             stream: ctx.extra.request.socket,
             multiplexed: () => (ctx.extra.subscriptions?.size ?? 0) > 1,
             id,
-            operation: `${payload.operationName ?? ""}\n${JSON.stringify(payload.variables ?? {})}\n${payload.query}`,
+            operation: sharingKey(document, operation, payload.variables),
           });
         }
         return {
@@ -331,18 +376,19 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
         return audit?.operation(args.contextValue as Context, payload, args.document, result);
       },
       onNext(_ctx, _id, _payload, args, result) {
+        // Single results of queries and mutations (subscription events are written by the fan-out).
         const masked = audit?.maskedOf(args.contextValue as Context);
-        if (!result.errors?.length && !masked) return;
-        return {
-          ...result,
-          ...masked,
-          errors: result.errors?.map((e) => maskGraphQLError(e).toJSON()),
-        };
+        const sent =
+          result.errors?.length || masked
+            ? { ...result, ...masked, errors: result.errors?.map((e) => maskGraphQLError(e).toJSON()) }
+            : result;
+        const max = config.limits.maxResponseBytes;
+        return withinBytes(JSON.stringify(sent), max) ? sent : tooLarge(max);
       },
       async onComplete(ctx, id) {
         const context = ctx.extra.contexts?.get(id);
         ctx.extra.contexts?.delete(id);
-        if (ctx.extra.subscriptions?.delete(id)) count(subscriptions, ctx.extra.principal!.id, -1);
+        release(ctx.extra, id);
         if (context) await audit?.completed(context);
       },
       onError(_ctx, _id, _payload, errors) {
@@ -375,17 +421,32 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
               "Subscriptions are served over WebSocket at this same URL (graphql-ws protocol), not over HTTP.",
             );
           }
-          const errors = checkLimits(document, request.variables, request.operationName);
+          const { errors } = checkLimits(document, request.variables, request.operationName);
           if (errors.length) throw errors[0];
         },
-        // The status the GraphQL-over-HTTP spec asks for (after every other plugin had its say).
-        async willSendResponse({ response, request }) {
-          if (response.body.kind !== "single" || !response.http) return;
-          response.http.status = graphqlStatus({
-            hasData: response.body.singleResult.data !== undefined,
-            status: response.http.status,
-            media: responseMediaType(request.http?.headers.get("accept")),
-          });
+      };
+    },
+  };
+  // What a response goes through before it leaves, in this order: masked coordinates listed, the size
+  // cap, the access-log entry (which sees what is sent), and the status the GraphQL-over-HTTP spec asks.
+  const responses = new ResponseBytes(config.limits.maxResponseBytes);
+  const responsePlugin: ApolloServerPlugin<Context> = {
+    async requestDidStart() {
+      return {
+        async willSendResponse(rc) {
+          const { response, request, contextValue } = rc;
+          if (response.body.kind !== "single") return;
+          if (audit) audit.addMasked(contextValue, response.body.singleResult);
+          const capped = responses.cap(response.body.singleResult);
+          if (capped) response.body.singleResult = capped;
+          await audit?.logHttp(rc);
+          if (response.http) {
+            response.http.status = graphqlStatus({
+              hasData: response.body.singleResult.data !== undefined,
+              status: response.http.status,
+              media: responseMediaType(request.http?.headers.get("accept")),
+            });
+          }
         },
       };
     },
@@ -416,8 +477,9 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
       ApolloServerPluginCacheControlDisabled(),
       limitsPlugin,
       metricsPlugin,
-      ...(audit ? [audit.apolloPlugin()] : []),
+      responsePlugin,
     ],
+    stringifyResult: responses.stringify,
   });
   await apollo.start();
 
@@ -499,6 +561,7 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
     wsUrl: `ws://${host}:${port}/graphql`,
     port,
     close: async () => {
+      clearInterval(sizesTimer);
       await apollo.stop();
       fanout.close();
       await audit?.close();

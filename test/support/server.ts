@@ -57,8 +57,11 @@ export function testConfig(databaseUrl: string, env: Record<string, string> = {}
 export async function startTestPlatform(
   env: Record<string, string> = {},
   opts: PlatformOptions = {},
+  /** Fills the fresh database before the platform starts (e.g. what it reads once at start). */
+  seed?: (databaseUrl: string) => Promise<void>,
 ): Promise<TestPlatform> {
   const db = await createTestDatabase();
+  await seed?.(db.url);
   // Tests that want the feed and ingest loop pass INGEST: "on" (with FEED_URL for a feed they control).
   const config = testConfig(db.url, { INGEST: "off", ...env });
   const platform = await startPlatform(config, opts);

@@ -132,30 +132,38 @@ export async function startPlatform(config: Config, opts: PlatformOptions = {}):
       await mock?.close();
     };
 
+    // Every replica that does not ingest (a follower, or one with INGEST=off) measures delays on the
+    // market time it can prove reached: the newest stored trade, the committed checkpoint, the
+    // watermarks of window events. Read before it serves, and again every LEASE_RETRY_MS.
+    const follower = async (): Promise<void> => {
+      if (ingest) return;
+      try {
+        const [row]: { watermark: Date | null; latest: Date | null; newest: Date | null }[] =
+          await db.dataSource.query(
+            `SELECT (SELECT watermark FROM ingest_checkpoints WHERE stream = $1) AS watermark,
+                    (SELECT max(watermark) FROM ingest_checkpoints) AS latest,
+                    (SELECT max(event_time) FROM quotes) AS newest`,
+            [stream],
+          );
+        if (ingest) return;
+        followerWatermark = row.watermark ?? followerWatermark;
+        // Any stream's checkpoint counts: they all follow the one market.
+        if (row.latest) observed.observe(row.latest.getTime() + WATERMARK_DELAY_MS);
+        if (row.newest) observed.observe(row.newest.getTime());
+      } catch (err) {
+        log.warn({ err: (err as Error).message }, "reading the market's progress failed");
+      }
+    };
+    follow = setInterval(() => void follower(), config.leaseRetryMs);
+    windowEvents = bus.subscribe(Topic.WINDOWS);
+    void (async () => {
+      for await (const e of windowEvents as AsyncIterableIterator<{ watermark: Date }>)
+        if (!ingest) observed.observe(new Date(e.watermark).getTime() + WATERMARK_DELAY_MS);
+    })();
+
     if (config.ingest) {
       // A demo on the mock market: principals for every role, so that tokens show what each may see.
       if (!config.feedUrl) await seedDemoPrincipals(db.dataSource);
-      const follower = async (): Promise<void> => {
-        if (ingest) return;
-        try {
-          const rows: { watermark: Date | null }[] = await db.dataSource.query(
-            `SELECT watermark FROM ingest_checkpoints WHERE stream = $1`,
-            [stream],
-          );
-          const w = rows[0]?.watermark ?? null;
-          if (!w || ingest) return;
-          followerWatermark = w;
-          observed.observe(w.getTime() + WATERMARK_DELAY_MS);
-        } catch (err) {
-          log.warn({ err: (err as Error).message }, "reading the ingest checkpoint failed");
-        }
-      };
-      follow = setInterval(() => void follower(), config.leaseRetryMs);
-      windowEvents = bus.subscribe(Topic.WINDOWS);
-      void (async () => {
-        for await (const e of windowEvents as AsyncIterableIterator<{ watermark: Date }>)
-          if (!ingest) observed.observe(new Date(e.watermark).getTime() + WATERMARK_DELAY_MS);
-      })();
       lease = new IngestLease({
         url: db.url,
         stream,
@@ -165,9 +173,9 @@ export async function startPlatform(config: Config, opts: PlatformOptions = {}):
         onReleased: stopIngesting,
       });
       await lease.start();
-      // A follower knows the market's time before it serves (wall time only on a database never ingested).
-      await follower();
     }
+    // A replica knows the market's time before it serves (nothing delayed on a database never ingested).
+    await follower();
     const contest = lease;
     const status = (): ReplicaIngestStatus | null => {
       if (!contest) return null;
@@ -198,12 +206,10 @@ export async function startPlatform(config: Config, opts: PlatformOptions = {}):
       verifier,
       bus,
       policy: opts.policy,
+      clock,
+      // A replica that does not hold the lease is ready while it is able to take it over.
       ...(contest
-        ? {
-            clock,
-            // A replica that does not hold the lease is ready while it is able to take it over.
-            readiness: async () => ({ ingest: ingest ? ingest.running : contest.connected }),
-          }
+        ? { readiness: async () => ({ ingest: ingest ? ingest.running : contest.connected }) }
         : {}),
     });
   } catch (err) {

@@ -11,8 +11,7 @@ let steward: string;
 let pg: Client;
 
 beforeAll(async () => {
-  t = await startTestPlatform();
-  await seedQuotes(t.databaseUrl, { symbols: ["AAPL", "MSFT"], perSymbol: 10 });
+  t = await startTestPlatform({}, {}, (url) => seedQuotes(url, { symbols: ["AAPL", "MSFT"], perSymbol: 10 }));
   steward = await t.token("sasha", [Role.STEWARD]);
   pg = new Client({ connectionString: t.databaseUrl });
   await pg.connect();

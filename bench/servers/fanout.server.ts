@@ -6,6 +6,7 @@ import { subscribers as subscribersGauge } from "../../src/metrics";
 import type { CommittedTrades } from "../../src/ingest/committed";
 import { createTokenVerifier } from "../../src/policy/tokens";
 import { buildTickgraphSchema } from "../../src/schema/schema";
+import { wallClock } from "../../src/policy/market-clock";
 import { startServer } from "../../src/server/server";
 import { WindowSize } from "../../src/windows/windows";
 import { answerCommands, report } from "./fanout.protocol";
@@ -44,6 +45,8 @@ async function main() {
     dataSource: ds,
     verifier: createTokenVerifier({ secret: config.jwtSecret! }),
     bus,
+    // The bench's synthetic ticks are stamped with wall time.
+    clock: wallClock,
   });
   let seq = 1;
   answerCommands({

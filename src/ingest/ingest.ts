@@ -633,6 +633,7 @@ export function startIngest(opts: IngestOptions): Ingest {
       durableCommits: opts.durableCommits,
       connections: opts.writerConnections,
       seqOffset: (symbol) => seqOffsets.get(symbol) ?? 0,
+      marketNow: () => latestMs(),
       wantTrades: opts.wantTrades,
     });
     if (closed) return;

@@ -6,13 +6,18 @@ export interface MarketClock {
   now(): Date;
 }
 
-/** Wall time: right for a live feed, and the default until ingest supplies a watermark-backed clock. */
+/** Wall time: right for a live feed's own ingest (see `Ingest.clock` for the watermark-backed one). */
 export const wallClock: MarketClock = { now: () => new Date() };
 
+/** The market's now before anything of it is known: the epoch, so that no delayed view serves anything. */
+const UNKNOWN = new Date(0);
+
 /**
- * The market's now as observed from outside the ingest (a replica that does not hold the ingest lease):
- * the newest market time reported, e.g. from the committed checkpoint or from window events on the bus.
- * Never goes back; wall time until something is observed.
+ * The market's now as observed from outside the ingest (a replica that does not hold the ingest lease,
+ * or runs without one): the newest market time reported, from the newest stored trade, the committed
+ * checkpoint or window events on the bus, each a time the market is known to have reached. Never goes
+ * back. Until something is observed it answers the epoch: a replica that cannot prove data old enough
+ * serves none of it delayed (fail closed), however far wall time is ahead of the market.
  */
 export class ObservedClock implements MarketClock {
   private latestMs: number | null = null;
@@ -28,6 +33,6 @@ export class ObservedClock implements MarketClock {
   }
 
   now(): Date {
-    return this.latestMs === null ? new Date() : new Date(this.latestMs);
+    return this.latestMs === null ? UNKNOWN : new Date(this.latestMs);
   }
 }

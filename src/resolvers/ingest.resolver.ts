@@ -4,6 +4,7 @@ import type { QuarantineRepo, QuarantineRow } from "../db/quarantine.repo";
 import { BadUserInputError } from "../errors";
 import type { IngestStatus } from "../ingest/ingest";
 import type { ReplicaIngestStatus } from "../ingest/lease";
+import { delayCutoff } from "../policy/session";
 import type { Context } from "./context.type";
 import { IngestStatusType, QualityCount, QuarantineConnection } from "./ingest.types";
 import { checkPageSize, connectionOf, decodeCursor, encodeCursor, ID_PART } from "./page";
@@ -47,7 +48,8 @@ export class IngestResolver {
 
   @Query(() => QuarantineConnection, {
     nullable: true,
-    description: "Rejected feed input, newest first, optionally of one reason; paged by cursor.",
+    description:
+      "Rejected feed input, newest first, optionally of one reason; paged by cursor. It holds trades and quotes: without REALTIME, only what was received DELAY_SECONDS ago on the market clock is served.",
   })
   async quarantine(
     @Ctx() ctx: Context,
@@ -58,7 +60,9 @@ export class IngestResolver {
   ): Promise<QuarantineConnection> {
     const size = checkPageSize(first ?? 100, ctx.config.limits.maxPageSize);
     const beforeId = after ? decodeCursor(after, [ID_PART])[0] : undefined;
-    const rows = await required(info).quarantine.page({ reason, beforeId, limit: size + 1 });
+    // Rejected input holds trades and quotes: without REALTIME it is market data served delayed.
+    const notAfter = delayCutoff(ctx) ?? undefined;
+    const rows = await required(info).quarantine.page({ reason, beforeId, notAfter, limit: size + 1 });
     return connectionOf(rows, size, (r: QuarantineRow) => encodeCursor([r.id]));
   }
 

@@ -33,7 +33,7 @@ import { graphqlOperations, registry } from "../metrics";
 import { AuditKey } from "../policy/audit";
 import { enforcePolicy } from "../policy/enforce";
 import { Governance } from "../policy/governance";
-import { wallClock, type MarketClock } from "../policy/market-clock";
+import type { MarketClock } from "../policy/market-clock";
 import type { Principal } from "../policy/principal";
 import { bearerToken, type TokenVerifier } from "../policy/tokens";
 import { createLoaders, type Context } from "../resolvers/context.type";
@@ -65,8 +65,8 @@ export interface ServerDeps {
   verifier: TokenVerifier;
   /** Named readiness checks for /readyz, each true when that part is ready. */
   readiness?: () => Promise<Record<string, boolean>>;
-  /** The market's now, against which delays are measured (e.g. backed by the ingest watermark). @default wall clock */
-  clock?: MarketClock;
+  /** The market's now, against which delays are measured (backed by the ingest watermark, or observed). */
+  clock: MarketClock;
   /** The bus the schema's topic subscriptions listen to; access-log entries are published on it. @default a new one */
   bus?: EventBus;
   /**
@@ -115,7 +115,7 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
   const { config, verifier } = deps;
   const market = new MarketRepo(deps.dataSource);
   const windows = new WindowsRepo(deps.dataSource);
-  const clock = deps.clock ?? wallClock;
+  const { clock } = deps;
   const bus = deps.bus ?? createEventBus();
   const policyOn = deps.policy !== false;
   const governance = await Governance.start({

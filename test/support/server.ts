@@ -148,6 +148,8 @@ export async function startReplica(
     dataSource: ds,
     verifier: createTokenVerifier({ secret: TEST_SECRET }),
     bus,
+    // The same market as the platform's, on the same database.
+    clock: t.platform.clock,
   });
   return {
     ...server,

@@ -266,7 +266,7 @@ class Dashboard {
       symbols.value = asked.join(", ");
       this.market.choose(asked);
       this.showView();
-      void this.loadRange();
+      this.background(this.loadRange());
     });
     // Applies at once: the points are all here, only the drawing changes.
     relative.addEventListener("change", () => {
@@ -279,15 +279,20 @@ class Dashboard {
       this.market.choose(this.view.symbols);
       this.resetZoom();
       this.showView();
-      void this.loadRange();
+      this.background(this.loadRange());
     });
     movers.addEventListener("change", () => {
       this.view.movers = movers.value as Basis;
       this.market.board = null;
       this.showView();
       this.subscribeMovers();
-      void this.loadMovers();
+      this.background(this.loadMovers());
     });
+  }
+
+  /** A load nobody awaits: a failed fetch (the server restarting, say) is shown, not left unhandled. */
+  private background(load: Promise<void>): void {
+    load.catch((err: unknown) => this.onErrors([{ message: String((err as Error)?.message ?? err) }]));
   }
 
   /** Puts the view in the URL and the headings, and redraws. */
@@ -399,6 +404,16 @@ class Dashboard {
     const load = ++this.loads;
     const section = document.getElementById("series")!;
     section.dataset.loading = "true";
+    try {
+      const pages = await this.pageRange(load);
+      if (load === this.loads) section.dataset.pages = String(pages);
+    } finally {
+      if (load === this.loads) section.dataset.loading = "false";
+    }
+  }
+
+  /** Loads the range's pages; returns how many it took, or stops early once `load` is superseded. */
+  private async pageRange(load: number): Promise<number> {
     let after: string | null = null;
     let newest: number | null = null;
     let pages = 0;
@@ -412,25 +427,23 @@ class Dashboard {
           }`,
         { symbols: this.view.symbols, first: PAGE_SIZE, after },
       );
-      if (load !== this.loads) return;
+      if (load !== this.loads) return pages;
       if (result.errors?.length) this.onErrors(result.errors);
       const page = result.data?.windowAggregates;
-      if (!page) break;
+      if (!page) return pages;
       pages++;
       for (const a of page.nodes) this.window(a);
       const oldest = page.nodes.at(-1);
       newest ??= page.nodes[0] ? Date.parse(page.nodes[0].windowEnd) : null;
-      if (!page.pageInfo.hasNextPage || !oldest || newest === null) break;
-      if (Date.parse(oldest.windowEnd) <= newest - RANGES[this.view.range]) break;
+      if (!page.pageInfo.hasNextPage || !oldest || newest === null) return pages;
+      if (Date.parse(oldest.windowEnd) <= newest - RANGES[this.view.range]) return pages;
       after = page.pageInfo.endCursor;
     }
-    section.dataset.pages = String(pages);
-    section.dataset.loading = "false";
   }
 
   /** Back after a reconnection: what happened meanwhile came by no subscription, so ask for it. */
   resume(): void {
-    void this.fill();
+    this.background(this.fill());
   }
 
   /** Events can arrive many times a second (the mock market runs fast): render at most 4 times a second. */
@@ -481,9 +494,10 @@ class Dashboard {
     const n = symbols.length;
     const change = this.view.chart === "change";
     const axes = change ? [0] : symbols.map((_, i) => i);
-    const height = change ? 320 : Math.max(320, n * STRIP_PX + 70);
+    const height = change ? 320 : Math.max(320, n * STRIP_PX + 44);
     this.seriesBox.style.height = `${height}px`;
     this.lineChart.resize();
+    // A day is 8,640 windows a symbol, more than the chart has pixels: lines are drawn downsampled (lttb).
     const zoom = [
       { type: "inside", xAxisIndex: axes, filterMode: "none", ...this.zoom },
       { type: "slider", xAxisIndex: axes, filterMode: "none", height: 18, bottom: 6, ...this.zoom },
@@ -497,7 +511,14 @@ class Dashboard {
         xAxis: { type: "time" },
         yAxis: { type: "value", scale: true, axisLabel: { formatter: (v: number) => `${v}%` } },
         dataZoom: zoom,
-        series: symbols.map((s) => ({ id: s, name: s, type: "line", showSymbol: false, data: [] })),
+        series: symbols.map((s) => ({
+          id: s,
+          name: s,
+          type: "line",
+          showSymbol: false,
+          sampling: "lttb",
+          data: [],
+        })),
       };
     return {
       animation: false,
@@ -529,6 +550,7 @@ class Dashboard {
         xAxisIndex: i,
         yAxisIndex: i,
         showSymbol: false,
+        sampling: "lttb",
         data: [],
       })),
     };

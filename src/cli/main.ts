@@ -83,7 +83,7 @@ export function buildCli(): Command {
               ``,
               `Dashboard (as alice):   ${await demoLink("alice", Role.USER)}`,
               `Access log (as sam):    ${await demoLink("sam", Role.STEWARD, "/access-log")}`,
-              `GraphQL explorer:       ${home}/explorer`,
+              `Explorer (as alice):    ${await demoLink("alice", Role.USER, "/explorer")}`,
             ]
           : [``, `Dashboard: ${home}/   GraphQL explorer: ${home}/explorer   Access log: ${home}/access-log`];
       const db = platform.db.embedded ? `embedded Postgres under ${c.dataDir}` : "DATABASE_URL";

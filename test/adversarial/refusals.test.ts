@@ -204,6 +204,11 @@ test("anonymous refusals are logged, aggregated per address and code", async () 
     ["CLOSE_4403", null],
     ["UNAUTHENTICATED", null],
   ]);
+  // A subscribe before connection_init is refused (4401) before any token is read: anonymous too.
+  const early = await pg.query(
+    `SELECT 1 FROM access_log WHERE principal IS NULL AND error_code = 'CLOSE_4401'`,
+  );
+  expect(early.rowCount).toBeGreaterThan(0);
   await t.platform.close(); // a stop writes what the interval holds (the tests after this need no server)
   const { rows } = await pg.query(
     `SELECT error_code, occurrences FROM access_log WHERE seq > $1 AND principal IS NULL ORDER BY seq`,

@@ -8,7 +8,7 @@ import { chunksOf } from "./ingest/committed";
 import { IngestLease, type ReplicaIngestStatus } from "./ingest/lease";
 import { log, setLogLevel } from "./log";
 import { seedDemoPrincipals } from "./policy/demo";
-import { ObservedClock, type MarketClock } from "./policy/market-clock";
+import { ObservedClock, type MarketClock } from "./core/market-clock";
 import { createTokenVerifier } from "./policy/tokens";
 import { createEventBus, Topic, type EventBus } from "./events/bus";
 import { createPgEventBus, type PgEventBus } from "./events/pg-bus";
@@ -198,10 +198,8 @@ export async function startPlatform(config: Config, opts: PlatformOptions = {}):
     };
     server = await startServer({
       config,
-      schema: buildTickgraphSchema({
-        bus,
-        ingest: { status, quarantine: new QuarantineRepo(db.dataSource) },
-      }),
+      schema: buildTickgraphSchema(),
+      ingest: { status, quarantine: new QuarantineRepo(db.dataSource) },
       dataSource: db.dataSource,
       verifier,
       bus,

@@ -6,7 +6,7 @@ import { subscribers as subscribersGauge } from "../../src/metrics";
 import type { CommittedTrades } from "../../src/ingest/committed";
 import { createTokenVerifier } from "../../src/policy/tokens";
 import { buildTickgraphSchema } from "../../src/schema/schema";
-import { wallClock } from "../../src/policy/market-clock";
+import { wallClock } from "../../src/core/market-clock";
 import { startServer } from "../../src/server/server";
 import { WindowSize } from "../../src/windows/windows";
 import { answerCommands, report } from "./fanout.protocol";
@@ -41,7 +41,7 @@ async function main() {
   const bus = createEventBus();
   const server = await startServer({
     config,
-    schema: buildTickgraphSchema({ bus }),
+    schema: buildTickgraphSchema(),
     dataSource: ds,
     verifier: createTokenVerifier({ secret: config.jwtSecret! }),
     bus,

@@ -1,7 +1,7 @@
 import type { DataSource } from "typeorm";
 import type { Asset } from "../feed/protocol";
 import { log } from "../log";
-import { wallClock, type MarketClock } from "../policy/market-clock";
+import { wallClock, type MarketClock } from "../core/market-clock";
 import { BatchWriter, type BatchResult, type TradeSource } from "./batch.writer";
 import type { CommittedTrades } from "./committed";
 import { FeedRest, streamTrade } from "./feed.rest";

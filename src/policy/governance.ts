@@ -1,5 +1,4 @@
-import { createHash } from "node:crypto";
-import { getOperationAST, parse, type DocumentNode, type GraphQLSchema } from "graphql";
+import type { GraphQLSchema } from "graphql";
 import { Client } from "pg";
 import type { DataSource } from "typeorm";
 import { GovernanceRepo, POLICY_CHANNEL, type AccessRequestRow, type GrantRow } from "../db/governance.repo";
@@ -16,7 +15,7 @@ import {
   type OperationKind,
 } from "./audit";
 import { FieldRegistry, type EffectiveFieldPolicy } from "./field-registry";
-import type { MarketClock } from "./market-clock";
+import type { MarketClock } from "../core/market-clock";
 import type { Classification, Entitlement, Principal } from "./principal";
 import { PolicySession, type SessionSource } from "./session";
 
@@ -57,34 +56,6 @@ export interface OperationMeta {
   hash: string;
   client: string | null;
   ip: string | null;
-}
-
-/** Describes an operation from its text (parsed here unless a document is at hand). */
-export function describeOperation(
-  query: string | undefined,
-  operationName: string | null | undefined,
-  origin: { client: string | null; ip: string | null },
-  document?: DocumentNode,
-): OperationMeta {
-  let kind: OperationKind = "QUERY";
-  let name = operationName ?? null;
-  try {
-    const op = getOperationAST(document ?? parse(query ?? ""), operationName);
-    if (op) {
-      kind = op.operation.toUpperCase() as OperationKind;
-      name = op.name?.value ?? name;
-    }
-  } catch {
-    // Unparseable: logged as a query with the hash of its text.
-  }
-  return {
-    kind,
-    name,
-    hash: createHash("sha256")
-      .update(query ?? "")
-      .digest("hex"),
-    ...origin,
-  };
 }
 
 /** The outcome of an operation (or of one phase of a subscription), for its access-log entry. */

@@ -1,4 +1,15 @@
-import { Arg, Ctx, ID, Int, Mutation, Query, Resolver, Root, Subscription } from "type-graphql";
+import {
+  Arg,
+  Ctx,
+  ID,
+  Int,
+  Mutation,
+  Query,
+  Resolver,
+  Root,
+  Subscription,
+  type SubscribeResolverData,
+} from "type-graphql";
 import { Topic } from "../events/bus";
 import { BadUserInputError, ForbiddenError } from "../errors";
 import type { AccessLogRecord } from "../policy/audit";
@@ -214,7 +225,8 @@ export class GovernanceResolver {
 
   @Subscription(() => AccessLogEntry, {
     nullable: true,
-    topics: Topic.ACCESS_LOG,
+    subscribe: ({ context }: SubscribeResolverData<unknown, Record<string, unknown>, Context>) =>
+      context.bus.subscribe(Topic.ACCESS_LOG),
     description: "Each access-log entry as it is committed.",
   })
   accessEvents(@Root() entry: AccessLogRecord): AccessLogEntry {

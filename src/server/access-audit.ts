@@ -1,18 +1,49 @@
 import type { IncomingMessage } from "node:http";
 import type { GraphQLRequestContextWillSendResponse } from "@apollo/server";
-import type { DocumentNode, ExecutionResult, FormattedExecutionResult, GraphQLError } from "graphql";
+import { createHash } from "node:crypto";
+import {
+  getOperationAST,
+  parse,
+  type DocumentNode,
+  type ExecutionResult,
+  type FormattedExecutionResult,
+  type GraphQLError,
+} from "graphql";
 import type { AccessLogInput } from "../policy/audit";
 import { ErrorCode } from "../errors";
 import { log } from "../log";
-import {
-  AuditUnavailableError,
-  describeOperation,
-  sorted,
-  type Governance,
-  type OperationMeta,
-} from "../policy/governance";
+import { AuditUnavailableError, sorted, type Governance, type OperationMeta } from "../policy/governance";
+import type { OperationKind } from "../policy/audit";
 import type { Principal } from "../policy/principal";
 import type { Context } from "../resolvers/context.type";
+
+/** Describes an operation from its text (parsed here unless a document is at hand). */
+export function describeOperation(
+  query: string | undefined,
+  operationName: string | null | undefined,
+  origin: { client: string | null; ip: string | null },
+  document?: DocumentNode,
+): OperationMeta {
+  let kind: OperationKind = "QUERY";
+  let name = operationName ?? null;
+  try {
+    const op = getOperationAST(document ?? parse(query ?? ""), operationName);
+    if (op) {
+      kind = op.operation.toUpperCase() as OperationKind;
+      name = op.name?.value ?? name;
+    }
+  } catch {
+    // Unparseable: logged as a query with the hash of its text.
+  }
+  return {
+    kind,
+    name,
+    hash: createHash("sha256")
+      .update(query ?? "")
+      .digest("hex"),
+    ...origin,
+  };
+}
 
 /** Who sent a request: the client's name (Apollo's header, else the user agent) and address. */
 export interface Origin {

@@ -23,6 +23,7 @@ import type { DataSource } from "typeorm";
 import { WebSocketServer, type WebSocket } from "ws";
 import { auditCheckpointFile, auditSecretOf, type Config } from "../config/config";
 import { MarketRepo } from "../db/market.repo";
+import { QuarantineRepo } from "../db/quarantine.repo";
 import { readListSizes } from "../db/sizes";
 import { sqlOf } from "../db/sql";
 import { WindowsRepo } from "../windows/windows.repo";
@@ -31,12 +32,12 @@ import { createEventBus, Topic, type EventBus } from "../events/bus";
 import { log } from "../log";
 import { graphqlOperations, registry } from "../metrics";
 import { AuditKey } from "../policy/audit";
-import { enforcePolicy } from "../policy/enforce";
+import { enforcePolicy } from "../schema/enforce";
 import { Governance } from "../policy/governance";
-import type { MarketClock } from "../policy/market-clock";
+import type { MarketClock } from "../core/market-clock";
 import type { Principal } from "../policy/principal";
 import { bearerToken, type TokenVerifier } from "../policy/tokens";
-import { createLoaders, type Context } from "../resolvers/context.type";
+import { createLoaders, type Context, type IngestServices } from "../resolvers/context.type";
 import { CONFLATING } from "../resolvers/live.resolver";
 import { AccessAudit, originOf, refusalCode, type Origin, type RequestRecord } from "./access-audit";
 import { maskError, maskGraphQLError } from "./errors";
@@ -56,7 +57,7 @@ import {
   refuseDeepBodies,
   responseMediaType,
 } from "./graphql-http";
-import { setLongTimeout, type LongTimeout } from "../util/timers";
+import { setLongTimeout, type LongTimeout } from "../core/timers";
 
 export interface ServerDeps {
   config: Config;
@@ -67,8 +68,10 @@ export interface ServerDeps {
   readiness?: () => Promise<Record<string, boolean>>;
   /** The market's now, against which delays are measured (backed by the ingest watermark, or observed). */
   clock: MarketClock;
-  /** The bus the schema's topic subscriptions listen to; access-log entries are published on it. @default a new one */
+  /** The bus the live fields listen to; access-log entries are published on it. @default a new one */
   bus?: EventBus;
+  /** What the ingest fields read. @default no ingest (status null), the database's quarantine */
+  ingest?: IngestServices;
   /**
    * Field-level enforcement, entitlements, delays and the access log. Off only to measure their cost in
    * a benchmark; never switched from the environment. @default true
@@ -117,6 +120,7 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
   const windows = new WindowsRepo(deps.dataSource);
   const { clock } = deps;
   const bus = deps.bus ?? createEventBus();
+  const ingest = deps.ingest ?? { status: () => null, quarantine: new QuarantineRepo(deps.dataSource) };
   const policyOn = deps.policy !== false;
   const governance = await Governance.start({
     dataSource: deps.dataSource,
@@ -157,6 +161,8 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
       governance,
       policy,
       clock,
+      bus,
+      ingest,
       loaders: createLoaders(market, () => policy?.delayCutoff() ?? null),
     };
     audit?.track(ctx, origin, request);

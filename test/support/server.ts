@@ -144,7 +144,7 @@ export async function startReplica(
   await ds.initialize();
   const server = await startServer({
     config,
-    schema: buildTickgraphSchema({ bus }),
+    schema: buildTickgraphSchema(),
     dataSource: ds,
     verifier: createTokenVerifier({ secret: TEST_SECRET }),
     bus,

@@ -13,7 +13,7 @@ import { createTokenVerifier } from "./policy/tokens";
 import { createEventBus, Topic, type EventBus } from "./events/bus";
 import { createPgEventBus, type PgEventBus } from "./events/pg-bus";
 import { buildTickgraphSchema } from "./schema/schema";
-import { startServer, type RunningServer } from "./server/server";
+import { Server, type RunningServer } from "./server/server";
 import { splitWindowsEvent, WindowEngine } from "./windows/window.engine";
 
 /** Trades per QUOTES event: at most ~140 bytes each encoded, so a piece stays under NOTIFY's 8000 bytes. */
@@ -196,7 +196,7 @@ export async function startPlatform(config: Config, opts: PlatformOptions = {}):
         leaseHolder: contest.holder,
       };
     };
-    server = await startServer({
+    server = await Server.start({
       config,
       schema: buildTickgraphSchema(),
       ingest: { status, quarantine: new QuarantineRepo(db.dataSource) },

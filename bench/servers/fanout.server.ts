@@ -7,7 +7,7 @@ import type { CommittedTrades } from "../../src/ingest/committed";
 import { createTokenVerifier } from "../../src/policy/tokens";
 import { buildTickgraphSchema } from "../../src/schema/schema";
 import { wallClock } from "../../src/core/market-clock";
-import { startServer } from "../../src/server/server";
+import { Server } from "../../src/server/server";
 import { WindowSize } from "../../src/windows/windows";
 import { answerCommands, report } from "./fanout.protocol";
 
@@ -39,7 +39,7 @@ async function main() {
   const ds = createDataSource({ url: config.databaseUrl!, statementTimeoutMs: 5000, poolSize: 8 });
   await ds.initialize();
   const bus = createEventBus();
-  const server = await startServer({
+  const server = await Server.start({
     config,
     schema: buildTickgraphSchema(),
     dataSource: ds,

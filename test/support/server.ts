@@ -10,7 +10,7 @@ import { startPlatform, type Platform, type PlatformOptions } from "../../src/pl
 import { Role } from "../../src/policy/principal";
 import { createTokenVerifier, mintToken } from "../../src/policy/tokens";
 import { buildTickgraphSchema } from "../../src/schema/schema";
-import { startServer, type RunningServer } from "../../src/server/server";
+import { Server, type RunningServer } from "../../src/server/server";
 import { createTestDatabase } from "./database";
 
 export const TEST_SECRET = "test-secret-of-at-least-thirty-two-bytes!";
@@ -142,7 +142,7 @@ export async function startReplica(
 ): Promise<RunningServer> {
   const ds = createDataSource({ url: t.databaseUrl, statementTimeoutMs: 5000, poolSize: 4 });
   await ds.initialize();
-  const server = await startServer({
+  const server = await Server.start({
     config,
     schema: buildTickgraphSchema(),
     dataSource: ds,
@@ -152,7 +152,9 @@ export async function startReplica(
     clock: t.platform.clock,
   });
   return {
-    ...server,
+    url: server.url,
+    wsUrl: server.wsUrl,
+    port: server.port,
     async close() {
       await server.close();
       await ds.destroy();

@@ -1,7 +1,10 @@
 import type { GraphQLSchema } from "graphql";
 import { Client } from "pg";
 import type { DataSource } from "typeorm";
-import { GovernanceRepo, POLICY_CHANNEL, type AccessRequestRow, type GrantRow } from "../db/governance.repo";
+import { AccessRequestsRepo, type AccessRequestRow } from "../db/access-requests.repo";
+import { FieldPoliciesRepo } from "../db/field-policies.repo";
+import { GrantsRepo, type GrantRow, type NewGrant } from "../db/grants.repo";
+import { POLICY_CHANNEL } from "../db/policy-changes";
 import { sqlOf } from "../db/sql";
 import { BadUserInputError, ClientError, ErrorCode } from "../errors";
 import { log } from "../log";
@@ -98,7 +101,9 @@ const ENTITLEMENT_CACHE_MAX = 50_000;
  * a session per operation and appends an entry when the operation ends.
  */
 export class Governance implements SessionSource {
-  readonly repo: GovernanceRepo;
+  readonly grants: GrantsRepo;
+  readonly requests: AccessRequestsRepo;
+  private readonly policies: FieldPoliciesRepo;
   readonly fields: FieldRegistry;
   readonly audit: AuditLog;
   readonly clock: MarketClock;
@@ -113,7 +118,9 @@ export class Governance implements SessionSource {
   private closed = false;
 
   private constructor(opts: GovernanceOptions) {
-    this.repo = new GovernanceRepo(opts.dataSource);
+    this.grants = new GrantsRepo(opts.dataSource);
+    this.requests = new AccessRequestsRepo(opts.dataSource);
+    this.policies = new FieldPoliciesRepo(opts.dataSource);
     this.fields = new FieldRegistry(opts.schema);
     this.clock = opts.clock;
     this.delaySeconds = opts.delaySeconds;
@@ -198,8 +205,8 @@ export class Governance implements SessionSource {
    */
   async syncPolicies(fresh = false): Promise<void> {
     if (fresh && this.syncing) await this.syncing.catch(() => {});
-    this.syncing ??= this.repo
-      .fieldPolicies()
+    this.syncing ??= this.policies
+      .current()
       .then(({ rows, revision }) => this.fields.setOverrides(rows, revision))
       .finally(() => (this.syncing = null));
     return this.syncing;
@@ -210,7 +217,7 @@ export class Governance implements SessionSource {
     const hit = this.listener && this.cache.get(principal.id);
     if (hit && now < hit.until) return hit.entitlements;
     const generation = this.generation;
-    const snap = await this.repo.snapshot(principal.id);
+    const snap = await this.grants.snapshot(principal.id);
     if (snap.revision !== this.fields.revision) await this.syncPolicies();
     if (this.listener && generation === this.generation) {
       if (this.cache.size >= ENTITLEMENT_CACHE_MAX) this.cache.clear();
@@ -221,20 +228,20 @@ export class Governance implements SessionSource {
   }
 
   /** Grants, effective at once on this replica (and on the others as soon as the NOTIFY arrives). */
-  async grant(g: Parameters<GovernanceRepo["grant"]>[0]): Promise<GrantRow> {
-    const row = await this.repo.grant(g);
+  async grant(g: NewGrant): Promise<GrantRow> {
+    const row = await this.grants.grant(g);
     this.invalidate(g.principal);
     return row;
   }
 
   async revoke(principal: string, entitlement: Entitlement, by: string): Promise<GrantRow | null> {
-    const row = await this.repo.revoke(principal, entitlement, by);
+    const row = await this.grants.revoke(principal, entitlement, by);
     this.invalidate(principal);
     return row;
   }
 
-  async decide(d: Parameters<GovernanceRepo["decide"]>[0]): Promise<AccessRequestRow | null> {
-    const row = await this.repo.decide(d);
+  async decide(d: Parameters<AccessRequestsRepo["decide"]>[0]): Promise<AccessRequestRow | null> {
+    const row = await this.requests.decide(d);
     if (row) this.invalidate(row.principal);
     return row;
   }
@@ -253,7 +260,7 @@ export class Governance implements SessionSource {
         { argument: "coordinate" },
       );
     }
-    await this.repo.classify(coordinate, level, by);
+    await this.policies.classify(coordinate, level, by);
     await this.syncPolicies(true);
     return this.fields.policies().find((p) => p.coordinate === coordinate)!;
   }

@@ -81,7 +81,7 @@ export class GovernanceResolver {
     @Arg("status", () => RequestStatus, { nullable: true }) status?: RequestStatus | null,
   ): Promise<AccessRequest[]> {
     const all = hasRole(ctx.principal, Role.STEWARD, Role.OWNER);
-    return ctx.governance.repo.requests({ principal: all ? undefined : ctx.principal.id, status });
+    return ctx.governance.requests.list({ principal: all ? undefined : ctx.principal.id, status });
   }
 
   @Mutation(() => AccessRequest, { description: "Asks the owners for an entitlement." })
@@ -91,7 +91,7 @@ export class GovernanceResolver {
     @Arg("reason") reason: string,
   ): Promise<AccessRequest> {
     if (!reason.trim()) throw new BadUserInputError("Give a reason for the request.", { argument: "reason" });
-    const req = await ctx.governance.repo.requestAccess(ctx.principal.id, entitlement, reason.trim());
+    const req = await ctx.governance.requests.create(ctx.principal.id, entitlement, reason.trim());
     if (!req) {
       throw new BadUserInputError(`You already have a pending request for ${entitlement}.`, {
         argument: "entitlement",
@@ -113,7 +113,7 @@ export class GovernanceResolver {
     @Arg("expiresAt", () => Date, { nullable: true }) expiresAt?: Date | null,
   ): Promise<AccessRequest> {
     requireRole(ctx.principal, Role.OWNER, "decide access requests");
-    const req = /^\d{1,18}$/.test(id) ? await ctx.governance.repo.request(id) : null;
+    const req = /^\d{1,18}$/.test(id) ? await ctx.governance.requests.get(id) : null;
     if (!req) throw new BadUserInputError(`No access request with id ${id}.`, { argument: "id" });
     notSelf(ctx.principal, req.principal, "decide a request of");
     if (req.status !== "PENDING") {
@@ -178,7 +178,7 @@ export class GovernanceResolver {
     @Ctx() ctx: Context,
     @Arg("principal", () => String, { nullable: true }) principal?: string | null,
   ): Promise<Grant[]> {
-    return ctx.governance.repo.grants(principal);
+    return ctx.governance.grants.list(principal);
   }
 
   @Query(() => [EntitlementHolder], {
@@ -186,7 +186,7 @@ export class GovernanceResolver {
     description: "Who held which entitlement at the instant `at`.",
   })
   entitlementReport(@Ctx() ctx: Context, @Arg("at", () => Date) at: Date): Promise<EntitlementHolder[]> {
-    return ctx.governance.repo.holdersAt(at);
+    return ctx.governance.grants.holdersAt(at);
   }
 
   @Query(() => AccessLogConnection, {

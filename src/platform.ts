@@ -13,7 +13,7 @@ import { createTokenVerifier } from "./policy/tokens";
 import { createEventBus, Topic, type EventBus } from "./events/bus";
 import { createPgEventBus, type PgEventBus } from "./events/pg-bus";
 import { buildTickgraphSchema } from "./schema/schema";
-import { Server, type RunningServer } from "./server/server";
+import { checkPortFree, Server, type RunningServer } from "./server/server";
 import { splitWindowsEvent, WindowEngine } from "./windows/window.engine";
 
 /** Trades per QUOTES event: at most ~140 bytes each encoded, so a piece stays under NOTIFY's 8000 bytes. */
@@ -56,6 +56,7 @@ export interface PlatformOptions {
  */
 export async function startPlatform(config: Config, opts: PlatformOptions = {}): Promise<Platform> {
   setLogLevel(config.logLevel);
+  await checkPortFree(config.port, config.host);
   const db = await openDatabase(config);
   let server: RunningServer | undefined;
   let feed: MockFeed | null = null;

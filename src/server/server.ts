@@ -4,7 +4,8 @@ import express from "express";
 import type { GraphQLSchema } from "graphql";
 import type { DataSource } from "typeorm";
 import { WebSocketServer } from "ws";
-import { auditCheckpointFile, auditSecretOf, type Config } from "../config/config";
+import { createServer as netServer } from "node:net";
+import { auditCheckpointFile, auditSecretOf, ConfigError, type Config } from "../config/config";
 import { Disposer } from "../core/disposer";
 import type { MarketClock } from "../core/market-clock";
 import { QuarantineRepo } from "../db/quarantine.repo";
@@ -57,6 +58,27 @@ export interface RunningServer {
   port: number;
   /** Drains HTTP requests and WebSocket operations, then closes. */
   close(): Promise<void>;
+}
+
+/**
+ * Fails at once, with one line naming it, when `port` is taken: checked before anything else starts
+ * (Postgres, the feed, ingest), so a busy port never leaves them half started.
+ */
+export async function checkPortFree(port: number, host: string): Promise<void> {
+  if (port === 0) return;
+  await new Promise<void>((resolve, reject) => {
+    const probe = netServer();
+    probe.once("error", (err: NodeJS.ErrnoException) =>
+      reject(
+        err.code === "EADDRINUSE" || err.code === "EACCES"
+          ? new ConfigError(
+              `Port ${port} on ${host} is ${err.code === "EACCES" ? "not allowed" : "in use"}: stop what holds it, or choose another with --port (PORT).`,
+            )
+          : err,
+      ),
+    );
+    probe.listen(port, host, () => probe.close(() => resolve()));
+  });
 }
 
 /** How often the sizes of lists returned whole are re-read for the cost limit, ms. */

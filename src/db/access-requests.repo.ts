@@ -1,6 +1,6 @@
 import type { DataSource } from "typeorm";
 import { AccessRequestEntity, type RequestStatus } from "../entities/access-request.entity";
-import type { Entitlement } from "../policy/principal";
+import type { Entitlement } from "../core/access";
 import { insertGrant } from "./grants.repo";
 
 export type { RequestStatus };

@@ -1,6 +1,6 @@
 import type { DataSource } from "typeorm";
 import { FieldPolicyEntity } from "../entities";
-import type { Classification } from "../policy/principal";
+import type { Classification } from "../core/access";
 import { announcePolicyChange } from "./policy-changes";
 
 /** A coordinate's current classification, as a steward last set it. */

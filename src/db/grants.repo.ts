@@ -1,6 +1,6 @@
 import { IsNull, type DataSource, type EntityManager } from "typeorm";
 import { GrantEntity } from "../entities";
-import type { Entitlement } from "../policy/principal";
+import type { Entitlement } from "../core/access";
 import { announcePolicyChange } from "./policy-changes";
 import { sqlOf, type Sql } from "./sql";
 

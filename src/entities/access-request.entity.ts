@@ -1,5 +1,5 @@
 import { Check, Column, Entity, Index, PrimaryGeneratedColumn } from "typeorm";
-import { Entitlement } from "../policy/principal";
+import { Entitlement } from "../core/access";
 
 export type RequestStatus = "PENDING" | "APPROVED" | "DENIED";
 

@@ -1,5 +1,5 @@
 import { Check, Column, Entity, Index, PrimaryGeneratedColumn } from "typeorm";
-import { Classification } from "../policy/principal";
+import { Classification } from "../core/access";
 
 /**
  * A steward's classification of one field coordinate. Every change is a new row: the table is its own

@@ -1,5 +1,5 @@
 import { Check, Column, Entity, Index, PrimaryGeneratedColumn } from "typeorm";
-import { Entitlement } from "../policy/principal";
+import { Entitlement } from "../core/access";
 
 /** An entitlement granted by an owner; revocation sets revoked_at, nothing is deleted. */
 @Entity("grants")

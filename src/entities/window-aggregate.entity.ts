@@ -1,5 +1,5 @@
 import { Column, Entity, Index, PrimaryColumn } from "typeorm";
-import { WindowSize } from "../windows/windows";
+import { WindowSize } from "../core/market";
 
 /** One symbol's aggregate over one hopping window; rewritten (revision + 1) when a late trade changes it. */
 @Entity("window_aggregates")

@@ -7,7 +7,6 @@ test("defaults", () => {
     delaySeconds: 900,
     logLevel: "info",
     databaseUrl: undefined,
-    production: false,
   });
   expect(c.limits).toEqual({
     maxDepth: 12,

@@ -82,8 +82,6 @@ export interface Config {
   delaySeconds: number;
   /** @default "info" */
   logLevel: string;
-  /** NODE_ENV === "production": no stack traces or internals in responses. */
-  production: boolean;
   limits: Limits;
 }
 
@@ -190,7 +188,6 @@ export function loadConfig(overrides: Env = {}, env: Env = process.env): Config 
     auditCheckpointSeconds: int(e, "AUDIT_CHECKPOINT_SECONDS", 10, 1, 3600),
     delaySeconds: int(e, "DELAY_SECONDS", 900, 0, 86400 * 7),
     logLevel,
-    production: e.NODE_ENV === "production",
     limits: {
       maxDepth: int(e, "MAX_DEPTH", 12, 2, 100),
       maxCost: int(e, "MAX_COST", 50_000, 10, 10_000_000),

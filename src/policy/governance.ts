@@ -1,4 +1,5 @@
 import type { GraphQLSchema } from "graphql";
+import { LRUCache } from "lru-cache";
 import { Client } from "pg";
 import type { DataSource } from "typeorm";
 import { AccessRequestsRepo, type AccessRequestRow } from "../db/access-requests.repo";
@@ -6,7 +7,7 @@ import { FieldPoliciesRepo } from "../db/field-policies.repo";
 import { GrantsRepo, type GrantRow, type NewGrant } from "../db/grants.repo";
 import { POLICY_CHANNEL } from "../db/policy-changes";
 import { sqlOf } from "../db/sql";
-import { BadUserInputError, ClientError, ErrorCode } from "../errors";
+import { AuditUnavailableError, BadUserInputError } from "../errors";
 import { log } from "../log";
 import {
   AuditLog,
@@ -37,18 +38,6 @@ export interface GovernanceOptions {
   checkpointMs?: number;
   /** Receives each committed access-log entry. */
   onAccessLogged?: (record: AccessLogRecord) => void;
-}
-
-/** The client's answer when its operation could not be logged: the response is withheld. */
-export class AuditUnavailableError extends ClientError {
-  constructor() {
-    super(
-      ErrorCode.AUDIT_UNAVAILABLE,
-      "The access log could not be written, so the response is withheld. Try again shortly.",
-      {},
-      503,
-    );
-  }
 }
 
 /** Who sent an operation and what it was, as the access log describes it. */
@@ -92,7 +81,7 @@ export const sorted = (s: ReadonlySet<string>): string[] => [...s].sort();
  * NOTIFY, which drops the cached copy on every replica at once; this bound covers a lost notice.
  */
 const ENTITLEMENT_CACHE_MS = 1000;
-/** Cached principals; beyond this the cache starts over (a bound, not an eviction policy). */
+/** Principals whose entitlements are cached (the least recently used forgotten first). */
 const ENTITLEMENT_CACHE_MAX = 50_000;
 
 /**
@@ -110,7 +99,10 @@ export class Governance implements SessionSource {
   readonly delaySeconds: number;
   private syncing: Promise<void> | null = null;
   private readonly url: string;
-  private readonly cache = new Map<string, { entitlements: Entitlement[]; until: number }>();
+  private readonly cache = new LRUCache<string, Entitlement[]>({
+    max: ENTITLEMENT_CACHE_MAX,
+    ttl: ENTITLEMENT_CACHE_MS,
+  });
   /** Bumped by every invalidation: a lookup that raced one is not cached. */
   private generation = 0;
   private listener: Client | null = null;
@@ -213,16 +205,17 @@ export class Governance implements SessionSource {
   }
 
   async entitlementsOf(principal: Principal): Promise<Entitlement[]> {
-    const now = Date.now();
     const hit = this.listener && this.cache.get(principal.id);
-    if (hit && now < hit.until) return hit.entitlements;
+    if (hit) return hit;
     const generation = this.generation;
     const snap = await this.grants.snapshot(principal.id);
     if (snap.revision !== this.fields.revision) await this.syncPolicies();
     if (this.listener && generation === this.generation) {
-      if (this.cache.size >= ENTITLEMENT_CACHE_MAX) this.cache.clear();
-      const until = Math.min(now + ENTITLEMENT_CACHE_MS, snap.nextExpiry?.getTime() ?? Infinity);
-      this.cache.set(principal.id, { entitlements: snap.entitlements, until });
+      // Not past the first of its grants to expire.
+      const expiresIn = (snap.nextExpiry?.getTime() ?? Infinity) - Date.now();
+      this.cache.set(principal.id, snap.entitlements, {
+        ttl: Math.max(1, Math.min(ENTITLEMENT_CACHE_MS, expiresIn)),
+      });
     }
     return snap.entitlements;
   }

@@ -10,9 +10,9 @@ import {
   type GraphQLError,
 } from "graphql";
 import type { AccessLogInput } from "../policy/audit";
-import { ErrorCode } from "../errors";
+import { AuditUnavailableError, ErrorCode } from "../errors";
 import { log } from "../log";
-import { AuditUnavailableError, sorted, type Governance, type OperationMeta } from "../policy/governance";
+import { sorted, type Governance, type OperationMeta } from "../policy/governance";
 import type { OperationKind } from "../policy/audit";
 import type { Principal } from "../policy/principal";
 import type { Context } from "../resolvers/context.type";

@@ -5,6 +5,7 @@ import type { DataSource } from "typeorm";
 import { createDataSource, migrate } from "../src/db/data-source";
 import { BatchWriter } from "../src/ingest/batch.writer";
 import { startIngest } from "../src/ingest/ingest";
+import { loadConfig } from "../src/config/config";
 import { setLogLevel } from "../src/log";
 import { benchDatabase, numericFlags, postgresCpuMs, procCpuMs, startChild } from "./support";
 
@@ -15,6 +16,8 @@ import { benchDatabase, numericFlags, postgresCpuMs, procCpuMs, startChild } fro
  */
 const flags = numericFlags({ seconds: 8, warmup: 3, symbols: 500, batch: 5000, connections: 2 });
 const RATES = (process.env.BENCH_RATES ?? "10000,25000,50000,60000,75000,100000").split(",").map(Number);
+/** The stream's encoding, as `serve` reads it (FEED_FORMAT). */
+const FORMAT = loadConfig().feedFormat;
 /** Lag under this (ms) at the end of a step counts as bounded: the ingest keeps up with the feed. */
 const LAG_BOUND_MS = 2000;
 /** Longest wait, after the initial backfill, for the stream to catch up before the warm-up starts. */
@@ -61,6 +64,7 @@ async function writerAlone(ds: DataSource, seconds: number): Promise<number> {
           symbol: `S${s}`,
           id,
           time: new Date(timeMs).toISOString(),
+          timeUs: timeMs * 1000,
           timeMs,
           price: 100 + (id % 13) / 100,
           size: 100,
@@ -107,6 +111,8 @@ async function main(): Promise<void> {
     const ingest = startIngest({
       dataSource: ds,
       feedUrl: `ws://127.0.0.1:${feed.port}/v2/iex`,
+      feedRestUrl: `http://127.0.0.1:${feed.port}`,
+      format: FORMAT,
       batchSize: flags.batch,
       writerConnections: flags.connections,
       maxQueuedBytes: 32 * 1024 * 1024,

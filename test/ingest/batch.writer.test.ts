@@ -18,6 +18,7 @@ function trade(symbol: string, id: number): AcceptedTrade {
     symbol,
     id,
     time: new Date(timeMs).toISOString(),
+    timeUs: timeMs * 1000,
     timeMs,
     price: 100 + (id % 7),
     size: 1 + (id % 5),

@@ -17,6 +17,12 @@ export const RejectReason = {
   CLOCK_SKEW: "CLOCK_SKEW",
   /** A trade whose 10-second pane closed for good (watermark ≥ pane end + allowed lateness). */
   LATE: "LATE",
+  /**
+   * A message of a type Alpaca's stream sends that tickgraph does not apply: trade corrections (`c`) and
+   * cancels (`x`), which come with a trades subscription, bars, statuses, LULDs, imbalances. Kept for the
+   * record.
+   */
+  UNSUPPORTED: "UNSUPPORTED",
 } as const;
 export type RejectReason = (typeof RejectReason)[keyof typeof RejectReason];
 
@@ -26,6 +32,18 @@ export const WATERMARK_DELAY_MS = 2000;
 export const ALLOWED_LATENESS_MS = 30_000;
 
 const MAX_INT4 = 2 ** 31 - 1;
+
+/** Alpaca stream message types other than trades and quotes, by `T`. */
+const NOT_APPLIED: Readonly<Record<string, string>> = {
+  c: "a trade correction",
+  x: "a trade cancel or error",
+  b: "a minute bar",
+  u: "an updated bar",
+  d: "a daily bar",
+  s: "a trading status",
+  l: "a LULD band",
+  i: "an order imbalance",
+};
 
 /** A trade that passed every check, in the columns the writer stores. */
 export interface AcceptedTrade {
@@ -162,6 +180,11 @@ export class Validator {
     if (!isRecord(m)) return reject(RejectReason.MALFORMED, "not an object");
     if (m.T === "t") return this.trade(m);
     if (m.T === "q") return this.quote(m);
+    if (typeof m.T === "string" && m.T in NOT_APPLIED)
+      return reject(
+        RejectReason.UNSUPPORTED,
+        `${NOT_APPLIED[m.T]} (T="${m.T}"): tickgraph does not apply it`,
+      );
     return reject(RejectReason.MALFORMED, `unknown message type T=${JSON.stringify(m.T)}`);
   }
 

@@ -97,9 +97,10 @@ describe("stream (msgpack, as the SDK speaks it)", () => {
       expect(new Set(quotes.map((q) => q.symbol))).toEqual(new Set(["AAPL"]));
 
       // Each trade is the feed's trade with that id, its time to the nanosecond.
+      const received = [...trades]; // all of them in the histories read next
       for (const symbol of ["AAPL", "MSFT"]) {
         const history = await restTrades(symbol);
-        for (const t of trades.filter((x) => x.symbol === symbol)) {
+        for (const t of received.filter((x) => x.symbol === symbol)) {
           const h = history.get(t.id)!;
           expect({ p: t.price, s: t.size, x: t.exchange, c: t.conditions, z: t.tape }).toEqual({
             p: h.p,

@@ -55,25 +55,56 @@ export function rfc3339Nano(ms: number, nanos = 0, iso: string = new Date(ms).to
   return `${iso.slice(0, 19)}${trimFraction(iso.slice(20, 23) + String(nanos).padStart(6, "0"))}Z`;
 }
 
+// One-entry caches: consecutive event times nearly always share their second, so the costly part
+// (Date parsing and formatting) runs once a second rather than once a message.
+let microsSecond = NaN;
+let microsPrefix = "";
+
 /** The same instant with exactly six fraction digits, truncated: what Postgres stores, parsed exactly. */
 export function rfc3339Micros(t: Timestamp): string {
-  const iso = new Date(t.ms).toISOString();
-  return `${iso.slice(0, 23)}${String(Math.floor(t.nanos / 1000)).padStart(3, "0")}Z`;
+  const second = t.seconds;
+  if (second !== microsSecond) {
+    microsSecond = second;
+    microsPrefix = new Date(second * 1000).toISOString().slice(0, 19);
+  }
+  const micros = (t.ms - second * 1000) * 1000 + Math.floor(t.nanos / 1000);
+  return `${microsPrefix}.${String(micros).padStart(6, "0")}Z`;
 }
 
 const RFC3339 = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})$/;
+let parsedPrefix = "";
+let parsedSecondMs = NaN;
 
 /**
  * An RFC 3339 date-time (`Z` or a numeric offset, up to nine fraction digits) as a Timestamp, or
  * undefined when `text` is not one (a bare date, a missing zone, an impossible date).
  */
 export function parseRfc3339(text: string): Timestamp | undefined {
+  // The common case, a UTC time in the same second as the one before: check the rest by hand.
+  if (parsedPrefix !== "" && text.endsWith("Z") && text.startsWith(parsedPrefix)) {
+    const n = text.length - 1;
+    if (n === 19) return new Timestamp(parsedSecondMs, 0);
+    if (text.charCodeAt(19) === 46 /* . */ && n > 20 && n <= 29) {
+      let frac = 0;
+      for (let k = 20; k < n; k++) {
+        const d = text.charCodeAt(k) - 48;
+        if (d < 0 || d > 9) return undefined;
+        frac = frac * 10 + d;
+      }
+      frac *= 10 ** (29 - n); // nanoseconds
+      return new Timestamp(parsedSecondMs + Math.floor(frac / 1e6), frac % 1e6);
+    }
+  }
   const m = RFC3339.exec(text);
   if (!m) return undefined;
   const seconds = Date.parse(`${m[1]}${m[3]}`);
   if (Number.isNaN(seconds)) return undefined;
   // Date.parse accepts some impossible dates (2026-02-30 rolls over): the round trip must agree.
-  if (m[3] === "Z" && new Date(seconds).toISOString().slice(0, 19) !== m[1]) return undefined;
+  if (m[3] === "Z") {
+    if (new Date(seconds).toISOString().slice(0, 19) !== m[1]) return undefined;
+    parsedPrefix = m[1];
+    parsedSecondMs = seconds;
+  }
   const frac = (m[2] ?? "").padEnd(9, "0");
   return new Timestamp(seconds + Number(frac.slice(0, 3)), Number(frac.slice(3)));
 }

@@ -9,7 +9,7 @@ import { startIngest } from "../src/ingest/ingest";
 import { StreamClient } from "../src/ingest/stream.client";
 import { loadConfig } from "../src/config/config";
 import { setLogLevel } from "../src/log";
-import { benchDatabase, numericFlags, postgresCpuMs, procCpuMs, startChild } from "./support";
+import { benchDatabase, cpuSince, numericFlags, postgresCpu, procCpuMs, startChild } from "./support";
 
 /**
  * `npm run bench:ingest`: the mock feed as its own process at rising rates, the ingest loop here, the
@@ -207,7 +207,11 @@ async function main(): Promise<void> {
     measuring = true;
     const t0 = performance.now();
     const a0 = ingest.counts().accepted.trades;
-    const cpu0 = { feed: procCpuMs(feed.proc.pid!), ingest: process.cpuUsage(), postgres: postgresCpuMs() };
+    const cpu0 = {
+      feed: procCpuMs(feed.proc.pid!),
+      ingest: process.cpuUsage(),
+      postgres: await postgresCpu(ds),
+    };
     await sleep(flags.seconds * 1000);
     const trades = ingest.counts().accepted.trades - a0;
     const stored = (trades * 1000) / (performance.now() - t0);
@@ -216,7 +220,7 @@ async function main(): Promise<void> {
     const cpuUs = {
       feed: perTrade(procCpuMs(feed.proc.pid!) - cpu0.feed),
       ingest: perTrade((ingestCpu.user + ingestCpu.system) / 1000),
-      postgres: perTrade(postgresCpuMs() - cpu0.postgres),
+      postgres: perTrade(cpuSince(cpu0.postgres, await postgresCpu(ds))),
     };
     measuring = false;
     clearInterval(sampler);

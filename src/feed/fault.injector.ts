@@ -175,7 +175,12 @@ export class FaultInjector {
     this.counters.malformed++;
     this.counters.malformedByKind[kind]++;
     const forged = (symbol: string, value: Record<string, unknown>): OutItem =>
-      new OutItem("t", symbol, JSON.stringify(value), () => value);
+      new OutItem(
+        "t",
+        symbol,
+        () => JSON.stringify(value),
+        () => value,
+      );
     switch (kind) {
       case "garbage": {
         if (this.rng.chance(0.5)) {

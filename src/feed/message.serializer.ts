@@ -6,25 +6,30 @@ import type { HistoricQuote, HistoricTrade } from "./trade.history";
 import type { GeneratedQuote, GeneratedTrade } from "./trade.generator";
 
 /**
- * One data message on its way out, in both encodings: JSON text at once (most connections use it), msgpack
- * the first time a msgpack connection wants it, then kept, so a message is encoded once however many
- * connections it goes to.
+ * One data message on its way out, in both encodings, each made the first time a connection of that format
+ * wants it and then kept: a message is encoded once per format however many connections it goes to, and
+ * not at all in a format no subscriber of it speaks.
  */
 export class OutItem {
+  private text: string | undefined;
   private packed: Buffer | undefined;
 
   /**
    * @param kind the message type, which decides the channel
    * @param symbol what subscriptions are matched against (for a forged message, the symbol it imitates)
-   * @param json the message as JSON text
+   * @param toJson the message as JSON text
    * @param value the message as a value for msgpack (event times as Timestamps)
    */
   constructor(
     readonly kind: DataType,
     readonly symbol: string,
-    readonly json: string,
+    private readonly toJson: () => string,
     private readonly value: () => unknown,
   ) {}
+
+  get json(): string {
+    return (this.text ??= this.toJson());
+  }
 
   get msgpack(): Buffer {
     return (this.packed ??= pack(this.value()));
@@ -105,17 +110,33 @@ export class MessageSerializer {
   }
 
   tradeItem(t: TradeFields, p: number = t.price): OutItem {
-    return new OutItem("t", t.symbol, this.trade(t, p), () => tradeValue(t, p));
+    return new OutItem(
+      "t",
+      t.symbol,
+      () => this.trade(t, p),
+      () => tradeValue(t, p),
+    );
   }
 
   quoteItem(q: GeneratedQuote): OutItem {
-    return new OutItem("q", q.symbol, this.quote(q), () => quoteValue(q));
+    return new OutItem(
+      "q",
+      q.symbol,
+      () => this.quote(q),
+      () => quoteValue(q),
+    );
   }
 
   barItem(kind: "b" | "u" | "d", symbol: string, startMs: number, agg: BarAgg): OutItem {
-    // Bars are few (one per symbol per minute): the generic path is fast enough.
+    // Bars are few (one per symbol per minute): the generic path is fast enough. Taken now: the aggregate
+    // goes on changing.
     const value = barValue(kind, symbol, startMs, agg);
-    return new OutItem(kind, symbol, JSON.stringify(value), () => value);
+    return new OutItem(
+      kind,
+      symbol,
+      () => JSON.stringify(value),
+      () => value,
+    );
   }
 }
 
@@ -129,7 +150,7 @@ export function tradeValue(t: TradeFields, p: number = t.price): Record<string, 
     p,
     s: t.size,
     t: new Timestamp(t.timeMs, t.nanos),
-    c: [...t.conditions],
+    c: t.conditions,
     z: t.tape,
   };
 }
@@ -145,7 +166,7 @@ export function quoteValue(q: GeneratedQuote): Record<string, unknown> {
     ap: q.askPrice,
     as: q.askSize,
     t: new Timestamp(q.timeMs, q.nanos),
-    c: [...q.conditions],
+    c: q.conditions,
     z: q.tape,
   };
 }

@@ -13,6 +13,9 @@ const TWO_32 = 2 ** 32;
 // msgpackr's extensions are global to the module: registering type -1 here makes every msgpackr unpack in
 // this process return a Timestamp (nanoseconds kept) instead of a millisecond Date. Nothing else here
 // decodes msgpack.
+// Scratch space for the extension's bytes: msgpackr copies them into its output at once.
+const scratch = { 4: Buffer.alloc(4), 8: Buffer.alloc(8), 12: Buffer.alloc(12) };
+
 addExtension({
   Class: Timestamp,
   type: TIMESTAMP_TYPE,
@@ -20,31 +23,31 @@ addExtension({
     const sec = t.seconds;
     const nsec = t.nanosOfSecond;
     if (nsec === 0 && sec >= 0 && sec < TWO_32) {
-      const out = Buffer.allocUnsafe(4);
-      out.writeUInt32BE(sec);
-      return out;
+      scratch[4].writeUInt32BE(sec);
+      return scratch[4];
     }
     if (sec >= 0 && sec < 2 ** 34) {
       // timestamp 64: nanoseconds in the upper 30 bits, seconds in the lower 34.
-      const out = Buffer.allocUnsafe(8);
-      out.writeUInt32BE(nsec * 4 + Math.floor(sec / TWO_32));
-      out.writeUInt32BE(sec % TWO_32, 4);
-      return out;
+      scratch[8].writeUInt32BE(nsec * 4 + Math.floor(sec / TWO_32));
+      scratch[8].writeUInt32BE(sec % TWO_32, 4);
+      return scratch[8];
     }
-    const out = Buffer.allocUnsafe(12);
-    out.writeUInt32BE(nsec);
-    out.writeBigInt64BE(BigInt(sec), 4);
-    return out;
+    scratch[12].writeUInt32BE(nsec);
+    scratch[12].writeBigInt64BE(BigInt(sec), 4);
+    return scratch[12];
   },
-  unpack(data: Uint8Array): Timestamp {
-    const b = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-    if (b.length === 4) return Timestamp.fromSeconds(b.readUInt32BE(0), 0);
-    if (b.length === 8) {
-      const hi = b.readUInt32BE(0);
-      return Timestamp.fromSeconds((hi & 3) * TWO_32 + b.readUInt32BE(4), hi >>> 2);
+  unpack(d: Uint8Array): Timestamp {
+    const u32 = (k: number) => d[k] * 0x1000000 + ((d[k + 1] << 16) | (d[k + 2] << 8) | d[k + 3]);
+    if (d.length === 4) return Timestamp.fromSeconds(u32(0), 0);
+    if (d.length === 8) {
+      const hi = u32(0);
+      return Timestamp.fromSeconds((hi % 4) * TWO_32 + u32(4), Math.floor(hi / 4));
     }
-    if (b.length === 12) return Timestamp.fromSeconds(Number(b.readBigInt64BE(4)), b.readUInt32BE(0));
-    throw new RangeError(`a msgpack timestamp is 4, 8 or 12 bytes, not ${b.length}`);
+    if (d.length === 12) {
+      const b = Buffer.from(d.buffer, d.byteOffset, d.byteLength);
+      return Timestamp.fromSeconds(Number(b.readBigInt64BE(4)), u32(0));
+    }
+    throw new RangeError(`a msgpack timestamp is 4, 8 or 12 bytes, not ${d.length}`);
   },
 });
 

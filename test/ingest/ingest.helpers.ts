@@ -111,19 +111,22 @@ export async function lateIds(ds: DataSource): Promise<Map<string, Set<number>>>
 /**
  * Checks the database against the feed's history for ids 1…upTo[symbol]: every trade is stored exactly
  * once with the feed's price, size and time (to the microsecond), or quarantined as LATE; nothing else is
- * stored.
+ * stored. Rows past the checkpoint (`beyond`: an ingest stopped before the backfill of a gap below
+ * them) and LATE rows wherever they lie are each a trade of the history, exactly.
  */
 export async function expectMatchesHistory(
   ds: DataSource,
   feed: Pick<MockFeed, "restUrl">,
   upTo: Record<string, number>,
-): Promise<{ stored: number; late: number }> {
+): Promise<{ stored: number; late: number; beyond: number }> {
   const stored = await storedTrades(ds);
   const late = await lateIds(ds);
   let nStored = 0;
   let nLate = 0;
+  let nBeyond = 0;
   for (const [symbol, last] of Object.entries(upTo)) {
-    const hist = (await history(feed.restUrl, symbol)).filter((t) => t.i <= last);
+    const all = await history(feed.restUrl, symbol);
+    const hist = all.filter((t) => t.i <= last);
     expect(hist.map((t) => t.i)).toEqual(hist.map((_, k) => k + 1));
     const lateSet = late.get(symbol) ?? new Set<number>();
     const rows = (stored.get(symbol) ?? []).filter((r) => r.seq <= last);
@@ -131,9 +134,17 @@ export async function expectMatchesHistory(
       .filter((t) => !lateSet.has(t.i))
       .map((t) => ({ symbol, seq: t.i, price: t.p, size: t.s, time: storedTime(t.t) }));
     expect(rows).toEqual(expected);
-    for (const id of lateSet) expect(id).toBeLessThanOrEqual(hist.length);
+    for (const id of lateSet) expect(id).toBeLessThanOrEqual(all.at(-1)!.i);
+    const byId = new Map(all.map((t) => [t.i, t]));
+    const beyond = (stored.get(symbol) ?? []).filter((r) => r.seq > last);
+    for (const r of beyond) {
+      const t = byId.get(r.seq)!;
+      expect(r).toEqual({ symbol, seq: t.i, price: t.p, size: t.s, time: storedTime(t.t) });
+      expect(lateSet.has(r.seq)).toBe(false);
+    }
     nStored += rows.length;
-    nLate += [...lateSet].filter((id) => id <= last).length;
+    nLate += lateSet.size;
+    nBeyond += beyond.length;
   }
-  return { stored: nStored, late: nLate };
+  return { stored: nStored, late: nLate, beyond: nBeyond };
 }

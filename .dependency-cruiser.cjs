@@ -62,10 +62,11 @@ module.exports = {
     },
     {
       name: "only-the-protocol-of-the-feed",
-      comment: "What the ingest takes from the feed's room is the wire protocol, nothing of the mock.",
+      comment:
+        "What the ingest takes from the feed's room is the wire protocol (messages, msgpack, timestamps), nothing of the mock.",
       severity: "error",
       from: { path: DOMAIN },
-      to: { path: "^src/feed/", pathNot: "^src/feed/protocol\\.ts$" },
+      to: { path: "^src/feed/", pathNot: "^src/feed/(protocol|msgpack|timestamp)\\.ts$" },
     },
   ],
   options: {

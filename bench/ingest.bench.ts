@@ -4,17 +4,23 @@ import { performance } from "node:perf_hooks";
 import type { DataSource } from "typeorm";
 import { createDataSource, migrate } from "../src/db/data-source";
 import { BatchWriter } from "../src/ingest/batch.writer";
+import { decodeServerFrame } from "../src/feed/protocol";
 import { startIngest } from "../src/ingest/ingest";
+import { StreamClient } from "../src/ingest/stream.client";
+import { loadConfig } from "../src/config/config";
 import { setLogLevel } from "../src/log";
-import { benchDatabase, numericFlags, postgresCpuMs, procCpuMs, startChild } from "./support";
+import { benchDatabase, cpuSince, numericFlags, postgresCpu, procCpuMs, startChild } from "./support";
 
 /**
  * `npm run bench:ingest`: the mock feed as its own process at rising rates, the ingest loop here, the
- * machine's Postgres underneath. Per rate: trades stored per second, whether lag stayed bounded, batch
- * commit p50/p99, peak RSS of this process; then the highest rate sustained.
+ * machine's Postgres underneath, the stream in FEED_FORMAT (msgpack unless `json`). First the writer alone
+ * and the feed alone; then per rate: trades stored per second, whether lag stayed bounded, batch commit
+ * p50/p99, peak RSS of this process, CPU per trade of each process; then the highest rate sustained.
  */
 const flags = numericFlags({ seconds: 8, warmup: 3, symbols: 500, batch: 5000, connections: 2 });
 const RATES = (process.env.BENCH_RATES ?? "10000,25000,50000,60000,75000,100000").split(",").map(Number);
+/** The stream's encoding, as `serve` reads it (FEED_FORMAT). */
+const FORMAT = loadConfig().feedFormat;
 /** Lag under this (ms) at the end of a step counts as bounded: the ingest keeps up with the feed. */
 const LAG_BOUND_MS = 2000;
 /** Longest wait, after the initial backfill, for the stream to catch up before the warm-up starts. */
@@ -39,6 +45,58 @@ interface Step {
   cpuUs: { feed: number; ingest: number; postgres: number };
 }
 
+/** How fast the feed process alone delivers (the speed no test claims), with its CPU per trade. */
+interface FeedAlone {
+  offered: number;
+  delivered: number;
+  feedCpuUs: number;
+}
+
+/**
+ * The feed as its own process at `rate` offered, one "*" subscriber in the bench's format (the ingest's
+ * stream client, frames decoded and their trades counted, nothing stored): trades per second received
+ * over the measured seconds, and the feed process's CPU per trade meanwhile.
+ */
+async function feedAlone(rate: number): Promise<FeedAlone> {
+  const feed = await startChild(join(__dirname, "servers/feed.server.js"), {
+    FEED_RATE: String(rate),
+    FEED_SYMBOLS: String(flags.symbols),
+    LOG_LEVEL: "warn",
+  });
+  let trades = 0;
+  let ready = false;
+  const client = new StreamClient({
+    url: `ws://127.0.0.1:${feed.port}/v2/iex`,
+    key: "tickgraph",
+    secret: "tickgraph",
+    format: FORMAT,
+    onReady: () => (ready = true),
+    onFrame: (frame) => {
+      const decoded = decodeServerFrame(frame);
+      if (decoded.ok) for (const m of decoded.items) if (m.ok && m.message.T === "t") trades++;
+    },
+    onDown: () => undefined,
+  });
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  client.start();
+  while (!ready) await sleep(50);
+  await sleep(flags.warmup * 1000);
+  const t0 = performance.now();
+  const n0 = trades;
+  const cpu0 = procCpuMs(feed.proc.pid!);
+  await sleep(flags.seconds * 1000);
+  const n = trades - n0;
+  const cpu = procCpuMs(feed.proc.pid!) - cpu0;
+  const seconds = (performance.now() - t0) / 1000;
+  await client.close();
+  await feed.stop();
+  return {
+    offered: rate,
+    delivered: Math.round(n / seconds),
+    feedCpuUs: n > 0 ? Math.round((cpu * 1000 * 10) / n) / 10 : NaN,
+  };
+}
+
 /** The writer alone on synthetic trades: what Postgres takes with this schema, the ceiling for ingest. */
 async function writerAlone(ds: DataSource, seconds: number): Promise<number> {
   await ds.query(`TRUNCATE quotes, panes_10s, quarantine, ingest_checkpoints`);
@@ -61,6 +119,7 @@ async function writerAlone(ds: DataSource, seconds: number): Promise<number> {
           symbol: `S${s}`,
           id,
           time: new Date(timeMs).toISOString(),
+          timeUs: timeMs * 1000,
           timeMs,
           price: 100 + (id % 13) / 100,
           size: 100,
@@ -93,6 +152,8 @@ async function main(): Promise<void> {
   await migrate(ds);
   const ceiling = await writerAlone(ds, 5);
   process.stdout.write(JSON.stringify({ writerAloneRowsPerSecond: ceiling }) + "\n");
+  const alone = await feedAlone(Number(process.env.BENCH_FEED_RATE ?? 100_000));
+  process.stdout.write(JSON.stringify({ format: FORMAT, feedAlone: alone }) + "\n");
   const steps: Step[] = [];
   for (const rate of RATES) {
     await ds.query(`TRUNCATE quotes, panes_10s, quarantine, ingest_checkpoints`);
@@ -107,6 +168,8 @@ async function main(): Promise<void> {
     const ingest = startIngest({
       dataSource: ds,
       feedUrl: `ws://127.0.0.1:${feed.port}/v2/iex`,
+      feedRestUrl: `http://127.0.0.1:${feed.port}`,
+      format: FORMAT,
       batchSize: flags.batch,
       writerConnections: flags.connections,
       maxQueuedBytes: 32 * 1024 * 1024,
@@ -144,7 +207,11 @@ async function main(): Promise<void> {
     measuring = true;
     const t0 = performance.now();
     const a0 = ingest.counts().accepted.trades;
-    const cpu0 = { feed: procCpuMs(feed.proc.pid!), ingest: process.cpuUsage(), postgres: postgresCpuMs() };
+    const cpu0 = {
+      feed: procCpuMs(feed.proc.pid!),
+      ingest: process.cpuUsage(),
+      postgres: await postgresCpu(ds),
+    };
     await sleep(flags.seconds * 1000);
     const trades = ingest.counts().accepted.trades - a0;
     const stored = (trades * 1000) / (performance.now() - t0);
@@ -153,7 +220,7 @@ async function main(): Promise<void> {
     const cpuUs = {
       feed: perTrade(procCpuMs(feed.proc.pid!) - cpu0.feed),
       ingest: perTrade((ingestCpu.user + ingestCpu.system) / 1000),
-      postgres: perTrade(postgresCpuMs() - cpu0.postgres),
+      postgres: perTrade(cpuSince(cpu0.postgres, await postgresCpu(ds))),
     };
     measuring = false;
     clearInterval(sampler);
@@ -191,7 +258,9 @@ async function main(): Promise<void> {
           `| ${s.rate} | ${s.backfillSeconds} | ${s.stored} | ${s.bounded ? "yes" : "no"} (${s.lagEndMs} / ${s.lagMaxMs}) | ${s.p50} / ${s.p99} | ${s.batches} (${s.meanBatch}) | ${s.rssMb} / ${s.heapMb} | ${s.cpuUs.feed} / ${s.cpuUs.ingest} / ${s.cpuUs.postgres} |`,
       ),
       "",
+      `stream format: ${FORMAT}`,
       `writer alone (synthetic trades, no feed): ${ceiling} rows/s`,
+      `feed alone (one "*" subscriber, ${alone.offered} trades/s offered): ${alone.delivered} trades/s delivered, feed CPU ${alone.feedCpuUs} µs per trade`,
       `highest sustained rate: ${sustained.length ? Math.max(...sustained) : "none"} trades/s`,
       "",
     ].join("\n"),

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import autocannon from "autocannon";
 import { Client } from "pg";
@@ -33,30 +33,33 @@ export function procCpuMs(pid: number): number {
 }
 
 /**
- * CPU ms used so far by every process named `postgres` on this machine (backends, WAL writer,
- * checkpointer…): what a local Postgres server spends. NaN where /proc cannot be read.
+ * CPU ms used so far, per process, by the Postgres server behind `ds` on this machine: the backends
+ * connected to `ds`'s database and the server's background processes (WAL writer, checkpointer,
+ * autovacuum…). Backends of other databases are left out, as are other Postgres servers (tests' embedded
+ * clusters), which share the machine. Subtract two samples with `cpuSince`.
  */
-export function postgresCpuMs(): number {
-  let sum = 0;
-  let seen = 0;
-  try {
-    for (const pid of readdirSync("/proc")) {
-      if (!/^\d+$/.test(pid)) continue;
-      try {
-        if (readFileSync(`/proc/${pid}/comm`, "utf8").trim() !== "postgres") continue;
-      } catch {
-        continue; // gone meanwhile
-      }
-      const ms = procCpuMs(Number(pid));
-      if (Number.isFinite(ms)) {
-        sum += ms;
-        seen++;
-      }
-    }
-  } catch {
-    return NaN;
+export async function postgresCpu(ds: {
+  query(sql: string): Promise<unknown>;
+}): Promise<Map<number, number>> {
+  const rows = (await ds.query(
+    `SELECT pid FROM pg_stat_activity WHERE datname = current_database() OR backend_type <> 'client backend'`,
+  )) as { pid: number }[];
+  const out = new Map<number, number>();
+  for (const { pid } of rows) {
+    const ms = procCpuMs(pid);
+    if (Number.isFinite(ms)) out.set(pid, ms);
   }
-  return seen ? sum : NaN;
+  return out;
+}
+
+/**
+ * CPU ms between two `postgresCpu` samples: a process only in the later one counts from its start; one that
+ * ended in between (an autovacuum worker) is lost, a small undercount.
+ */
+export function cpuSince(before: Map<number, number>, after: Map<number, number>): number {
+  let sum = 0;
+  for (const [pid, ms] of after) sum += ms - (before.get(pid) ?? 0);
+  return sum;
 }
 
 export interface Child {

@@ -105,6 +105,8 @@ export async function startPlatform(config: Config, opts: PlatformOptions = {}):
       const run = startIngest({
         dataSource: db.dataSource,
         feedUrl: config.feedUrl ?? mock!.url,
+        feedRestUrl: config.feedRestUrl ?? mock!.restUrl,
+        format: config.feedFormat,
         key: config.feedKey,
         secret: config.feedSecret,
         stream,

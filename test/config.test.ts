@@ -32,6 +32,39 @@ test("replica name and lease retry", () => {
   });
 });
 
+test("the feed: REST base apart from the stream, and the stream's format", () => {
+  const feed = { FEED_KEY: "k", FEED_SECRET: "s" };
+  // Embedded mock: it serves its own REST API; msgpack unless asked otherwise.
+  expect(loadConfig({}, {})).toMatchObject({
+    feedUrl: undefined,
+    feedRestUrl: undefined,
+    feedFormat: "msgpack",
+  });
+  // A real provider serves REST from another host than the stream.
+  expect(
+    loadConfig(
+      {},
+      {
+        ...feed,
+        FEED_URL: "wss://stream.data.alpaca.markets/v2/sip",
+        FEED_REST_URL: "https://data.alpaca.markets",
+        FEED_FORMAT: "json",
+      },
+    ),
+  ).toMatchObject({
+    feedUrl: "wss://stream.data.alpaca.markets/v2/sip",
+    feedRestUrl: "https://data.alpaca.markets",
+    feedFormat: "json",
+  });
+  // Unset, it is the stream's host and port, where `tickgraph feed` serves both.
+  expect(loadConfig({}, { ...feed, FEED_URL: "ws://127.0.0.1:8765/v2/iex" }).feedRestUrl).toBe(
+    "http://127.0.0.1:8765",
+  );
+  expect(loadConfig({}, { ...feed, FEED_URL: "wss://feed.example:9443/v2/iex" }).feedRestUrl).toBe(
+    "https://feed.example:9443",
+  );
+});
+
 test("explicit overrides beat the environment", () => {
   expect(loadConfig({ PORT: "5000" }, { PORT: "6000" }).port).toBe(5000);
   expect(loadConfig({}, { PORT: "6000" }).port).toBe(6000);
@@ -51,6 +84,12 @@ test.each([
   [{ REPLICA_NAME: "has space" }, /REPLICA_NAME=has space is not valid/],
   [{ LEASE_RETRY_MS: "10" }, /LEASE_RETRY_MS=10 is not valid: use a whole number from 100 to 60000/],
   [{ FEED_URL: "http://feed", FEED_KEY: "k", FEED_SECRET: "s" }, /FEED_URL must use ws: or wss:/],
+  [
+    { FEED_URL: "ws://feed", FEED_KEY: "k", FEED_SECRET: "s", FEED_REST_URL: "ws://feed" },
+    /FEED_REST_URL must use https: or http:/,
+  ],
+  [{ FEED_REST_URL: "https://data.example" }, /FEED_REST_URL is set without FEED_URL/],
+  [{ FEED_FORMAT: "xml" }, /FEED_FORMAT=xml is not valid: use one of msgpack, json/],
 ])("%o fails fast: %s", (env, message) => {
   expect(() => loadConfig({}, env)).toThrow(ConfigError);
   expect(() => loadConfig({}, env)).toThrow(message);

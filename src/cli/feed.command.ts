@@ -75,8 +75,8 @@ export function addFeedCommand(program: Command): void {
   program
     .command("feed")
     .description(
-      "Run the mock market-data feed alone: an Alpaca v2 WebSocket stream (/v2/iex) and REST API on one port, " +
-        "over a deterministic simulated market.",
+      "Run the mock market-data feed alone: an Alpaca market-data v2 WebSocket stream (/v2/iex, JSON or msgpack, " +
+        "and the test stream /v2/test) and REST API on one port, over a deterministic simulated market.",
     )
     .addOption(
       new Option("--port <n>", "port to listen on (0 = any free port)")
@@ -132,8 +132,9 @@ export function addFeedCommand(program: Command): void {
       process.stdout.write(
         [
           `mock feed running (Alpaca market-data v2 protocol), simulated time ${feed.clock().toISOString()}`,
-          `  stream: ${feed.url}`,
-          `  rest:   ${feed.restUrl}  (e.g. GET /v2/assets, /v2/stocks/snapshots?symbols=AAPL, /v2/stocks/AAPL/trades)`,
+          `  stream: ${feed.url}  (JSON frames; msgpack with Content-Type: application/msgpack on the upgrade)`,
+          `  test:   ${feed.testUrl}  (the test stream: symbol FAKEPACA)`,
+          `  rest:   ${feed.restUrl}  (e.g. GET /v2/stocks/AAPL/trades, /v2/stocks/bars?symbols=AAPL,MSFT&timeframe=1Min, /v2/stocks/snapshots?symbols=AAPL)`,
           `  key:    ${flags.key}  (secret as set by --secret; REST headers APCA-API-KEY-ID / APCA-API-SECRET-KEY)`,
           "Ctrl-C to stop.",
           "",

@@ -50,6 +50,14 @@ export interface Config {
   dataDir: string;
   /** External feed (Alpaca v2 stream protocol); unset = embedded mock feed. */
   feedUrl?: string;
+  /**
+   * The external feed's REST base (Alpaca market-data v2: snapshots, trade history for backfill). Real
+   * providers serve it from another host than the stream (Alpaca: https://data.alpaca.markets).
+   * @default with `feedUrl`, its host and port over http(s) (where `tickgraph feed` serves both); without, the embedded mock's
+   */
+  feedRestUrl?: string;
+  /** Encoding asked of the feed's stream. @default "msgpack" */
+  feedFormat: "msgpack" | "json";
   feedKey: string;
   feedSecret: string;
   /** Run the feed (embedded unless `feedUrl`) and the ingest loop in `serve`; INGEST=off turns both off. @default true */
@@ -131,6 +139,13 @@ function url(env: Env, name: string, protocols: string[]): string | undefined {
   return raw;
 }
 
+/** `ws://host:port/v2/iex` → `http://host:port`: where `tickgraph feed` serves its REST API. */
+function restBaseOf(streamUrl: string): string {
+  const u = new URL(streamUrl);
+  u.protocol = u.protocol === "wss:" ? "https:" : "http:";
+  return u.origin;
+}
+
 function replicaName(env: Env): string {
   const raw = env.REPLICA_NAME;
   if (raw === undefined || raw === "") return `${hostname()}:${process.pid}`;
@@ -169,6 +184,12 @@ export function loadConfig(overrides: Env = {}, env: Env = process.env): Config 
   if (feedUrl && (!e.FEED_KEY || !e.FEED_SECRET)) {
     throw new ConfigError("FEED_URL is set: set FEED_KEY and FEED_SECRET too, the feed asks for them.");
   }
+  const feedRestUrl = url(e, "FEED_REST_URL", ["https:", "http:"]);
+  if (feedRestUrl && !feedUrl) {
+    throw new ConfigError(
+      "FEED_REST_URL is set without FEED_URL: the embedded mock feed serves its own REST API; set FEED_URL too, or unset FEED_REST_URL.",
+    );
+  }
 
   return {
     databaseUrl: url(e, "DATABASE_URL", ["postgres:", "postgresql:"]),
@@ -176,6 +197,8 @@ export function loadConfig(overrides: Env = {}, env: Env = process.env): Config 
     host: e.HOST || "0.0.0.0",
     dataDir: resolve(e.DATA_DIR || ".tickgraph"),
     feedUrl,
+    feedRestUrl: feedRestUrl ?? (feedUrl ? restBaseOf(feedUrl) : undefined),
+    feedFormat: oneOf(e, "FEED_FORMAT", ["msgpack", "json"] as const, "msgpack"),
     feedKey: e.FEED_KEY || "tickgraph",
     feedSecret: e.FEED_SECRET || "tickgraph",
     ingest: onOff(e, "INGEST", true),

@@ -307,6 +307,8 @@ export async function startEmbeddedPostgres(
         const within = (ms: number) =>
           Promise.race([exit.then(() => true), sleep(ms, undefined, { ref: false }).then(() => gone())]);
         if (!gone()) {
+          // Unreferenced while it runs (it must not keep a process alive); waited for while it stops.
+          child.ref();
           child.kill("SIGINT"); // fast shutdown
           if (!(await within(20_000))) child.kill("SIGQUIT");
           await within(10_000);

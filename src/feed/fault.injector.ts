@@ -1,13 +1,14 @@
 import type { FaultOptions } from "./fault.options";
-import type { MessageSerializer } from "./message.serializer";
+import { OutItem, RawFrameOut, tradeValue, type MessageSerializer } from "./message.serializer";
+import { packedArray } from "./msgpack";
 import { Prng } from "./prng";
 import type { GeneratedEvent, GeneratedTrade } from "./trade.generator";
 
 /** The kinds of malformed input the feed injects, so each validator path gets exercised. */
 export type MalformedKind =
-  /** A frame that is not JSON at all (an HTML error page, a truncated array). */
+  /** A frame that does not decode at all (an HTML error page, a truncated array). */
   | "garbage"
-  /** A frame that is JSON but not an array. */
+  /** A frame that decodes but is not an array. */
   | "not-array"
   /** A trade message with a required field left out. */
   | "missing-field"
@@ -27,18 +28,12 @@ export const MALFORMED_KINDS: readonly MalformedKind[] = [
   "bad-type",
 ];
 
-/** One message of a batch: its JSON and whom it is for. */
-export interface OutItem {
-  kind: "t" | "q";
-  /** The symbol subscriptions are matched against (for forged messages, the symbol they imitate). */
-  symbol: string;
-  json: string;
-}
+export { OutItem, RawFrameOut };
 
 /** What one tick puts on the stream: `items` become one array frame per subscription; `raw` go out as is. */
 export interface Batch {
   items: OutItem[];
-  raw: string[];
+  raw: RawFrameOut[];
 }
 
 /** What has been put on the stream; every counter counts once per broadcast, not per client. */
@@ -59,7 +54,7 @@ export interface StreamCounters {
 
 interface Held {
   trade: GeneratedTrade;
-  json: string;
+  item: OutItem;
   sinceWallMs: number;
 }
 
@@ -106,16 +101,16 @@ export class FaultInjector {
   /** The batch for one tick's events. */
   process(events: readonly GeneratedEvent[], wallMs: number): Batch {
     const items: OutItem[] = [];
-    const raw: string[] = [];
+    const raw: RawFrameOut[] = [];
     const c = this.counters;
     const s = this.serializer;
     if (!this.active) {
       for (const e of events) {
         if (e.kind === "t") {
-          items.push({ kind: "t", symbol: e.symbol, json: s.trade(e) });
+          items.push(s.tradeItem(e));
           c.trades++;
         } else {
-          items.push({ kind: "q", symbol: e.symbol, json: s.quote(e) });
+          items.push(s.quoteItem(e));
           c.quotes++;
         }
       }
@@ -129,25 +124,25 @@ export class FaultInjector {
     }
     for (const e of events) {
       if (e.kind === "q") {
-        items.push({ kind: "q", symbol: e.symbol, json: s.quote(e) });
+        items.push(s.quoteItem(e));
         c.quotes++;
         continue;
       }
-      const json = s.trade(e);
+      const item = s.tradeItem(e);
       if (this.rng.chance(this.faults.outoforder ?? 0)) {
         const list = this.held.get(e.symbol);
-        const h = { trade: e, json, sinceWallMs: wallMs };
+        const h = { trade: e, item, sinceWallMs: wallMs };
         if (list) list.push(h);
         else this.held.set(e.symbol, [h]);
         this.heldCount++;
         continue;
       }
-      this.send(e, json, items, raw);
+      this.send(e, item, items, raw);
       const waiting = this.held.get(e.symbol);
       if (waiting) {
         this.held.delete(e.symbol);
         this.heldCount -= waiting.length;
-        for (const h of waiting) this.send(h.trade, h.json, items, raw);
+        for (const h of waiting) this.send(h.trade, h.item, items, raw);
         c.outOfOrder += waiting.length;
       }
     }
@@ -155,63 +150,77 @@ export class FaultInjector {
     return { items, raw };
   }
 
-  private releaseStale(wallMs: number, items: OutItem[], raw: string[]): void {
+  private releaseStale(wallMs: number, items: OutItem[], raw: RawFrameOut[]): void {
     for (const [symbol, list] of this.held) {
       while (list.length && wallMs - list[0].sinceWallMs >= MAX_HOLD_MS) {
         const h = list.shift()!;
         this.heldCount--;
         this.counters.outOfOrder++;
-        this.send(h.trade, h.json, items, raw);
+        this.send(h.trade, h.item, items, raw);
       }
       if (!list.length) this.held.delete(symbol);
     }
   }
 
-  private send(t: GeneratedTrade, json: string, items: OutItem[], raw: string[]): void {
-    items.push({ kind: "t", symbol: t.symbol, json });
+  private send(t: GeneratedTrade, item: OutItem, items: OutItem[], raw: RawFrameOut[]): void {
+    items.push(item);
     this.counters.trades++;
-    if (this.rng.chance(this.faults.duplicate ?? 0)) {
-      this.duplicatesDue.push({ kind: "t", symbol: t.symbol, json });
-    }
-    if (this.rng.chance(this.faults.malformed ?? 0)) this.forge(t, json, items, raw);
+    if (this.rng.chance(this.faults.duplicate ?? 0)) this.duplicatesDue.push(item);
+    if (this.rng.chance(this.faults.malformed ?? 0)) this.forge(t, item, items, raw);
   }
 
   /** A malformed frame or message imitating `t`, after it (so a consumer never loses the good one). */
-  private forge(t: GeneratedTrade, json: string, items: OutItem[], raw: string[]): void {
+  private forge(t: GeneratedTrade, item: OutItem, items: OutItem[], raw: RawFrameOut[]): void {
     const kind = this.rng.pick(MALFORMED_KINDS);
     this.counters.malformed++;
     this.counters.malformedByKind[kind]++;
+    const forged = (symbol: string, value: Record<string, unknown>): OutItem =>
+      new OutItem(
+        "t",
+        symbol,
+        () => JSON.stringify(value),
+        () => value,
+      );
     switch (kind) {
-      case "garbage":
-        raw.push(
-          this.rng.chance(0.5)
-            ? "<html><body><h1>502 Bad Gateway</h1></body></html>"
-            : `[${json.slice(0, Math.max(1, json.length >> 1))}`,
-        );
+      case "garbage": {
+        if (this.rng.chance(0.5)) {
+          const html = "<html><body><h1>502 Bad Gateway</h1></body></html>";
+          raw.push(new RawFrameOut(html, () => Buffer.from(html)));
+        } else {
+          // A frame cut off half way.
+          const text = `[${item.json.slice(0, Math.max(1, item.json.length >> 1))}`;
+          raw.push(
+            new RawFrameOut(text, () => {
+              const whole = packedArray([item.msgpack]);
+              return whole.subarray(0, Math.max(2, whole.length >> 1));
+            }),
+          );
+        }
         return;
+      }
       case "not-array":
-        raw.push(json);
+        raw.push(new RawFrameOut(item.json, () => item.msgpack));
         return;
       case "missing-field": {
         const field = this.rng.pick(["S", "i", "p", "s", "t"]);
-        const obj = JSON.parse(json) as Record<string, unknown>;
-        delete obj[field];
-        items.push({ kind: "t", symbol: t.symbol, json: JSON.stringify(obj) });
+        const value = tradeValue(t);
+        delete value[field];
+        items.push(forged(t.symbol, value));
         return;
       }
       case "negative-price":
-        items.push({ kind: "t", symbol: t.symbol, json: this.serializer.trade(t, -t.price) });
+        items.push(this.serializer.tradeItem(t, -t.price));
         return;
       case "unknown-symbol": {
         const symbol = `${t.symbol.replace(/\./g, "")}${this.rng.int(0, 9)}`;
-        items.push({ kind: "t", symbol, json: this.serializer.trade({ ...t, symbol }) });
+        items.push(this.serializer.tradeItem({ ...t, symbol }));
         return;
       }
       case "bad-type": {
-        const obj = JSON.parse(json) as Record<string, unknown>;
-        if (this.rng.chance(0.5)) obj.s = String(t.size);
-        else obj.t = "yesterday";
-        items.push({ kind: "t", symbol: t.symbol, json: JSON.stringify(obj) });
+        const value = tradeValue(t);
+        if (this.rng.chance(0.5)) value.s = String(t.size);
+        else value.t = "yesterday";
+        items.push(forged(t.symbol, value));
         return;
       }
     }

@@ -14,5 +14,6 @@ export {
   type TradeGeneratorOptions,
 } from "./trade.generator";
 export { MessageSerializer } from "./message.serializer";
+export { Timestamp, parseRfc3339, rfc3339Nano } from "./timestamp";
 export { generateUniverse, type Instrument } from "./universe";
 export * from "./protocol";

@@ -1,17 +1,14 @@
 import { createServer, type IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
-import { performance } from "node:perf_hooks";
 import type { Duplex } from "node:stream";
 import { log } from "../log";
-import { FaultInjector, type StreamCounters } from "./fault.injector";
+import type { StreamCounters } from "./fault.injector";
 import { checkFaults, formatFaults, parseFaults, type FaultOptions } from "./fault.options";
-import { MessageSerializer } from "./message.serializer";
-import { STREAM_PATHS } from "./protocol";
+import { Market } from "./market";
+import { STREAM_PATHS, TEST_STREAM_PATH, TEST_SYMBOL } from "./protocol";
 import { restApp } from "./rest.routes";
 import { SimClock } from "./sim.clock";
 import { StreamServer } from "./stream.server";
-import { MAX_LATENESS_MS, TradeGenerator, type GeneratedQuote } from "./trade.generator";
-import { TradeHistory } from "./trade.history";
 import type { Instrument } from "./universe";
 
 export interface MockFeedOptions {
@@ -44,9 +41,14 @@ export interface MockFeedOptions {
   /**
    * Trades kept over all symbols, at most: the history is the last `historyTotal` trades generated, i.e.
    * historyTotal / rate wall seconds (2.8 h at 200/s, 20 s at 100,000/s). This is the memory bound:
-   * ~34 bytes a trade, ×2 worst-case growth slack (≤ ~140 MB at the default). @default 2000000
+   * ~38 bytes a trade, ×2 worst-case growth slack (≤ ~150 MB at the default). @default 2000000
    */
   historyTotal?: number;
+  /**
+   * Quotes kept over all symbols, at most, for the REST quote history (the latest of each symbol is always
+   * there). ~50 bytes a quote, ×2 growth slack. @default 500000
+   */
+  quoteHistoryTotal?: number;
   /** Time a new connection has to authenticate before 404 "auth timeout". @default 10000 */
   authTimeoutMs?: number;
   /** Authenticated connections per key; the next one gets 406. @default 5 */
@@ -81,14 +83,17 @@ export interface FeedStats extends StreamCounters {
   authenticated: number;
   /** Connections accepted since start. */
   accepted: number;
-  /** Data frames and bytes written, summed over all connections. */
+  /** Data frames, the data messages in them (raw malformed frames not counted) and bytes written, summed over all connections. */
   framesSent: number;
+  messagesSent: number;
   bytesSent: number;
 }
 
 export interface MockFeed {
   /** The stream URL, `ws://host:port/v2/iex` (`/v2/sip` serves the same). */
   url: string;
+  /** The test stream's URL, `ws://host:port/v2/test`: one symbol, FAKEPACA, always trading. */
+  testUrl: string;
   /** Base of the REST endpoints, `http://host:port`. */
   restUrl: string;
   port: number;
@@ -131,7 +136,8 @@ function urlHost(host: string): string {
 }
 
 /**
- * Starts the mock market-data provider: Alpaca v2 stream at `/v2/iex` and REST on the same port.
+ * Starts the mock market-data provider: Alpaca v2 stream at `/v2/iex`, the test stream at `/v2/test`, and
+ * REST on the same port.
  * Throws (before listening) a RangeError naming any option that cannot be used.
  */
 export async function startMockFeed(opts: MockFeedOptions = {}): Promise<MockFeed> {
@@ -149,6 +155,7 @@ export async function startMockFeed(opts: MockFeedOptions = {}): Promise<MockFee
   );
   const historyPerSymbol = whole("historyPerSymbol", opts.historyPerSymbol ?? 100_000, 1, 100_000_000);
   const historyTotal = whole("historyTotal", opts.historyTotal ?? 2_000_000, 1, 1_000_000_000);
+  const quoteHistoryTotal = whole("quoteHistoryTotal", opts.quoteHistoryTotal ?? 500_000, 1, 1_000_000_000);
   const authTimeoutMs = positive("authTimeoutMs", opts.authTimeoutMs ?? 10_000);
   const maxConnectionsPerKey = whole("maxConnectionsPerKey", opts.maxConnectionsPerKey ?? 5, 1, 1_000_000);
   const maxSymbols = whole("maxSymbols", opts.maxSymbols ?? 10_000, 1, 10_000_000);
@@ -158,28 +165,47 @@ export async function startMockFeed(opts: MockFeedOptions = {}): Promise<MockFee
   const tickMs = whole("tickMs", opts.tickMs ?? 20, 1, 10_000);
   const maxBufferedBytes = positive("maxBufferedBytes", opts.maxBufferedBytes ?? 64 * 1024 * 1024);
 
-  const generator = new TradeGenerator({
-    seed,
-    symbols,
-    rate,
-    speed,
-    startMs,
-    quoteRatio,
-    late: faults.late,
-  });
-  const instruments = generator.instruments;
+  const streamOptions = { key, secret, authTimeoutMs, maxConnectionsPerKey, maxSymbols, maxBufferedBytes };
+  const market = new Market(
+    {
+      seed,
+      symbols,
+      rate,
+      speed,
+      startMs,
+      quoteRatio,
+      faults,
+      historyPerSymbol,
+      historyTotal,
+      quoteHistoryTotal,
+    },
+    new StreamServer(streamOptions),
+  );
+  // Alpaca's test stream: one made-up symbol, trading a few times a second, no faults.
+  const test = new Market(
+    {
+      seed,
+      instruments: [
+        {
+          symbol: TEST_SYMBOL,
+          name: "Fake Paca Inc. (test stream)",
+          exchange: "NYSE",
+          sector: "Information Technology",
+          initialPrice: 130,
+        },
+      ],
+      rate: 5,
+      speed,
+      startMs,
+      faults: {},
+      historyPerSymbol: 10_000,
+      historyTotal: 10_000,
+      quoteHistoryTotal: 10_000,
+    },
+    new StreamServer(streamOptions),
+  );
+  const instruments = market.generator.instruments;
   const symbolIndex = new Map(instruments.map((inst, i) => [inst.symbol, i]));
-  const history = new TradeHistory(instruments.length, historyPerSymbol, MAX_LATENESS_MS, historyTotal);
-  const latestQuotes: (GeneratedQuote | undefined)[] = new Array(instruments.length);
-  const injector = new FaultInjector(faults, seed, new MessageSerializer());
-  const stream = new StreamServer({
-    key,
-    secret,
-    authTimeoutMs,
-    maxConnectionsPerKey,
-    maxSymbols,
-    maxBufferedBytes,
-  });
   const clock = new SimClock(startMs, speed);
 
   const app = restApp({
@@ -187,13 +213,17 @@ export async function startMockFeed(opts: MockFeedOptions = {}): Promise<MockFee
     secret,
     instruments,
     symbolIndex,
-    history,
-    latestQuote: (sym) => latestQuotes[sym],
+    trades: market.trades,
+    quotes: market.quotes,
+    bars: market.bars,
+    now: () => clock.nowMs(),
   });
   const server = createServer(app);
   server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const path = (req.url ?? "").split("?")[0];
-    if ((STREAM_PATHS as readonly string[]).includes(path)) return stream.handleUpgrade(req, socket, head);
+    if ((STREAM_PATHS as readonly string[]).includes(path))
+      return market.stream.handleUpgrade(req, socket, head);
+    if (path === TEST_STREAM_PATH) return test.stream.handleUpgrade(req, socket, head);
     socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n");
   });
   await new Promise<void>((resolve, reject) => {
@@ -205,38 +235,17 @@ export async function startMockFeed(opts: MockFeedOptions = {}): Promise<MockFee
   });
   const actualPort = (server.address() as AddressInfo).port;
 
-  // A stalled event loop must not turn into one enormous tick: catch up a quarter second of load at a time.
-  const maxPerTick = Math.max(1000, Math.ceil(rate / 4));
-  const backlog: ReturnType<FaultInjector["process"]>[] = [];
-  let stalledUntil = 0;
-  const tick = (): void => {
-    try {
-      const wall = performance.now();
-      const events = generator.next(clock.nowMs(), maxPerTick);
-      for (const e of events) {
-        if (e.kind === "t") history.append(e.sym, e);
-        else latestQuotes[e.sym] = e;
-      }
-      const batch = injector.process(events, wall);
-      if (wall < stalledUntil) {
-        backlog.push(batch);
-        return;
-      }
-      for (const b of backlog.splice(0)) stream.broadcast(b);
-      stream.broadcast(batch);
-      const stall = injector.stallMs();
-      if (stall) stalledUntil = wall + stall;
-    } catch (err) {
-      log.error({ err }, "mock feed tick failed");
-    }
-  };
   clock.reset();
-  const ticker = setInterval(tick, tickMs);
+  const ticker = setInterval(() => {
+    const now = clock.nowMs();
+    market.tick(now);
+    test.tick(now);
+  }, tickMs);
   const dropper =
     faults.disconnectMs === undefined
       ? undefined
       : setInterval(() => {
-          const n = stream.dropAll();
+          const n = market.stream.dropAll();
           if (n) log.debug({ connections: n }, "mock feed: dropped every connection (disconnect fault)");
         }, faults.disconnectMs);
 
@@ -244,7 +253,7 @@ export async function startMockFeed(opts: MockFeedOptions = {}): Promise<MockFee
   const shutdown = async (): Promise<void> => {
     clearInterval(ticker);
     clearInterval(dropper);
-    await stream.close();
+    await Promise.all([market.stream.close(), test.stream.close()]);
     await new Promise<void>((resolve) => {
       server.close(() => resolve());
       server.closeAllConnections();
@@ -254,12 +263,14 @@ export async function startMockFeed(opts: MockFeedOptions = {}): Promise<MockFee
   const shown = urlHost(host);
   const feed: MockFeed = {
     url: `ws://${shown}:${actualPort}${STREAM_PATHS[0]}`,
+    testUrl: `ws://${shown}:${actualPort}${TEST_STREAM_PATH}`,
     restUrl: `http://${shown}:${actualPort}`,
     port: actualPort,
     clock: () => clock.now(),
     stats: () => {
-      const c = injector.counters;
-      const g = generator.counts;
+      const c = market.injector.counters;
+      const g = market.generator.counts;
+      const stream = market.stream;
       const conn = stream.connections;
       return {
         clock: clock.now().toISOString(),
@@ -273,11 +284,15 @@ export async function startMockFeed(opts: MockFeedOptions = {}): Promise<MockFee
         authenticated: conn.authenticated,
         accepted: stream.delivery.accepted,
         framesSent: stream.delivery.frames,
+        messagesSent: stream.delivery.messages,
         bytesSent: stream.delivery.bytes,
       };
     },
     instruments: () => instruments.map((i) => ({ ...i })),
-    dropConnections: () => void stream.dropAll(),
+    dropConnections: () => {
+      market.stream.dropAll();
+      test.stream.dropAll();
+    },
     close: () => (closing ??= shutdown()),
   };
   log.info(

@@ -4,14 +4,22 @@ import { WebSocketServer, type WebSocket } from "ws";
 import { log } from "../log";
 import { credentialsMatch } from "./credentials";
 import type { Batch, OutItem } from "./fault.injector";
+import { pack, packedArray, unpack } from "./msgpack";
 import {
+  CHANNEL_OF,
+  CHANNELS,
   ERROR_MESSAGES,
   ErrorCode,
+  FOREIGN_CHANNELS,
+  IMBALANCES,
   KEY_HEADER,
+  MSGPACK_CONTENT_TYPE,
   SECRET_HEADER,
+  type Channel,
   type ErrorMessage,
   type ServerMessage,
   type SubscriptionMessage,
+  type WireFormat,
 } from "./protocol";
 
 export interface StreamServerOptions {
@@ -29,6 +37,8 @@ export interface DeliveryCounters {
   accepted: number;
   /** Data frames written to clients (one per client per batch, plus raw malformed frames). */
   frames: number;
+  /** Data messages in those frames (raw malformed frames not counted): what clients were sent, one by one. */
+  messages: number;
   bytes: number;
   /** Connections closed for reading too slowly (407). */
   slowClients: number;
@@ -42,30 +52,37 @@ const HEARTBEAT_MS = 30_000;
 /** How long a connection we closed may take to finish the close handshake before it is cut. */
 const CLOSE_GRACE_MS = 2000;
 
+/** The channels that carry data here; the others are accepted and echoed only. */
+const DATA_CHANNELS = Object.values(CHANNEL_OF);
+
 class Session {
   key: string | null = null;
-  readonly trades = new Set<string>();
-  readonly quotes = new Set<string>();
-  /** Canonical form of the subscription: connections with equal keys share one serialized frame. */
+  readonly subs = Object.fromEntries(CHANNELS.map((c) => [c, new Set<string>()])) as Record<
+    Channel,
+    Set<string>
+  >;
+  readonly imbalances = new Set<string>();
+  /** Canonical form of the data subscriptions: connections with equal keys share one encoded frame. */
   subKey = "";
+  subscribed = false;
   closing = false;
   alive = true;
   authTimer: NodeJS.Timeout | undefined;
   closeTimer: NodeJS.Timeout | undefined;
 
-  constructor(readonly ws: WebSocket) {}
-
-  get subscribed(): boolean {
-    return this.trades.size > 0 || this.quotes.size > 0;
-  }
+  constructor(
+    readonly ws: WebSocket,
+    readonly format: WireFormat,
+  ) {}
 
   wants(item: OutItem): boolean {
-    const set = item.kind === "t" ? this.trades : this.quotes;
+    const set = this.subs[CHANNEL_OF[item.kind]];
     return set.has("*") || set.has(item.symbol);
   }
 
-  updateKey(): void {
-    this.subKey = `${[...this.trades].sort().join(",")}|${[...this.quotes].sort().join(",")}`;
+  update(): void {
+    this.subKey = `${this.format}|${DATA_CHANNELS.map((c) => [...this.subs[c]].sort().join(",")).join("|")}`;
+    this.subscribed = DATA_CHANNELS.some((c) => this.subs[c].size > 0);
   }
 }
 
@@ -76,13 +93,25 @@ function stringList(v: unknown): string[] | undefined | null {
   return v as string[];
 }
 
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
 /**
- * The WebSocket side of the feed: connection lifecycle, auth, subscriptions and fan-out. A batch is
- * serialized once per distinct subscription and the same bytes are written to every connection that has
- * it, so a thousand "*" subscribers cost one serialization, not a thousand.
+ * The WebSocket side of the feed: connection lifecycle, auth, subscriptions and fan-out. Each connection
+ * speaks JSON (text frames) or, when its upgrade request asks for it, msgpack (binary frames). A batch is
+ * encoded once per distinct subscription and format and the same bytes are written to every connection
+ * that has it, so a thousand "*" subscribers cost one encoding, not a thousand.
  */
 export class StreamServer {
-  readonly delivery: DeliveryCounters = { accepted: 0, frames: 0, bytes: 0, slowClients: 0, dropped: 0 };
+  readonly delivery: DeliveryCounters = {
+    accepted: 0,
+    frames: 0,
+    messages: 0,
+    bytes: 0,
+    slowClients: 0,
+    dropped: 0,
+  };
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 4 * 1024 * 1024 });
   private readonly sessions = new Set<Session>();
   private readonly heartbeat: NodeJS.Timeout;
@@ -104,7 +133,9 @@ export class StreamServer {
   }
 
   private accept(ws: WebSocket, req: IncomingMessage): void {
-    const s = new Session(ws);
+    // As Alpaca's server does: the upgrade request's Content-Type picks the frames' encoding.
+    const msgpack = (req.headers["content-type"] ?? "").toLowerCase().includes(MSGPACK_CONTENT_TYPE);
+    const s = new Session(ws, msgpack ? "msgpack" : "json");
     this.sessions.add(s);
     this.delivery.accepted++;
     ws.on("error", (err) => log.debug({ err: err.message }, "feed connection error"));
@@ -116,7 +147,7 @@ export class StreamServer {
     });
     ws.on("message", (data, isBinary) => {
       try {
-        this.onMessage(s, isBinary ? null : data.toString());
+        this.onMessage(s, decodeClientMessage(s.format, data as Buffer, isBinary));
       } catch (err) {
         log.error({ err }, "feed: handling a client message failed");
         this.error(s, ErrorCode.INTERNAL_ERROR);
@@ -135,30 +166,27 @@ export class StreamServer {
     }, this.opts.authTimeoutMs);
   }
 
-  private onMessage(s: Session, text: string | null): void {
+  private onMessage(s: Session, msg: unknown): void {
     if (s.closing) return;
-    let msg: unknown;
-    try {
-      msg = text === null ? undefined : JSON.parse(text);
-    } catch {
-      msg = undefined;
-    }
-    if (typeof msg !== "object" || msg === null || Array.isArray(msg))
-      return this.error(s, ErrorCode.INVALID_SYNTAX);
-    const m = msg as Record<string, unknown>;
-    switch (m.action) {
+    if (!isRecord(msg)) return this.error(s, ErrorCode.INVALID_SYNTAX);
+    switch (msg.action) {
       case "auth":
         if (s.key !== null) return this.error(s, ErrorCode.ALREADY_AUTHENTICATED);
-        if (typeof m.key !== "string" || typeof m.secret !== "string")
+        if (typeof msg.key !== "string" || typeof msg.secret !== "string")
           return this.error(s, ErrorCode.INVALID_SYNTAX);
-        return this.authenticate(s, m.key, m.secret);
+        return this.authenticate(s, msg.key, msg.secret);
       case "subscribe":
       case "unsubscribe": {
         if (s.key === null) return this.error(s, ErrorCode.NOT_AUTHENTICATED);
-        const trades = stringList(m.trades);
-        const quotes = stringList(m.quotes);
-        if (trades === null || quotes === null) return this.error(s, ErrorCode.INVALID_SYNTAX);
-        return this.subscribe(s, m.action === "subscribe", trades ?? [], quotes ?? []);
+        if (FOREIGN_CHANNELS.some((c) => msg[c] !== undefined))
+          return this.error(s, ErrorCode.INVALID_SUBSCRIBE_ACTION);
+        const lists: Partial<Record<Channel | typeof IMBALANCES, string[]>> = {};
+        for (const c of [...CHANNELS, IMBALANCES] as const) {
+          const list = stringList(msg[c]);
+          if (list === null) return this.error(s, ErrorCode.INVALID_SYNTAX);
+          if (list) lists[c] = list;
+        }
+        return this.subscribe(s, msg.action === "subscribe", lists);
       }
       default:
         return this.error(s, ErrorCode.INVALID_SYNTAX);
@@ -176,24 +204,39 @@ export class StreamServer {
     this.send(s, [{ T: "success", msg: "authenticated" }]);
   }
 
-  private subscribe(s: Session, add: boolean, trades: string[], quotes: string[]): void {
+  private subscribe(
+    s: Session,
+    add: boolean,
+    lists: Partial<Record<Channel | typeof IMBALANCES, string[]>>,
+  ): void {
+    // Trade corrections and cancels follow the trades subscription, as on Alpaca's stream.
+    const trades = lists.trades ?? [];
+    const changes: [Set<string>, string[]][] = [
+      ...CHANNELS.map((c): [Set<string>, string[]] => [s.subs[c], lists[c] ?? []]),
+      [s.subs.corrections, trades],
+      [s.subs.cancelErrors, trades],
+      [s.imbalances, lists[IMBALANCES] ?? []],
+    ];
     if (add) {
-      const union = new Set([...s.trades, ...s.quotes, ...trades, ...quotes]);
+      // Alpaca limits trades and quotes; bars and the rest are unlimited.
+      const union = new Set([...s.subs.trades, ...s.subs.quotes, ...trades, ...(lists.quotes ?? [])]);
       union.delete("*");
       if (union.size > this.opts.maxSymbols) return this.error(s, ErrorCode.SYMBOL_LIMIT_EXCEEDED);
-      for (const t of trades) s.trades.add(t);
-      for (const q of quotes) s.quotes.add(q);
+      for (const [set, symbols] of changes) for (const x of symbols) set.add(x);
     } else {
-      for (const t of trades) s.trades.delete(t);
-      for (const q of quotes) s.quotes.delete(q);
+      for (const [set, symbols] of changes) for (const x of symbols) set.delete(x);
     }
-    s.updateKey();
-    const echo: SubscriptionMessage = { T: "subscription", trades: [...s.trades], quotes: [...s.quotes] };
+    s.update();
+    const echo = { T: "subscription" } as SubscriptionMessage;
+    for (const c of CHANNELS) echo[c] = [...s.subs[c]];
+    if (s.imbalances.size) echo.imbalances = [...s.imbalances];
     this.send(s, [echo]);
   }
 
   private send(s: Session, frame: ServerMessage[]): void {
-    if (s.ws.readyState === s.ws.OPEN) s.ws.send(JSON.stringify(frame));
+    if (s.ws.readyState !== s.ws.OPEN) return;
+    if (s.format === "msgpack") s.ws.send(pack(frame), { binary: true });
+    else s.ws.send(JSON.stringify(frame));
   }
 
   private error(s: Session, code: ErrorCode): void {
@@ -216,8 +259,7 @@ export class StreamServer {
   /** Writes one batch to every subscribed connection. */
   broadcast(batch: Batch): void {
     if (!batch.items.length && !batch.raw.length) return;
-    const frames = new Map<string, Buffer[]>();
-    const raw = batch.raw.map((r) => Buffer.from(r));
+    const frames = new Map<string, { data: Buffer; messages: number }[]>();
     for (const s of this.sessions) {
       if (s.closing || s.key === null || !s.subscribed || s.ws.readyState !== s.ws.OPEN) continue;
       let out = frames.get(s.subKey);
@@ -225,8 +267,12 @@ export class StreamServer {
         out = this.frame(s, batch.items);
         frames.set(s.subKey, out);
       }
-      for (const f of out) this.write(s, f);
-      for (const r of raw) this.write(s, r);
+      const binary = s.format === "msgpack";
+      for (const f of out) {
+        this.write(s, f.data, binary);
+        this.delivery.messages += f.messages;
+      }
+      for (const r of batch.raw) this.write(s, binary ? r.msgpack : Buffer.from(r.text), binary);
       if (s.ws.bufferedAmount > this.opts.maxBufferedBytes) {
         this.delivery.slowClients++;
         this.fail(s, ErrorCode.SLOW_CLIENT);
@@ -234,23 +280,28 @@ export class StreamServer {
     }
   }
 
-  private frame(s: Session, items: readonly OutItem[]): Buffer[] {
-    const out: Buffer[] = [];
-    let parts: string[] = [];
+  private frame(s: Session, items: readonly OutItem[]): { data: Buffer; messages: number }[] {
+    const out: { data: Buffer; messages: number }[] = [];
+    let parts: OutItem[] = [];
+    const flush = (): void => {
+      const data =
+        s.format === "msgpack"
+          ? packedArray(parts.map((p) => p.msgpack))
+          : Buffer.from(`[${parts.map((p) => p.json).join(",")}]`);
+      out.push({ data, messages: parts.length });
+      parts = [];
+    };
     for (const item of items) {
       if (!s.wants(item)) continue;
-      parts.push(item.json);
-      if (parts.length === MAX_MESSAGES_PER_FRAME) {
-        out.push(Buffer.from(`[${parts.join(",")}]`));
-        parts = [];
-      }
+      parts.push(item);
+      if (parts.length === MAX_MESSAGES_PER_FRAME) flush();
     }
-    if (parts.length) out.push(Buffer.from(`[${parts.join(",")}]`));
+    if (parts.length) flush();
     return out;
   }
 
-  private write(s: Session, data: Buffer): void {
-    s.ws.send(data, { binary: false });
+  private write(s: Session, data: Buffer, binary: boolean): void {
+    s.ws.send(data, { binary });
     this.delivery.frames++;
     this.delivery.bytes += data.length;
   }
@@ -294,5 +345,17 @@ export class StreamServer {
     );
     await Promise.all(pending);
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
+  }
+}
+
+/**
+ * A client message: JSON text, or on a msgpack connection a msgpack binary frame (what Alpaca's SDKs
+ * send); undefined when it does not decode.
+ */
+function decodeClientMessage(format: WireFormat, data: Buffer, binary: boolean): unknown {
+  try {
+    return binary && format === "msgpack" ? unpack(data) : JSON.parse(data.toString());
+  } catch {
+    return undefined;
   }
 }

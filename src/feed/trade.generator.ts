@@ -29,6 +29,8 @@ export interface GeneratedTrade {
   id: number;
   /** Event time, simulated epoch ms (integer). */
   timeMs: number;
+  /** Nanoseconds past `timeMs` (0–999,999): event times have nanosecond precision, as Alpaca's do. */
+  nanos: number;
   price: number;
   size: number;
   exchange: string;
@@ -42,7 +44,10 @@ export interface GeneratedQuote {
   kind: "q";
   sym: number;
   symbol: string;
+  /** Per-symbol quote number: 1, 2, 3, … (quotes carry no id on the wire; REST pages by it). */
+  id: number;
   timeMs: number;
+  nanos: number;
   bidExchange: string;
   bidPrice: number;
   bidSize: number;
@@ -92,6 +97,7 @@ export class TradeGenerator {
   readonly intervalMs: number;
   private readonly market: Prng;
   private readonly faults: Prng;
+  private readonly jitter: Prng;
   private readonly quoteRatio: number;
   private readonly late: number;
   private readonly cumulativeWeight: Float64Array;
@@ -100,6 +106,7 @@ export class TradeGenerator {
   private readonly sigma: Float64Array;
   private readonly halfSpread: Float64Array;
   private readonly ids: Float64Array;
+  private readonly quoteIds: Float64Array;
   private slot = 0;
   private quoteCredit = 0;
   private trades = 0;
@@ -124,6 +131,7 @@ export class TradeGenerator {
     // Separate streams: turning the late fault on must not change the market itself.
     this.market = new Prng(seed);
     this.faults = new Prng(seed ^ 0x1a7e1a7e);
+    this.jitter = new Prng(seed ^ 0x5eed7105);
 
     const params = new Prng(seed ^ 0x0dd5eed);
     this.cumulativeWeight = new Float64Array(n);
@@ -132,6 +140,7 @@ export class TradeGenerator {
     this.sigma = new Float64Array(n);
     this.halfSpread = new Float64Array(n);
     this.ids = new Float64Array(n);
+    this.quoteIds = new Float64Array(n);
     let total = 0;
     for (let i = 0; i < n; i++) {
       total += 1 / Math.pow(i + 1, 0.6);
@@ -223,6 +232,11 @@ export class TradeGenerator {
     }
     const exchange = rng.pick(TRADE_EXCHANGES);
     const timeMs = Math.floor(slotMs);
+    // Somewhere in the slot, but before the next slot and within the slot's millisecond: times keep
+    // the slot order and their milliseconds do not depend on the draw.
+    const lo = slotMs - timeMs;
+    const hi = Math.min(1, lo + this.intervalMs);
+    const nanos = Math.min(999_999, Math.floor((lo + this.jitter.next() * (hi - lo)) * 1e6));
     const late = this.faults.chance(this.late);
     const tradeTime = late ? Math.floor(slotMs - this.faults.uniform(LATE_MIN_MS, LATE_MAX_MS)) : timeMs;
     const tape = TAPE_OF[inst.exchange];
@@ -235,6 +249,7 @@ export class TradeGenerator {
       symbol: inst.symbol,
       id,
       timeMs: tradeTime,
+      nanos,
       price: roundPrice(mid),
       size,
       exchange,
@@ -257,7 +272,9 @@ export class TradeGenerator {
         kind: "q",
         sym,
         symbol: inst.symbol,
+        id: ++this.quoteIds[sym],
         timeMs,
+        nanos,
         bidExchange: rng.pick(QUOTE_EXCHANGES),
         bidPrice,
         bidSize: rng.int(1, 20),

@@ -78,7 +78,7 @@ export interface BatchWriterOptions {
 class Batch {
   symbol: string[] = [];
   time: string[] = [];
-  timeMs: number[] = [];
+  timeUs: number[] = [];
   seq: number[] = [];
   price: number[] = [];
   size: number[] = [];
@@ -276,7 +276,7 @@ export class BatchWriter {
     const b = this.cur.parts[this.shard(t.symbol)];
     b.symbol.push(t.symbol);
     b.time.push(t.time);
-    b.timeMs.push(t.timeMs);
+    b.timeUs.push(t.timeUs);
     b.seq.push(t.id + this.seqOffset(t.symbol));
     b.price.push(t.price);
     b.size.push(t.size);
@@ -495,7 +495,7 @@ export class BatchWriter {
     await finished(copy);
     const panes = new PaneSums();
     for (let k = 0; k < b.symbol.length; k++)
-      panes.add(b.symbol[k], b.timeMs[k], b.seq[k], b.price[k], b.size[k]);
+      panes.add(b.symbol[k], b.timeUs[k], b.seq[k], b.price[k], b.size[k]);
     await client.query(UPSERT_PANES_SQL, panes.params());
     return {
       inserted: b.symbol.length,

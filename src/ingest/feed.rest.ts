@@ -14,6 +14,7 @@ export const MAX_TRADES_PAGE = 10_000;
 
 /** The REST half of an Alpaca-v2-style feed: reference data, snapshots and trade history for backfill. */
 export class FeedRest {
+  /** @param baseUrl e.g. `http://127.0.0.1:8765` (a trailing slash is ignored) */
   constructor(
     readonly baseUrl: string,
     private readonly key: string,
@@ -21,15 +22,8 @@ export class FeedRest {
     private readonly timeoutMs = 10_000,
   ) {}
 
-  /** `ws://host:port/v2/iex` → `http://host:port` (REST lives on the stream's host and port). */
-  static baseOf(streamUrl: string): string {
-    const u = new URL(streamUrl);
-    u.protocol = u.protocol === "wss:" ? "https:" : "http:";
-    return u.origin;
-  }
-
   private async get<T>(path: string): Promise<T> {
-    const res = await fetch(this.baseUrl + path, {
+    const res = await fetch(this.baseUrl.replace(/\/+$/, "") + path, {
       headers: { [KEY_HEADER]: this.key, [SECRET_HEADER]: this.secret },
       signal: AbortSignal.timeout(this.timeoutMs),
     });

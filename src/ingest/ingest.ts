@@ -1,5 +1,6 @@
 import type { DataSource } from "typeorm";
-import type { Asset } from "../feed/protocol";
+import { unpack } from "../feed/msgpack";
+import type { Asset, RawFrame, WireFormat } from "../feed/protocol";
 import { log } from "../log";
 import { wallClock, type MarketClock } from "../core/market-clock";
 import { BatchWriter, type BatchResult, type TradeSource } from "./batch.writer";
@@ -15,14 +16,21 @@ import {
   ingestRejected,
   reportLagFrom,
 } from "./ingest.metrics";
-import { splitJsonArray } from "./raw.frame";
+import { jsonRendering, splitJsonArray } from "./raw.frame";
 import { StreamClient, type ReconnectOptions } from "./stream.client";
 import { RejectReason, Validator, WATERMARK_DELAY_MS } from "./validator";
 
 export interface IngestOptions {
   dataSource: DataSource;
-  /** The stream, e.g. `ws://127.0.0.1:8765/v2/iex`; REST is served on the same host and port. */
+  /** The stream, e.g. `ws://127.0.0.1:8765/v2/iex`. */
   feedUrl: string;
+  /**
+   * The base of the feed's REST API (reference data, snapshots, trade history for backfill), e.g.
+   * `http://127.0.0.1:8765`: the mock serves it on the stream's host and port, a real provider elsewhere.
+   */
+  feedRestUrl: string;
+  /** The stream's encoding (see StreamClientOptions.format). @default "msgpack" */
+  format?: WireFormat;
   /** @default "tickgraph" */
   key?: string;
   /** @default "tickgraph" */
@@ -134,7 +142,9 @@ export interface Ingest {
   abort(): Promise<void>;
 }
 
-type Item = { kind: "frame"; text: string; receivedMs: number } | { kind: "ready" } | { kind: "gaps" };
+type Item = { kind: "frame"; frame: RawFrame; receivedMs: number } | { kind: "ready" } | { kind: "gaps" };
+
+const frameBytes = (f: RawFrame): number => (f.binary ? f.data.length : f.text.length);
 
 interface Cursor {
   symbol: string;
@@ -178,11 +188,7 @@ async function upsertInstruments(ds: DataSource, assets: Asset[]): Promise<void>
 export function startIngest(opts: IngestOptions): Ingest {
   const ds = opts.dataSource;
   const stream = opts.stream ?? opts.feedUrl;
-  const rest = new FeedRest(
-    FeedRest.baseOf(opts.feedUrl),
-    opts.key ?? "tickgraph",
-    opts.secret ?? "tickgraph",
-  );
+  const rest = new FeedRest(opts.feedRestUrl, opts.key ?? "tickgraph", opts.secret ?? "tickgraph");
   const maxQueuedBytes = opts.maxQueuedBytes ?? 16 * 1024 * 1024;
   const gapCheckMs = opts.gapCheckMs ?? 3000;
   const listeners = new Set<CommitListener>();
@@ -225,7 +231,7 @@ export function startIngest(opts: IngestOptions): Ingest {
     pushed++;
     queue.push(item);
     if (item.kind === "frame") {
-      queuedBytes += item.text.length;
+      queuedBytes += frameBytes(item.frame);
       if (queuedBytes > maxQueuedBytes && !socketPaused) {
         socketPaused = true;
         counts.pauses++;
@@ -279,8 +285,17 @@ export function startIngest(opts: IngestOptions): Ingest {
     writer!.addQuarantine(raw, reason, detail, receivedMs, symbol);
   };
 
-  /** Judges one data message and routes it: to the writer, the quarantine, or the duplicate count. */
-  const handle = (m: unknown, raw: () => string, receivedMs: number, source: TradeSource): void => {
+  /**
+   * Judges one data message and routes it: to the writer, the quarantine, or the duplicate count. `raw`
+   * gives its text for the quarantine; `note` is added to a rejection's detail.
+   */
+  const handle = (
+    m: unknown,
+    raw: () => string,
+    receivedMs: number,
+    source: TradeSource,
+    note = "",
+  ): void => {
     const v = validator!.check(m);
     switch (v.kind) {
       case "trade":
@@ -298,7 +313,7 @@ export function startIngest(opts: IngestOptions): Ingest {
         quarantine(
           raw(),
           v.reason,
-          v.detail,
+          v.detail + note,
           receivedMs,
           isRecord(m) && typeof m.S === "string" ? m.S : undefined,
         );
@@ -306,21 +321,40 @@ export function startIngest(opts: IngestOptions): Ingest {
     }
   };
 
-  const processFrame = (text: string, receivedMs: number): void => {
+  const processFrame = (frame: RawFrame, receivedMs: number): void => {
     let parsed: unknown;
     try {
-      parsed = JSON.parse(text);
+      parsed = frame.binary ? unpack(frame.data) : JSON.parse(frame.text);
     } catch {
       counts.received.stream++;
       ingestReceived.inc({ path: "stream" });
-      return quarantine(text, RejectReason.MALFORMED, "frame is not JSON", receivedMs);
+      // Bytes that do not decode have no text of their own: kept as base64, which restores them exactly.
+      return frame.binary
+        ? quarantine(
+            frame.data.toString("base64"),
+            RejectReason.MALFORMED,
+            "frame is not msgpack (binary frame, kept as base64)",
+            receivedMs,
+          )
+        : quarantine(frame.text, RejectReason.MALFORMED, "frame is not JSON", receivedMs);
     }
+    // A msgpack message has no text: its JSON rendering is kept instead (event times as RFC 3339).
+    const note = frame.binary ? " (msgpack message, kept as its JSON rendering)" : "";
     if (!Array.isArray(parsed)) {
       counts.received.stream++;
       ingestReceived.inc({ path: "stream" });
-      return quarantine(text, RejectReason.MALFORMED, "frame is not a JSON array", receivedMs);
+      return quarantine(
+        frame.binary ? jsonRendering(parsed) : frame.text,
+        RejectReason.MALFORMED,
+        `frame is not an array${note}`,
+        receivedMs,
+      );
     }
     let parts: string[] | null | undefined;
+    const rawOf = (k: number, m: unknown): string => {
+      if (frame.binary) return jsonRendering(m);
+      return (parts === undefined ? (parts = splitJsonArray(frame.text)) : parts)?.[k] ?? JSON.stringify(m);
+    };
     let data = 0;
     for (let k = 0; k < parsed.length; k++) {
       const m: unknown = parsed[k];
@@ -329,12 +363,7 @@ export function startIngest(opts: IngestOptions): Ingest {
         continue;
       }
       data++;
-      handle(
-        m,
-        () => (parts === undefined ? (parts = splitJsonArray(text)) : parts)?.[k] ?? JSON.stringify(m),
-        receivedMs,
-        "feed",
-      );
+      handle(m, () => rawOf(k, m), receivedMs, "feed", note);
     }
     counts.received.stream += data;
     ingestReceived.inc({ path: "stream" }, data);
@@ -531,12 +560,12 @@ export function startIngest(opts: IngestOptions): Ingest {
       if (!item) return;
       try {
         if (item.kind === "frame") {
-          queuedBytes -= item.text.length;
+          queuedBytes -= frameBytes(item.frame);
           if (socketPaused && queuedBytes <= maxQueuedBytes / 2) {
             socketPaused = false;
             client?.resume();
           }
-          processFrame(item.text, item.receivedMs);
+          processFrame(item.frame, item.receivedMs);
         } else if (item.kind === "ready") {
           await backfillAfterConnect();
           failures = 0;
@@ -572,12 +601,13 @@ export function startIngest(opts: IngestOptions): Ingest {
       url: opts.feedUrl,
       key: opts.key ?? "tickgraph",
       secret: opts.secret ?? "tickgraph",
+      format: opts.format,
       reconnect: opts.reconnect,
       onReady: () => {
         running = true;
         push({ kind: "ready" });
       },
-      onFrame: (text, receivedMs) => push({ kind: "frame", text, receivedMs }),
+      onFrame: (frame, receivedMs) => push({ kind: "frame", frame, receivedMs }),
       onDown: () => {
         state = "reconnecting";
       },

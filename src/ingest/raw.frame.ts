@@ -42,3 +42,11 @@ function trimEnd(text: string, end: number): number {
   while (e > 0 && /\s/.test(text[e - 1])) e--;
   return e;
 }
+
+/**
+ * A decoded msgpack value as JSON text, for the quarantine: event times (Timestamps) as RFC 3339, integers
+ * beyond 2^53 (bigints) as exact decimal strings, an undefined as null.
+ */
+export function jsonRendering(v: unknown): string {
+  return JSON.stringify(v, (_k, x: unknown) => (typeof x === "bigint" ? x.toString() : x)) ?? "null";
+}

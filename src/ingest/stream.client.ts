@@ -1,6 +1,7 @@
 import WebSocket from "ws";
+import { pack, unpack } from "../feed/msgpack";
+import { MSGPACK_CONTENT_TYPE, type ClientMessage, type RawFrame, type WireFormat } from "../feed/protocol";
 import { log } from "../log";
-import type { ClientMessage } from "../feed/protocol";
 
 export interface ReconnectOptions {
   /** First retry delay, ms. @default 250 */
@@ -13,6 +14,12 @@ export interface StreamClientOptions {
   url: string;
   key: string;
   secret: string;
+  /**
+   * Frames' encoding: msgpack is asked for with `Content-Type: application/msgpack` on the upgrade, as
+   * Alpaca's SDKs do; a feed that ignores the header answers JSON, which is read all the same.
+   * @default "msgpack"
+   */
+  format?: WireFormat;
   reconnect?: ReconnectOptions;
   /**
    * A connection that delivers neither a frame nor a ping for this long is presumed dead (a half-open
@@ -22,8 +29,8 @@ export interface StreamClientOptions {
   idleTimeoutMs?: number;
   /** Authenticated and subscribed: data frames follow. Called once per connection. */
   onReady(): void;
-  /** A data frame (after onReady), as text, with the wall time it arrived. */
-  onFrame(text: string, receivedMs: number): void;
+  /** A data frame (after onReady), as it arrived (text or binary), with the wall time it arrived. */
+  onFrame(frame: RawFrame, receivedMs: number): void;
   /** The connection went away; a reconnect is scheduled. */
   onDown(): void;
 }
@@ -33,7 +40,8 @@ type Handshake = { T?: unknown; msg?: unknown; code?: unknown };
 /**
  * One WebSocket connection to an Alpaca-v2-style stream at a time: authenticate, subscribe to every
  * trade and quote, hand data frames on, and reconnect after a capped, jittered exponential backoff
- * (jitter so that many clients cut at once do not come back in lockstep).
+ * (jitter so that many clients cut at once do not come back in lockstep). Binary frames are msgpack,
+ * text frames JSON, whichever format was asked for.
  */
 export class StreamClient {
   private ws: WebSocket | null = null;
@@ -72,24 +80,32 @@ export class StreamClient {
 
   private connect(): void {
     if (this.closed) return;
-    const ws = new WebSocket(this.opts.url, { perMessageDeflate: false, handshakeTimeout: 10_000 });
+    const msgpack = (this.opts.format ?? "msgpack") === "msgpack";
+    const ws = new WebSocket(this.opts.url, {
+      perMessageDeflate: false,
+      handshakeTimeout: 10_000,
+      headers: msgpack ? { "Content-Type": MSGPACK_CONTENT_TYPE } : undefined,
+    });
     this.ws = ws;
     this.ready = false;
-    const send = (m: ClientMessage) => ws.send(JSON.stringify(m));
+    const send = (m: ClientMessage) =>
+      msgpack ? ws.send(pack(m), { binary: true }) : ws.send(JSON.stringify(m));
     const alive = (): void => {
       clearTimeout(this.idle);
       this.idle = setTimeout(() => ws.terminate(), this.opts.idleTimeoutMs ?? 65_000);
     };
     alive();
     ws.on("ping", alive);
-    ws.on("message", (data) => {
+    ws.on("message", (data, isBinary) => {
       alive();
       const receivedMs = Date.now();
-      const text = data.toString();
-      if (this.ready) return this.opts.onFrame(text, receivedMs);
+      const raw: RawFrame = isBinary
+        ? { binary: true, data: data as Buffer }
+        : { binary: false, text: (data as Buffer).toString() };
+      if (this.ready) return this.opts.onFrame(raw, receivedMs);
       let frame: unknown;
       try {
-        frame = JSON.parse(text);
+        frame = raw.binary ? unpack(raw.data) : JSON.parse(raw.text);
       } catch {
         frame = null;
       }

@@ -1,3 +1,4 @@
+import { rfc3339Micros, timestampOf } from "../feed/timestamp";
 import { paneOf, PANE_MS } from "../windows/panes.sql";
 
 /** Why an input was quarantined. Strings, so new reasons need no migration. */
@@ -16,6 +17,12 @@ export const RejectReason = {
   CLOCK_SKEW: "CLOCK_SKEW",
   /** A trade whose 10-second pane closed for good (watermark ≥ pane end + allowed lateness). */
   LATE: "LATE",
+  /**
+   * A message of a type Alpaca's stream sends that tickgraph does not apply: trade corrections (`c`) and
+   * cancels (`x`), which come with a trades subscription, bars, statuses, LULDs, imbalances. Kept for the
+   * record.
+   */
+  UNSUPPORTED: "UNSUPPORTED",
 } as const;
 export type RejectReason = (typeof RejectReason)[keyof typeof RejectReason];
 
@@ -24,15 +31,32 @@ export const WATERMARK_DELAY_MS = 2000;
 /** A pane takes late trades until the watermark passes its end by this much. */
 export const ALLOWED_LATENESS_MS = 30_000;
 
-const ISO_UTC_MS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 const MAX_INT4 = 2 ** 31 - 1;
+
+/** Alpaca stream message types other than trades and quotes, by `T`. */
+const NOT_APPLIED: Readonly<Record<string, string>> = {
+  c: "a trade correction",
+  x: "a trade cancel or error",
+  b: "a minute bar",
+  u: "an updated bar",
+  d: "a daily bar",
+  s: "a trading status",
+  l: "a LULD band",
+  i: "an order imbalance",
+};
 
 /** A trade that passed every check, in the columns the writer stores. */
 export interface AcceptedTrade {
   symbol: string;
   id: number;
-  /** The feed's RFC 3339 text: Postgres parses it, exact to the millisecond. */
+  /**
+   * The event time in RFC 3339 with exactly six fraction digits: the feed's nanoseconds truncated to the
+   * microseconds Postgres keeps, so that the stored time and `timeUs` are the same instant.
+   */
   time: string;
+  /** Epoch microseconds (truncated). */
+  timeUs: number;
+  /** Epoch milliseconds (truncated). */
   timeMs: number;
   price: number;
   size: number;
@@ -111,10 +135,6 @@ function reject(reason: RejectReason, detail: string): Verdict {
   return { kind: "reject", reason, detail };
 }
 
-function time(v: unknown): number {
-  return typeof v === "string" && ISO_UTC_MS.test(v) ? Date.parse(v) : NaN;
-}
-
 /**
  * The one place feed data is judged. Checks shape and ranges, the symbol, the clock, duplicates and
  * lateness, and keeps the per-symbol state that needs: handled trade ids (for duplicates and gaps), the
@@ -160,6 +180,11 @@ export class Validator {
     if (!isRecord(m)) return reject(RejectReason.MALFORMED, "not an object");
     if (m.T === "t") return this.trade(m);
     if (m.T === "q") return this.quote(m);
+    if (typeof m.T === "string" && m.T in NOT_APPLIED)
+      return reject(
+        RejectReason.UNSUPPORTED,
+        `${NOT_APPLIED[m.T]} (T="${m.T}"): tickgraph does not apply it`,
+      );
     return reject(RejectReason.MALFORMED, `unknown message type T=${JSON.stringify(m.T)}`);
   }
 
@@ -175,9 +200,10 @@ export class Validator {
     if (typeof s !== "number") return reject(RejectReason.MALFORMED, "s (size) missing or not a number");
     if (!Number.isInteger(s) || s < 0 || s > MAX_INT4)
       return reject(RejectReason.INVALID_SIZE, `s (size) ${s} is not a whole number from 0 to ${MAX_INT4}`);
-    const timeMs = time(t);
-    if (Number.isNaN(timeMs))
-      return reject(RejectReason.MALFORMED, "t (time) not an RFC 3339 UTC time with milliseconds");
+    // An RFC 3339 string (JSON) or the msgpack timestamp extension, up to nanoseconds.
+    const ts = timestampOf(t);
+    if (ts === undefined) return reject(RejectReason.MALFORMED, "t (time) not an RFC 3339 time");
+    const timeMs = ts.ms;
     if (typeof x !== "string") return reject(RejectReason.MALFORMED, "x (exchange) missing or not a string");
     if (!Array.isArray(c) || !c.every((v) => typeof v === "string"))
       return reject(RejectReason.MALFORMED, "c (conditions) not an array of strings");
@@ -193,7 +219,7 @@ export class Validator {
       st.mark(i);
       return reject(
         RejectReason.LATE,
-        `${t as string} is in the pane from ${new Date(paneOf(timeMs)).toISOString()}, final since watermark ${new Date(wm).toISOString()}`,
+        `${ts.toJSON()} is in the pane from ${new Date(paneOf(timeMs)).toISOString()}, final since watermark ${new Date(wm).toISOString()}`,
       );
     }
     st.mark(i);
@@ -203,7 +229,8 @@ export class Validator {
       trade: {
         symbol: S,
         id: i,
-        time: t as string,
+        time: rfc3339Micros(ts),
+        timeUs: ts.micros,
         timeMs,
         price: p,
         size: s,
@@ -233,9 +260,9 @@ export class Validator {
         `bs/as (bid/ask size) ${bs}/${as} not whole numbers from 0 to ${MAX_INT4}`,
       );
     if (bp > ap) return reject(RejectReason.CROSSED_QUOTE, `bid ${bp} is above ask ${ap}`);
-    const timeMs = time(t);
-    if (Number.isNaN(timeMs))
-      return reject(RejectReason.MALFORMED, "t (time) not an RFC 3339 UTC time with milliseconds");
+    const ts = timestampOf(t);
+    if (ts === undefined) return reject(RejectReason.MALFORMED, "t (time) not an RFC 3339 time");
+    const timeMs = ts.ms;
     if (typeof bx !== "string" || typeof ax !== "string")
       return reject(RejectReason.MALFORMED, "bx/ax (exchanges) missing or not strings");
     const st = this.states.get(S);

@@ -62,16 +62,20 @@ export class PaneSums {
   readonly high: number[] = [];
   readonly low: number[] = [];
   readonly openPx: number[] = [];
-  readonly openMs: number[] = [];
+  /** Epoch µs of the open trade. */
+  readonly openUs: number[] = [];
   readonly openSeq: number[] = [];
   readonly closePx: number[] = [];
-  readonly closeMs: number[] = [];
+  readonly closeUs: number[] = [];
   readonly closeSeq: number[] = [];
   private readonly index = new Map<string, number>();
 
-  /** Adds one trade (event time in epoch ms, exact: the feed's times have millisecond precision). */
-  add(symbol: string, timeMs: number, seq: number, price: number, size: number): void {
-    const bucket = paneOf(timeMs);
+  /**
+   * Adds one trade. Its event time is in epoch µs, exactly as stored (`quotes.event_time` keeps
+   * microseconds), so that first and last by (event time, seq) agree with the SQL merge.
+   */
+  add(symbol: string, timeUs: number, seq: number, price: number, size: number): void {
+    const bucket = paneOf(Math.floor(timeUs / 1000));
     const key = `${symbol} ${bucket}`;
     const k = this.index.get(key);
     if (k === undefined) {
@@ -85,10 +89,10 @@ export class PaneSums {
       this.high.push(price);
       this.low.push(price);
       this.openPx.push(price);
-      this.openMs.push(timeMs);
+      this.openUs.push(timeUs);
       this.openSeq.push(seq);
       this.closePx.push(price);
-      this.closeMs.push(timeMs);
+      this.closeUs.push(timeUs);
       this.closeSeq.push(seq);
       return;
     }
@@ -98,14 +102,14 @@ export class PaneSums {
     this.volume[k] += size;
     if (price > this.high[k]) this.high[k] = price;
     if (price < this.low[k]) this.low[k] = price;
-    if (timeMs < this.openMs[k] || (timeMs === this.openMs[k] && seq < this.openSeq[k])) {
+    if (timeUs < this.openUs[k] || (timeUs === this.openUs[k] && seq < this.openSeq[k])) {
       this.openPx[k] = price;
-      this.openMs[k] = timeMs;
+      this.openUs[k] = timeUs;
       this.openSeq[k] = seq;
     }
-    if (timeMs > this.closeMs[k] || (timeMs === this.closeMs[k] && seq > this.closeSeq[k])) {
+    if (timeUs > this.closeUs[k] || (timeUs === this.closeUs[k] && seq > this.closeSeq[k])) {
       this.closePx[k] = price;
-      this.closeMs[k] = timeMs;
+      this.closeUs[k] = timeUs;
       this.closeSeq[k] = seq;
     }
   }
@@ -122,20 +126,21 @@ export class PaneSums {
       this.high,
       this.low,
       this.openPx,
-      this.openMs,
+      this.openUs,
       this.openSeq,
       this.closePx,
-      this.closeMs,
+      this.closeUs,
       this.closeSeq,
     ];
   }
 }
 
-const at = (ms: string) => `timestamptz 'epoch' + ${ms} * interval '1 millisecond'`;
+const at = (n: string, unit: "millisecond" | "microsecond") =>
+  `timestamptz 'epoch' + ${n} * interval '1 ${unit}'`;
 
 /** Merges the partial aggregates of a `PaneSums` (its `params()`) into `panes_10s`. */
 export const UPSERT_PANES_SQL = `INSERT INTO panes_10s AS p ${PANE_COLUMNS}
-    SELECT s, ${at("b")}, n, ps, vs, v, h, l, op, ${at("ot")}, os, cp, ${at("ct")}, cs
+    SELECT s, ${at("b", "millisecond")}, n, ps, vs, v, h, l, op, ${at("ot", "microsecond")}, os, cp, ${at("ct", "microsecond")}, cs
     FROM unnest($1::text[], $2::int8[], $3::int4[], $4::float8[], $5::float8[], $6::float8[], $7::float8[],
                 $8::float8[], $9::float8[], $10::int8[], $11::int8[], $12::float8[], $13::int8[], $14::int8[])
          AS u(s, b, n, ps, vs, v, h, l, op, ot, os, cp, ct, cs)

@@ -1,7 +1,7 @@
 import { Command, CommanderError } from "commander";
 import { addFeedCommand } from "../../src/cli/feed.command";
 import { setLogLevel } from "../../src/log";
-import { TestClient, sleep } from "./feed.helpers";
+import { TestClient } from "./feed.helpers";
 
 beforeAll(() => setLogLevel("warn"));
 
@@ -62,8 +62,10 @@ test.each([
 test("feed starts, prints its URLs, serves, and stops cleanly on SIGTERM", async () => {
   const { cmd } = program();
   const printed: string[] = [];
+  let onPrint = (): void => undefined;
   const write = jest.spyOn(process.stdout, "write").mockImplementation((chunk: string | Uint8Array) => {
     printed.push(String(chunk));
+    onPrint();
     return true;
   });
   const signalsBefore = process.listenerCount("SIGTERM");
@@ -82,14 +84,23 @@ test("feed starts, prints its URLs, serves, and stops cleanly on SIGTERM", async
   ]);
   let client: TestClient | undefined;
   try {
-    let url: string | undefined;
-    for (let i = 0; i < 100 && !url; i++) {
-      await sleep(20);
-      url = /stream: (ws:\/\/\S+)/.exec(printed.join(""))?.[1];
-    }
+    // The URL is printed once the feed listens: wait for that (or for the command to end without it).
+    const url = await Promise.race([
+      new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error("no stream URL printed within 15 s")), 15_000);
+        onPrint = () => {
+          const m = /stream: (ws:\/\/\S+)/.exec(printed.join(""));
+          if (!m) return;
+          clearTimeout(timer);
+          resolve(m[1]);
+        };
+        onPrint();
+      }),
+      running.then(() => Promise.reject(new Error("the feed command ended before printing its URL"))),
+    ]);
     expect(url).toMatch(/^ws:\/\/127\.0\.0\.1:\d+\/v2\/iex$/);
     expect(printed.join("")).toMatch(/rest: {3}http:\/\/127\.0\.0\.1:\d+/);
-    client = await TestClient.open(url!);
+    client = await TestClient.open(url);
     client.send({ action: "auth", key: "tickgraph", secret: "tickgraph" });
     await client.waitFor((m) => m.msg === "authenticated");
     expect(process.listenerCount("SIGTERM")).toBe(signalsBefore + 1);

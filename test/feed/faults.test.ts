@@ -1,7 +1,15 @@
 import { FaultInjector, MALFORMED_KINDS } from "../../src/feed/fault.injector";
 import { checkFaults, formatFaults, parseFaults } from "../../src/feed/fault.options";
-import { MessageSerializer, TradeGenerator, parseServerFrame, type TradeMessage } from "../../src/feed";
+import {
+  MessageSerializer,
+  TradeGenerator,
+  decodeServerFrame,
+  parseServerFrame,
+  type TradeMessage,
+} from "../../src/feed";
+import { unpack } from "../../src/feed/msgpack";
 import { TradeHistory } from "../../src/feed/trade.history";
+import type { OutItem, RawFrameOut } from "../../src/feed/fault.injector";
 
 describe("parseFaults", () => {
   test("reads every knob", () => {
@@ -51,19 +59,24 @@ describe("FaultInjector", () => {
       new MessageSerializer(),
     );
     const history = new TradeHistory(gen.instruments.length, 100_000, 120_000);
-    let raw: string[] = [];
-    const items: string[] = [];
+    const rawFrames: RawFrameOut[] = [];
+    const out: OutItem[] = [];
     for (let tick = 1; tick <= 500; tick++) {
       const events = gen.next(tick * 20);
       for (const e of events) if (e.kind === "t") history.append(e.sym, e);
       const b = inj.process(events, tick * 20);
-      raw = raw.concat(b.raw);
-      items.push(...b.items.map((i) => i.json));
+      rawFrames.push(...b.raw);
+      out.push(...b.items);
     }
     // A quiet tick long after releases whatever is still held back.
     const tail = inj.process([], 500 * 20 + 5000);
-    items.push(...tail.items.map((i) => i.json));
-    raw = raw.concat(tail.raw);
+    out.push(...tail.items);
+    rawFrames.push(...tail.raw);
+    const raw = rawFrames.map((r) => r.text);
+    const items = out.map((i) => i.json);
+    // msgpack carries the same messages; a malformed frame is malformed in msgpack too.
+    for (const i of out) expect(JSON.parse(JSON.stringify(unpack(i.msgpack)))).toEqual(JSON.parse(i.json));
+    for (const r of rawFrames) expect(decodeServerFrame({ binary: true, data: r.msgpack }).ok).toBe(false);
 
     const c = inj.counters;
     const parsed = parseServerFrame(`[${items.join(",")}]`);
@@ -107,6 +120,7 @@ describe("FaultInjector", () => {
         t.i,
       )!;
       expect([h.price, h.size, h.timeMs]).toEqual([t.p, t.s, Date.parse(t.t)]);
+      expect(t.t).toBe(new MessageSerializer().time(h.timeMs, h.nanos));
     }
   });
 
@@ -124,6 +138,7 @@ describe("TradeHistory", () => {
   const trade = (id: number, timeMs: number) => ({
     id,
     timeMs,
+    nanos: id % 1000,
     price: 10 + id / 100,
     size: 100,
     exchange: "V",
@@ -139,18 +154,25 @@ describe("TradeHistory", () => {
     expect(h.get(0, 150)).toBeUndefined();
     expect(h.get(0, 200)).toEqual(trade(200, 200_000));
     expect(h.newestId(1)).toBe(0);
-    expect(h.page(1, { limit: 10 })).toEqual({ trades: [], nextId: null });
+    expect(h.page(1, { limit: 10 })).toEqual({ rows: [], nextId: null });
 
     const ids: number[] = [];
     let fromId: number | undefined;
     do {
       const p = h.page(0, { fromId, limit: 7 });
-      ids.push(...p.trades.map((t) => t.id));
+      ids.push(...p.rows.map((t) => t.id));
       fromId = p.nextId ?? undefined;
     } while (fromId !== undefined);
     expect(ids).toEqual(Array.from({ length: 100 }, (_, k) => 151 + k));
     // A token from before eviction resumes at the oldest kept.
-    expect(h.page(0, { fromId: 3, limit: 1 }).trades[0].id).toBe(151);
+    expect(h.page(0, { fromId: 3, limit: 1 }).rows[0].id).toBe(151);
+    // Newest first, resuming downwards.
+    const desc = h.page(0, { desc: true, limit: 3 });
+    expect(desc.rows.map((t) => t.id)).toEqual([250, 249, 248]);
+    expect(h.page(0, { desc: true, fromId: desc.nextId!, limit: 2 }).rows.map((t) => t.id)).toEqual([
+      247, 246,
+    ]);
+    expect(h.page(0, { fromId: 251, limit: 5 }).rows).toEqual([]);
     expect(() => h.append(0, trade(999, 0))).toThrow(/expected 251/);
   });
 
@@ -164,7 +186,7 @@ describe("TradeHistory", () => {
       h.append(sym, trade(id, n));
       order.push([sym, id]);
     }
-    const kept = (sym: number) => h.page(sym, { limit: 10_000 }).trades.map((t) => t.id);
+    const kept = (sym: number) => h.page(sym, { limit: 10_000 }).rows.map((t) => t.id);
     const lastHundred = order.slice(-100);
     for (const sym of [0, 1, 2]) {
       const expected = lastHundred.filter(([s]) => s === sym).map(([, id]) => id);
@@ -177,22 +199,27 @@ describe("TradeHistory", () => {
     const g = new TradeHistory(2, 10_000, 120_000, 300);
     for (let id = 1; id <= 1000; id++) g.append(0, trade(id, id));
     for (let id = 1; id <= 290; id++) g.append(1, trade(id, id));
-    expect(g.page(0, { limit: 100 }).trades.map((t) => t.id)).toEqual([
+    expect(g.page(0, { limit: 100 }).rows.map((t) => t.id)).toEqual([
       991, 992, 993, 994, 995, 996, 997, 998, 999, 1000,
     ]);
     expect(g.get(0, 995)).toEqual(trade(995, 995));
     for (let id = 291; id <= 600; id++) g.append(1, trade(id, id));
     expect(g.size(0)).toBe(0);
     expect(g.oldestId(0)).toBe(1001);
-    expect(g.page(1, { limit: 1000 }).trades).toHaveLength(300);
+    expect(g.page(1, { limit: 1000 }).rows).toHaveLength(300);
   });
 
   test("time range is inclusive at both ends and finds late trades (up to the lateness bound)", () => {
     const h = new TradeHistory(1, 1000, 120_000);
     for (let id = 1; id <= 300; id++) h.append(0, trade(id, id === 200 ? 100_000 : id * 1000));
-    const p = h.page(0, { startMs: 100_000, endMs: 110_000, limit: 100 });
-    expect(p.trades.map((t) => t.id)).toEqual([100, 101, 102, 103, 104, 105, 106, 107, 108, 109, 110, 200]);
-    const first = h.page(0, { startMs: 100_000, endMs: 110_000, limit: 11 });
+    const range = { start: { ms: 100_000, nanos: 0 }, end: { ms: 110_000, nanos: 110 } };
+    const p = h.page(0, { ...range, limit: 100 });
+    expect(p.rows.map((t) => t.id)).toEqual([100, 101, 102, 103, 104, 105, 106, 107, 108, 109, 110, 200]);
+    const first = h.page(0, { ...range, limit: 11 });
     expect(first.nextId).toBe(200);
+    // Exact to the nanosecond: trade 110 is at 110,000 ms + 110 ns.
+    const shorter = h.page(0, { ...range, end: { ms: 110_000, nanos: 109 }, limit: 100 });
+    expect(shorter.rows.map((t) => t.id)).not.toContain(110);
+    expect(shorter.rows.map((t) => t.id)).toContain(109);
   });
 });

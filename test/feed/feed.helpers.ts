@@ -1,23 +1,46 @@
 import WebSocket from "ws";
-import type { MockFeed } from "../../src/feed";
+import {
+  CHANNELS,
+  MSGPACK_CONTENT_TYPE,
+  type Channel,
+  type MockFeed,
+  type SubscriptionMessage,
+  type WireFormat,
+} from "../../src/feed";
+import { pack, unpack } from "../../src/feed/msgpack";
 
-/** A recording stream client: every frame and every parsed message, and waits on either. */
+/**
+ * A recording stream client: every frame and every decoded message, and waits on either. A msgpack client
+ * asks for msgpack on the upgrade, sends msgpack and decodes binary frames with msgpack.
+ */
 export class TestClient {
+  /** Text frames as received; a binary frame appears here as its JSON rendering (see `binaryFrames`). */
   readonly frames: string[] = [];
+  readonly binaryFrames: Buffer[] = [];
   readonly messages: Record<string, unknown>[] = [];
   readonly closed: Promise<{ code: number; reason: string }>;
   private waiters: (() => void)[] = [];
 
-  private constructor(readonly ws: WebSocket) {
+  private constructor(
+    readonly ws: WebSocket,
+    readonly format: WireFormat,
+  ) {
     ws.on("error", () => undefined); // surfaced through `open` or `closed`
-    ws.on("message", (data) => {
-      const text = data.toString();
-      this.frames.push(text);
+    ws.on("message", (data: Buffer, isBinary) => {
+      let parsed: unknown;
       try {
-        const parsed: unknown = JSON.parse(text);
+        if (isBinary) {
+          this.binaryFrames.push(data);
+          parsed = unpack(data);
+          this.frames.push(JSON.stringify(parsed));
+        } else {
+          this.frames.push(data.toString());
+          parsed = JSON.parse(data.toString());
+        }
         if (Array.isArray(parsed)) for (const m of parsed) this.messages.push(m as Record<string, unknown>);
       } catch {
-        // garbage frames are kept in `frames` only
+        // garbage frames are kept in `frames` (text) or `binaryFrames` only
+        if (isBinary) this.frames.push("");
       }
       for (const w of this.waiters) w();
     });
@@ -29,9 +52,15 @@ export class TestClient {
     );
   }
 
-  static open(url: string, headers?: Record<string, string>): Promise<TestClient> {
-    const ws = new WebSocket(url, { headers });
-    const client = new TestClient(ws);
+  static open(
+    url: string,
+    headers?: Record<string, string>,
+    format: WireFormat = "json",
+  ): Promise<TestClient> {
+    const ws = new WebSocket(url, {
+      headers: format === "msgpack" ? { ...headers, "Content-Type": MSGPACK_CONTENT_TYPE } : headers,
+    });
+    const client = new TestClient(ws, format);
     return new Promise((resolve, reject) => {
       ws.once("open", () => resolve(client));
       ws.once("error", reject);
@@ -39,8 +68,13 @@ export class TestClient {
   }
 
   /** Connects, authenticates with the feed's default credentials and optionally subscribes. */
-  static async ready(feed: MockFeed, sub?: { trades?: string[]; quotes?: string[] }): Promise<TestClient> {
-    const c = await TestClient.open(feed.url);
+  static async ready(
+    feed: MockFeed,
+    sub?: Partial<Record<Channel, string[]>>,
+    format: WireFormat = "json",
+    url = feed.url,
+  ): Promise<TestClient> {
+    const c = await TestClient.open(url, undefined, format);
     await c.waitFor((m) => m.T === "success" && m.msg === "connected");
     c.send({ action: "auth", key: "tickgraph", secret: "tickgraph" });
     await c.waitFor((m) => m.T === "success" && m.msg === "authenticated");
@@ -52,7 +86,9 @@ export class TestClient {
   }
 
   send(msg: unknown): void {
-    this.ws.send(typeof msg === "string" ? msg : JSON.stringify(msg));
+    if (typeof msg === "string") this.ws.send(msg);
+    else if (this.format === "msgpack") this.ws.send(pack(msg), { binary: true });
+    else this.ws.send(JSON.stringify(msg));
   }
 
   /** Resolves with the first message (from index `from` on) matching `pred`. */
@@ -101,6 +137,17 @@ export class TestClient {
   }
 }
 
+/**
+ * The subscription message for `lists` (every channel, empty where not given), corrections and
+ * cancelErrors following trades unless given.
+ */
+export function subscription(lists: Partial<Record<Channel, string[]>>): SubscriptionMessage {
+  const out = { T: "subscription" } as SubscriptionMessage;
+  for (const c of CHANNELS)
+    out[c] = lists[c] ?? (c === "corrections" || c === "cancelErrors" ? (lists.trades ?? []) : []);
+  return out;
+}
+
 export const AUTH_HEADERS = { "APCA-API-KEY-ID": "tickgraph", "APCA-API-SECRET-KEY": "tickgraph" };
 
 export async function getJson<T = unknown>(
@@ -114,4 +161,17 @@ export async function getJson<T = unknown>(
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Polls `check` until it holds, or fails naming `what` after `timeoutMs`. */
+export async function until(
+  what: string,
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = 15_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(25);
+  }
 }

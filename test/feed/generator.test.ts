@@ -5,6 +5,7 @@ import {
   generateUniverse,
   isQuote,
   isTrade,
+  rfc3339Nano,
   type GeneratedEvent,
   type GeneratedTrade,
   type TradeMessage,
@@ -98,7 +99,9 @@ describe("TradeGenerator", () => {
       if (e.kind === "t") {
         const prev = last.get(e.symbol);
         if (e.id !== (prev ? prev.id + 1 : 1)) problems.push(`id gap: ${e.symbol} ${prev?.id} -> ${e.id}`);
-        if (prev && e.timeMs < prev.timeMs) problems.push(`time backwards: ${e.symbol} ${e.id}`);
+        if (prev && (e.timeMs < prev.timeMs || (e.timeMs === prev.timeMs && e.nanos < prev.nanos)))
+          problems.push(`time backwards: ${e.symbol} ${e.id}`);
+        if (!Number.isInteger(e.nanos) || e.nanos < 0 || e.nanos > 999_999) problems.push(`nanos ${e.nanos}`);
         if (!(e.price > 0) || !Number.isInteger(e.size) || e.size <= 0) problems.push(`bad trade ${e.id}`);
         last.set(e.symbol, e);
         lastPrice.set(e.symbol, e.price);
@@ -110,6 +113,8 @@ describe("TradeGenerator", () => {
       }
     }
     expect(problems).toEqual([]);
+    // Times have nanoseconds, not whole milliseconds.
+    expect(new Set(events.map((e) => e.nanos)).size).toBeGreaterThan(10_000);
     expect(gen.counts.trades).toBe(20_000);
     expect(gen.counts.quotes).toBe(20_000);
     // Popular names trade more, but everyone trades.
@@ -139,6 +144,8 @@ describe("TradeGenerator", () => {
         late++;
         behind.push(base[k].timeMs - e.timeMs);
         faulty[k] = { ...e, timeMs: base[k].timeMs, late: false };
+        // A late trade keeps the sub-millisecond part of the time it would have had.
+        expect(e.nanos).toBe((base[k] as GeneratedTrade).nanos);
       }
     });
     expect(faulty).toEqual(base);
@@ -163,7 +170,7 @@ describe("TradeGenerator", () => {
           x: e.exchange,
           p: e.price,
           s: e.size,
-          t: new Date(e.timeMs).toISOString(),
+          t: rfc3339Nano(e.timeMs, e.nanos),
           c: [...e.conditions],
           z: e.tape,
         });

@@ -1,7 +1,10 @@
 import { setLogLevel } from "../../src/log";
 import {
   isTrade,
+  parseRfc3339,
+  rfc3339Nano,
   startMockFeed,
+  type MultiTradesPage,
   type Asset,
   type MockFeed,
   type RestError,
@@ -10,7 +13,7 @@ import {
   type TradeMessage,
   type TradesPage,
 } from "../../src/feed";
-import { TestClient, getJson, sleep } from "./feed.helpers";
+import { TestClient, getJson, sleep, until } from "./feed.helpers";
 
 beforeAll(() => setLogLevel("warn"));
 
@@ -28,7 +31,7 @@ async function allTrades(
     const tokenPart: string = token ? `&page_token=${encodeURIComponent(token)}` : "";
     const { status, body } = await getJson<TradesPage>(
       feed,
-      `/v2/stocks/${symbol}/trades?limit=${limit}${query}${tokenPart}`,
+      `/v2/stocks/${symbol}/trades?limit=${limit}${query || "&start=2026-01-01"}${tokenPart}`,
     );
     expect(status).toBe(200);
     expect(body.symbol).toBe(symbol);
@@ -100,41 +103,109 @@ describe("mock feed REST", () => {
     expect(trades.length).toBeGreaterThan(20);
     const from = trades[5].t;
     const to = trades[trades.length - 5].t;
-    const expected = trades.filter((t) => t.t >= from && t.t <= to);
+    const time = (t: RestTrade) => parseRfc3339(t.t)!;
+    const at = (t: RestTrade) => [time(t).ms, time(t).nanos];
+    const expected = trades.filter((t) => at(t) >= at(trades[5]) && at(t) <= at(trades[trades.length - 5]));
     const ranged = await allTrades(feed, "MSFT", `&start=${from}&end=${to}`, 4);
     expect(ranged.trades).toEqual(expected);
-    // Sub-millisecond bounds round inwards.
-    const justAfter = from.replace("Z", "001Z");
+    // Bounds are exact to the nanosecond: one nanosecond later leaves the first trade out.
+    const first = time(trades[5]);
+    const justAfter = rfc3339Nano(
+      first.ms + (first.nanos === 999_999 ? 1 : 0),
+      (first.nanos + 1) % 1_000_000,
+    );
     const narrowed = await allTrades(feed, "MSFT", `&start=${justAfter}&end=${to}`, 1000);
-    expect(narrowed.trades).toEqual(expected.filter((t) => t.t > from));
+    expect(narrowed.trades).toEqual(expected.slice(1));
   });
 
-  test("defaults: limit 1000 per page, oldest first", async () => {
+  test("defaults: limit 1000 per page, oldest first, from the start of the current day", async () => {
+    await until("more than 1000 AAPL trades", async () => {
+      const { body } = await getJson<{ trade: RestTrade }>(feed, "/v2/stocks/AAPL/trades/latest");
+      return (body.trade?.i ?? 0) > 1000;
+    });
     const { body } = await getJson<TradesPage>(feed, "/v2/stocks/AAPL/trades");
-    expect(body.trades.length).toBeLessThanOrEqual(1000);
-    expect(body.trades[0].i).toBe(1);
+    expect(body.trades).toHaveLength(1000);
+    expect(body.trades.map((t) => t.i)).toEqual(body.trades.map((_, k) => k + 1));
+    expect(body.next_page_token).not.toBeNull();
+    // A start before the day: the same page; a start the next day: nothing.
+    expect((await getJson<TradesPage>(feed, "/v2/stocks/AAPL/trades?start=2026-01-04")).body.trades).toEqual(
+      body.trades,
+    );
+    expect((await getJson<TradesPage>(feed, "/v2/stocks/AAPL/trades?start=2026-01-06")).body).toEqual({
+      trades: [],
+      symbol: "AAPL",
+      next_page_token: null,
+    });
   });
 
   test.each([
     ["limit=0", /limit/],
     ["limit=10001", /limit/],
     ["limit=abc", /limit/],
+    ["limit=1.5", /limit/],
     ["start=yesterday", /start/],
     ["end=2026-13-45T00:00:00Z", /end/],
-    ["start=2026-01-06T00:00:00Z&end=2026-01-05T00:00:00Z", /start is after end/],
+    ["start=2026-01-06T00:00:00Z&end=2026-01-05T00:00:00Z", /end should not be before start/],
     ["page_token=garbage", /page_token/],
     ["limit=1&limit=2", /limit/],
-  ])("bad parameter %s → 400 {code: 40010001}", async (query, message) => {
+    ["sort=up", /sort/],
+    ["feed=nasdaq", /feed/],
+    ["currency=EUR", /currency/],
+  ])("bad parameter %s → 422 {code: 42210000}", async (query, message) => {
     const { status, body } = await getJson<RestError>(feed, `/v2/stocks/AAPL/trades?${query}`);
-    expect(status).toBe(400);
-    expect(body.code).toBe(40010001);
+    expect(status).toBe(422);
+    expect(body.code).toBe(42210000);
     expect(body.message).toMatch(message);
   });
 
-  test("a page token only works for its own symbol", async () => {
+  test("a parameter the endpoint does not take → 400 {code: 40010001}", async () => {
+    const { status, body } = await getJson<RestError>(feed, "/v2/stocks/AAPL/trades?timeframe=1Min&limt=5");
+    expect({ status, body }).toEqual({
+      status: 400,
+      body: { code: 40010001, message: "unexpected query parameter(s): timeframe, limt" },
+    });
+    const latest = await getJson<RestError>(feed, "/v2/stocks/AAPL/trades/latest?limit=1");
+    expect(latest.status).toBe(400);
+  });
+
+  test("a page token only works for its own symbols", async () => {
     const { body } = await getJson<TradesPage>(feed, "/v2/stocks/AAPL/trades?limit=1");
     const other = await getJson<RestError>(feed, `/v2/stocks/MSFT/trades?page_token=${body.next_page_token}`);
-    expect(other.status).toBe(400);
+    expect(other.status).toBe(422);
+    const many = await getJson<RestError>(
+      feed,
+      `/v2/stocks/trades?symbols=MSFT,NVDA&page_token=${body.next_page_token}`,
+    );
+    expect(many.status).toBe(422);
+  });
+
+  test("several symbols: by symbol, then id; `limit` counts them all; unknown symbols left out", async () => {
+    const each = await Promise.all(["AAPL", "NVDA"].map((s) => allTrades(feed, s, "", 10_000)));
+    const got: Record<string, RestTrade[]> = {};
+    let token: string | null = null;
+    let pages = 0;
+    do {
+      const tokenPart: string = token ? `&page_token=${encodeURIComponent(token)}` : "";
+      const { status, body } = await getJson<MultiTradesPage>(
+        feed,
+        `/v2/stocks/trades?symbols=NVDA,NOPE9,AAPL&start=2026-01-01&limit=333${tokenPart}`,
+      );
+      expect(status).toBe(200);
+      expect(Object.keys(body.trades).every((s) => s === "AAPL" || s === "NVDA")).toBe(true);
+      const n = Object.values(body.trades).reduce((sum, list) => sum + list.length, 0);
+      if (body.next_page_token) expect(n).toBe(333);
+      for (const [symbol, list] of Object.entries(body.trades)) (got[symbol] ??= []).push(...list);
+      token = body.next_page_token;
+      pages++;
+    } while (token);
+    // The histories keep growing while paging: each symbol's pages are its history as of the page.
+    expect(got.AAPL.map((t) => t.i)).toEqual(got.AAPL.map((_, k) => k + 1));
+    expect(got.NVDA.map((t) => t.i)).toEqual(got.NVDA.map((_, k) => k + 1));
+    expect(got.AAPL.length).toBeGreaterThanOrEqual(each[0].trades.length);
+    expect(got.NVDA.length).toBeGreaterThanOrEqual(each[1].trades.length);
+    expect(pages).toBeGreaterThan(2);
+    expect((await getJson<RestError>(feed, "/v2/stocks/trades")).status).toBe(422);
+    expect((await getJson<RestError>(feed, "/v2/stocks/trades?symbols=AA%20PL")).status).toBe(422);
   });
 
   test("unknown symbols and paths: 404 JSON", async () => {
@@ -143,7 +214,7 @@ describe("mock feed REST", () => {
     expect((await getJson<RestError>(feed, "/v2/nothing")).status).toBe(404);
   });
 
-  test("snapshots: latest trade and quote per known symbol, unknown ones left out", async () => {
+  test("snapshots: latest trade, quote and bars per known symbol, unknown ones left out", async () => {
     const { status, body } = await getJson<SnapshotsResponse>(
       feed,
       "/v2/stocks/snapshots?symbols=AAPL,MSFT,NOPE9",
@@ -155,9 +226,16 @@ describe("mock feed REST", () => {
     expect(snap.latestTrade!.i).toBeGreaterThanOrEqual(streamed.at(-1)!.i);
     expect(snap.latestQuote!.bp).toBeLessThan(snap.latestQuote!.ap);
     expect(Date.parse(snap.latestTrade!.t)).toBeLessThanOrEqual(feed.clock().getTime());
-    const single = await getJson<{ latestTrade: RestTrade }>(feed, "/v2/stocks/MSFT/snapshot");
+    expect(snap.dailyBar!.t).toBe("2026-01-05T00:00:00Z");
+    expect(snap.dailyBar!.n).toBeGreaterThanOrEqual(streamed.at(-1)!.i);
+    expect(snap.prevDailyBar).toBeNull();
+    const single = await getJson<{ symbol: string; latestTrade: RestTrade }>(
+      feed,
+      "/v2/stocks/MSFT/snapshot",
+    );
+    expect(single.body.symbol).toBe("MSFT");
     expect(single.body.latestTrade.i).toBeGreaterThanOrEqual(body.MSFT.latestTrade!.i);
-    expect((await getJson(feed, "/v2/stocks/snapshots")).status).toBe(400);
+    expect((await getJson(feed, "/v2/stocks/snapshots")).status).toBe(422);
   });
 
   test("the simulated clock runs at `speed` from `start`", async () => {
@@ -173,7 +251,10 @@ describe("mock feed REST", () => {
 test("history is bounded per symbol; paging resumes at the oldest trade kept", async () => {
   const feed = await startMockFeed({ rate: 5000, symbols: 5, historyPerSymbol: 200 });
   try {
-    await sleep(500);
+    await until("the per-symbol bound reached", async () => {
+      const { body } = await getJson<{ trade: RestTrade }>(feed, "/v2/stocks/AAPL/trades/latest");
+      return (body.trade?.i ?? 0) > 250;
+    });
     const { body } = await getJson<TradesPage>(feed, "/v2/stocks/AAPL/trades?limit=10000");
     const trades = body.trades;
     expect(trades).toHaveLength(200);

@@ -1,6 +1,6 @@
 import { setLogLevel } from "../../src/log";
 import { isQuote, isTrade, startMockFeed, type MockFeed, type TradeMessage } from "../../src/feed";
-import { AUTH_HEADERS, TestClient, sleep } from "./feed.helpers";
+import { AUTH_HEADERS, TestClient, sleep, subscription } from "./feed.helpers";
 
 beforeAll(() => setLogLevel("warn"));
 
@@ -30,24 +30,35 @@ describe("mock feed stream", () => {
     c.send({ action: "auth", key: "tickgraph", secret: "tickgraph" });
     expect(await c.waitFor((m) => m.msg === "authenticated")).toEqual({ T: "success", msg: "authenticated" });
     c.send({ action: "subscribe", trades: ["AAPL"], quotes: ["MSFT"] });
-    expect(await c.waitFor((m) => m.T === "subscription")).toEqual({
-      T: "subscription",
-      trades: ["AAPL"],
-      quotes: ["MSFT"],
-    });
-    c.send({ action: "subscribe", trades: ["MSFT"] });
+    await c.waitFor((m) => m.T === "subscription");
+    // Every channel, in Alpaca's order; corrections and cancel/errors come with trades. (Data may follow
+    // in the same read: the echo is found by its type.)
+    expect(c.frames.find((f) => f.startsWith('[{"T":"subscription"'))).toBe(
+      '[{"T":"subscription","trades":["AAPL"],"quotes":["MSFT"],"bars":[],"updatedBars":[],"dailyBars":[],' +
+        '"statuses":[],"lulds":[],"corrections":["AAPL"],"cancelErrors":["AAPL"]}]',
+    );
+    c.send({ action: "subscribe", trades: ["MSFT"], bars: ["*"], statuses: ["AAPL"], lulds: ["MSFT"] });
     const n = c.messages.length;
-    expect(await c.waitFor((m) => m.T === "subscription", 5000, n)).toEqual({
-      T: "subscription",
-      trades: ["AAPL", "MSFT"],
-      quotes: ["MSFT"],
-    });
-    c.send({ action: "unsubscribe", trades: ["AAPL"], quotes: ["MSFT"] });
+    expect(await c.waitFor((m) => m.T === "subscription", 5000, n)).toEqual(
+      subscription({
+        trades: ["AAPL", "MSFT"],
+        quotes: ["MSFT"],
+        bars: ["*"],
+        statuses: ["AAPL"],
+        lulds: ["MSFT"],
+      }),
+    );
+    c.send({ action: "unsubscribe", trades: ["AAPL"], quotes: ["MSFT"], bars: ["*"] });
     const k = c.messages.length;
-    expect(await c.waitFor((m) => m.T === "subscription", 5000, k)).toEqual({
-      T: "subscription",
-      trades: ["MSFT"],
-      quotes: [],
+    expect(await c.waitFor((m) => m.T === "subscription", 5000, k)).toEqual(
+      subscription({ trades: ["MSFT"], statuses: ["AAPL"], lulds: ["MSFT"] }),
+    );
+    // Corrections and cancel/errors can also be named on their own.
+    c.send({ action: "subscribe", corrections: ["TSLA"], cancelErrors: ["*"] });
+    const j = c.messages.length;
+    expect(await c.waitFor((m) => m.T === "subscription", 5000, j)).toMatchObject({
+      corrections: ["MSFT", "TSLA"],
+      cancelErrors: ["MSFT", "*"],
     });
   });
 
@@ -83,11 +94,9 @@ describe("mock feed stream", () => {
 
   test('"*" subscribes to every symbol', async () => {
     const c = track(await TestClient.ready(feed, { trades: ["*"], quotes: ["*"] }));
-    expect(c.messages.find((m) => m.T === "subscription")).toEqual({
-      T: "subscription",
-      trades: ["*"],
-      quotes: ["*"],
-    });
+    expect(c.messages.find((m) => m.T === "subscription")).toEqual(
+      subscription({ trades: ["*"], quotes: ["*"] }),
+    );
     await c.until(() => (new Set(c.trades().map((t) => t.S)).size >= 10 ? true : undefined), 10_000);
     const bySymbol = new Map<string, number[]>();
     for (const t of c.trades() as unknown as TradeMessage[]) {
@@ -108,7 +117,13 @@ describe("mock feed stream", () => {
 
   test("400 invalid syntax: not JSON, not an object, unknown action, wrong field types", async () => {
     const c = track(await TestClient.ready(feed));
-    for (const bad of ["not json", "[1,2]", '{"action":"dance"}', '{"action":"subscribe","trades":"AAPL"}']) {
+    for (const bad of [
+      "not json",
+      "[1,2]",
+      '{"action":"dance"}',
+      '{"action":"subscribe","trades":"AAPL"}',
+      '{"action":"subscribe","dailyBars":[1]}',
+    ]) {
       const n = c.messages.length;
       c.send(bad);
       expect(await c.waitFor((m) => m.T === "error", 5000, n)).toEqual({
@@ -119,6 +134,21 @@ describe("mock feed stream", () => {
     }
     c.send({ action: "subscribe", trades: ["AAPL"] });
     await c.waitFor((m) => m.T === "subscription"); // still open and usable
+  });
+
+  test("410 for a channel of another stream (orderbooks, news); the subscription is left as it was", async () => {
+    const c = track(await TestClient.ready(feed, { trades: ["AAPL"] }));
+    c.send({ action: "subscribe", trades: ["MSFT"], orderbooks: ["AAPL"] });
+    expect(await c.waitFor((m) => m.T === "error")).toEqual({
+      T: "error",
+      code: 410,
+      msg: "invalid subscribe action for this feed",
+    });
+    c.send({ action: "subscribe", quotes: ["AAPL"] });
+    const n = c.messages.length;
+    expect(await c.waitFor((m) => m.T === "subscription", 5000, n)).toEqual(
+      subscription({ trades: ["AAPL"], quotes: ["AAPL"] }),
+    );
   });
 
   test("401 not authenticated: subscribe before auth", async () => {
@@ -166,13 +196,16 @@ describe("mock feed stream", () => {
       code: 405,
       msg: "symbol limit exceeded",
     });
-    c.send({ action: "subscribe", quotes: ["*", "AAPL"] }); // "*" and a symbol already held do not count
+    // "*", a symbol already held and bars (unlimited) do not count.
+    c.send({ action: "subscribe", quotes: ["*", "AAPL"], bars: ["NVDA", "AMZN", "TSLA", "META"] });
     const n = c.messages.length;
-    expect(await c.waitFor((m) => m.T === "subscription", 5000, n)).toEqual({
-      T: "subscription",
-      trades: ["AAPL", "MSFT"],
-      quotes: ["*", "AAPL"],
-    });
+    expect(await c.waitFor((m) => m.T === "subscription", 5000, n)).toEqual(
+      subscription({
+        trades: ["AAPL", "MSFT"],
+        quotes: ["*", "AAPL"],
+        bars: ["NVDA", "AMZN", "TSLA", "META"],
+      }),
+    );
   });
 
   test("406 connection limit exceeded for the fourth connection of a key", async () => {

@@ -18,6 +18,7 @@ function trade(symbol: string, id: number): AcceptedTrade {
     symbol,
     id,
     time: new Date(timeMs).toISOString(),
+    timeUs: timeMs * 1000,
     timeMs,
     price: 100 + (id % 7),
     size: 1 + (id % 5),
@@ -306,4 +307,34 @@ test("after a clean close the checkpoint holds the last batch's own watermark", 
   await writer.close();
   const [cp] = await db.ds.query(`SELECT watermark FROM ingest_checkpoints WHERE stream = 'close'`);
   expect(cp.watermark.getTime()).toBe(T0 + 200 * 37 - 2000);
+});
+
+test("panes take open and close by the stored microseconds, on the COPY path as in the SQL merge", async () => {
+  await db.ds.query(`TRUNCATE quotes, panes_10s, quarantine, ingest_checkpoints`);
+  // Two trades in one millisecond, the later id at the earlier microsecond (a late print): ordering by
+  // millisecond and id would open with id 1; by the stored time, id 2 opens and id 1 closes.
+  const at = (id: number, us: number, price: number): AcceptedTrade => ({
+    ...trade("AAPL", id),
+    time: new Date(T0).toISOString().replace("Z", `${String(us).padStart(3, "0")}Z`),
+    timeUs: T0 * 1000 + us,
+    timeMs: T0,
+    price,
+  });
+  const paneOf = async () =>
+    (await db.ds.query(`SELECT n, open_px, open_seq::int AS open_seq, close_px, close_seq::int AS close_seq
+                        FROM panes_10s`)) as unknown[];
+  for (const source of ["feed", "backfill"] as const) {
+    await db.ds.query(`TRUNCATE quotes, panes_10s`);
+    const writer = new BatchWriter({
+      dataSource: db.ds,
+      stream: source,
+      checkpoint: () => ({ lastIds: {}, watermarkMs: null }),
+      onCommitted: () => undefined,
+    });
+    // "feed" goes in by COPY with panes summed here; "backfill" by INSERT with panes merged in SQL.
+    writer.addTrade(at(1, 700, 10), Date.now(), source);
+    writer.addTrade(at(2, 300, 20), Date.now(), source);
+    await writer.close();
+    expect(await paneOf()).toEqual([{ n: 2, open_px: 20, open_seq: 2, close_px: 10, close_seq: 1 }]);
+  }
 });

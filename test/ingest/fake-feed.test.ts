@@ -1,6 +1,7 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { WebSocketServer, type WebSocket } from "ws";
+import { unpack } from "../../src/feed/msgpack";
 import type { RestTrade } from "../../src/feed";
 import { startIngest, type Ingest } from "../../src/ingest/ingest";
 import { setLogLevel } from "../../src/log";
@@ -49,8 +50,9 @@ beforeAll(async () => {
   wss.on("connection", (ws) => {
     sockets.push(ws);
     ws.send(JSON.stringify([{ T: "success", msg: "connected" }]));
-    ws.on("message", (data) => {
-      const m = JSON.parse(data.toString()) as { action: string };
+    // The client asks for msgpack and writes msgpack; this provider answers in JSON text, which it reads too.
+    ws.on("message", (data: Buffer, isBinary) => {
+      const m = (isBinary ? unpack(data) : JSON.parse(data.toString())) as { action: string };
       if (m.action === "auth") ws.send(JSON.stringify([{ T: "success", msg: "authenticated" }]));
       if (m.action !== "subscribe") return;
       ws.send(JSON.stringify([{ T: "subscription", trades: ["*"], quotes: ["*"] }]));
@@ -86,6 +88,7 @@ test("a hole in the ids that stays open is backfilled over REST; skewed and cros
   const ing = (ingest = startIngest({
     dataSource: db.ds,
     feedUrl: `ws://127.0.0.1:${port}/v2/iex`,
+    feedRestUrl: `http://127.0.0.1:${port}`,
     gapCheckMs: 100,
   }));
   await until("trade 3 backfilled", () => (ing.counts().accepted.trades === 5 ? true : undefined));
@@ -131,7 +134,11 @@ test("LATE iff the watermark passed the pane's end + 30 s; a late trade within t
   frames = script.map((r) => `[${t(r)}]`);
   const port = (server.address() as AddressInfo).port;
   const buckets = new Set<number>();
-  const ing = (ingest = startIngest({ dataSource: db.ds, feedUrl: `ws://127.0.0.1:${port}/v2/iex` }));
+  const ing = (ingest = startIngest({
+    dataSource: db.ds,
+    feedUrl: `ws://127.0.0.1:${port}/v2/iex`,
+    feedRestUrl: `http://127.0.0.1:${port}`,
+  }));
   ing.onCommit((e) => e.buckets.forEach((b) => buckets.add(b.getTime())));
   await until("all six handled", () => {
     const c = ing.counts();

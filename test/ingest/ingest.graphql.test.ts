@@ -1,4 +1,5 @@
 import { startMockFeed, type MockFeed } from "../../src/feed";
+import { unpack } from "../../src/feed/msgpack";
 import { setLogLevel } from "../../src/log";
 import { Entitlement, Role } from "../../src/policy/principal";
 import { grantEntitlements } from "../support/governance";
@@ -88,8 +89,9 @@ test("quarantine pages newest first by keyset, filters by reason and keeps the i
   }
 });
 
-test("a frame that is not JSON is quarantined whole, as it arrived", async () => {
-  const frames = await until("a garbage frame in the quarantine", async () => {
+test("a frame that does not decode is quarantined whole, as it arrived (msgpack: its bytes in base64)", async () => {
+  // serve asks the feed for msgpack by default: frames are binary.
+  const frames = await until("garbage frames of both kinds in the quarantine", async () => {
     const { body } = await t.gql(
       `{ quarantine(reason: "MALFORMED", first: 1000) { nodes { raw detail } } }`,
       {
@@ -97,11 +99,20 @@ test("a frame that is not JSON is quarantined whole, as it arrived", async () =>
       },
     );
     const found = (body.data.quarantine.nodes as { raw: string; detail: string }[]).filter(
-      (n) => n.detail === "frame is not JSON",
+      (n) => n.detail === "frame is not msgpack (binary frame, kept as base64)",
     );
-    return found.length ? found : undefined;
+    const pages = found.filter((f) => Buffer.from(f.raw, "base64").toString().startsWith("<html>"));
+    return pages.length && found.length > pages.length ? found : undefined;
   });
-  for (const f of frames) expect(() => JSON.parse(f.raw)).toThrow();
+  for (const f of frames) {
+    const bytes = Buffer.from(f.raw, "base64");
+    expect(bytes.toString("base64")).toBe(f.raw);
+    expect(() => unpack(bytes)).toThrow();
+  }
+  // The proxy's error page, byte for byte.
+  expect(frames.map((f) => Buffer.from(f.raw, "base64").toString())).toContain(
+    "<html><body><h1>502 Bad Gateway</h1></body></html>",
+  );
 });
 
 test("bad cursors and page sizes are BAD_USER_INPUT", async () => {

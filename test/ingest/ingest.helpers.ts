@@ -1,6 +1,14 @@
 import type { DataSource } from "typeorm";
 import { createDataSource } from "../../src/db/data-source";
-import { KEY_HEADER, SECRET_HEADER, type MockFeed, type RestTrade, type TradesPage } from "../../src/feed";
+import {
+  KEY_HEADER,
+  SECRET_HEADER,
+  parseRfc3339,
+  type MockFeed,
+  type RestTrade,
+  type TradesPage,
+} from "../../src/feed";
+import { rfc3339Micros } from "../../src/feed/timestamp";
 import { createTestDatabase } from "../support/database";
 
 export interface TestDb {
@@ -46,7 +54,7 @@ export async function history(restUrl: string, symbol: string): Promise<RestTrad
   const out: RestTrade[] = [];
   let token: string | null = null;
   do {
-    const q = new URLSearchParams({ limit: "10000" });
+    const q = new URLSearchParams({ limit: "10000", start: "1970-01-01T00:00:00Z" });
     if (token) q.set("page_token", token);
     const res = await fetch(`${restUrl}/v2/stocks/${encodeURIComponent(symbol)}/trades?${q}`, {
       headers: { [KEY_HEADER]: "tickgraph", [SECRET_HEADER]: "tickgraph" },
@@ -63,13 +71,19 @@ export interface StoredTrade {
   seq: number;
   price: number;
   size: number;
+  /** RFC 3339 with six fraction digits: `quotes.event_time` keeps microseconds. */
   time: string;
+}
+
+/** A feed time as stored: its nanoseconds truncated to microseconds. */
+export function storedTime(t: string): string {
+  return rfc3339Micros(parseRfc3339(t)!);
 }
 
 export async function storedTrades(ds: DataSource): Promise<Map<string, StoredTrade[]>> {
   const rows: StoredTrade[] = await ds.query(
     `SELECT symbol, seq::int AS seq, price, size,
-            to_char(event_time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS time
+            to_char(event_time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS time
      FROM quotes ORDER BY symbol, seq`,
   );
   const out = new Map<string, StoredTrade[]>();
@@ -96,29 +110,41 @@ export async function lateIds(ds: DataSource): Promise<Map<string, Set<number>>>
 
 /**
  * Checks the database against the feed's history for ids 1…upTo[symbol]: every trade is stored exactly
- * once with the feed's price, size and time, or quarantined as LATE; nothing else is stored.
+ * once with the feed's price, size and time (to the microsecond), or quarantined as LATE; nothing else is
+ * stored. Rows past the checkpoint (`beyond`: an ingest stopped before the backfill of a gap below
+ * them) and LATE rows wherever they lie are each a trade of the history, exactly.
  */
 export async function expectMatchesHistory(
   ds: DataSource,
   feed: Pick<MockFeed, "restUrl">,
   upTo: Record<string, number>,
-): Promise<{ stored: number; late: number }> {
+): Promise<{ stored: number; late: number; beyond: number }> {
   const stored = await storedTrades(ds);
   const late = await lateIds(ds);
   let nStored = 0;
   let nLate = 0;
+  let nBeyond = 0;
   for (const [symbol, last] of Object.entries(upTo)) {
-    const hist = (await history(feed.restUrl, symbol)).filter((t) => t.i <= last);
+    const all = await history(feed.restUrl, symbol);
+    const hist = all.filter((t) => t.i <= last);
     expect(hist.map((t) => t.i)).toEqual(hist.map((_, k) => k + 1));
     const lateSet = late.get(symbol) ?? new Set<number>();
     const rows = (stored.get(symbol) ?? []).filter((r) => r.seq <= last);
     const expected = hist
       .filter((t) => !lateSet.has(t.i))
-      .map((t) => ({ symbol, seq: t.i, price: t.p, size: t.s, time: t.t }));
+      .map((t) => ({ symbol, seq: t.i, price: t.p, size: t.s, time: storedTime(t.t) }));
     expect(rows).toEqual(expected);
-    for (const id of lateSet) expect(id).toBeLessThanOrEqual(hist.length);
+    for (const id of lateSet) expect(id).toBeLessThanOrEqual(all.at(-1)!.i);
+    const byId = new Map(all.map((t) => [t.i, t]));
+    const beyond = (stored.get(symbol) ?? []).filter((r) => r.seq > last);
+    for (const r of beyond) {
+      const t = byId.get(r.seq)!;
+      expect(r).toEqual({ symbol, seq: t.i, price: t.p, size: t.s, time: storedTime(t.t) });
+      expect(lateSet.has(r.seq)).toBe(false);
+    }
     nStored += rows.length;
-    nLate += [...lateSet].filter((id) => id <= last).length;
+    nLate += lateSet.size;
+    nBeyond += beyond.length;
   }
-  return { stored: nStored, late: nLate };
+  return { stored: nStored, late: nLate, beyond: nBeyond };
 }

@@ -1,5 +1,6 @@
 import type { AddressInfo } from "node:net";
 import { WebSocketServer, type WebSocket } from "ws";
+import { unpack } from "../../src/feed/msgpack";
 import { StreamClient } from "../../src/ingest/stream.client";
 import { setLogLevel } from "../../src/log";
 import { until } from "./ingest.helpers";
@@ -16,8 +17,9 @@ beforeAll(async () => {
   wss.on("connection", (ws) => {
     sockets.push(ws);
     ws.send(JSON.stringify([{ T: "success", msg: "connected" }]));
-    ws.on("message", (data) => {
-      const m = JSON.parse(data.toString()) as { action: string };
+    // The client asks for msgpack and writes msgpack; this provider answers in JSON text, which it reads too.
+    ws.on("message", (data: Buffer, isBinary) => {
+      const m = (isBinary ? unpack(data) : JSON.parse(data.toString())) as { action: string };
       received.push(m);
       if (m.action === "auth") ws.send(JSON.stringify([{ T: "success", msg: "authenticated" }]));
       if (m.action === "subscribe")

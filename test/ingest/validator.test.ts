@@ -1,3 +1,4 @@
+import { Timestamp } from "../../src/feed/timestamp";
 import { splitJsonArray } from "../../src/ingest/raw.frame";
 import { Validator, type Verdict } from "../../src/ingest/validator";
 
@@ -52,6 +53,37 @@ test("each kind of bad input gets its reason", () => {
   expect(reason(v.check(quote({ S: "ZZZZ" })))).toBe("UNKNOWN_SYMBOL");
   // A size of zero is a valid (if odd) print; rejected input never uses up its id.
   expect(reason(v.check(trade({ s: 0 })))).toBe("trade");
+  // Alpaca's other message types are well formed, just not applied.
+  expect(v.check({ T: "c", S: "AAPL", oi: 1, ci: 2 })).toEqual({
+    kind: "reject",
+    reason: "UNSUPPORTED",
+    detail: 'a trade correction (T="c"): tickgraph does not apply it',
+  });
+  expect(reason(v.check({ T: "x", S: "AAPL", i: 1 }))).toBe("UNSUPPORTED");
+  expect(reason(v.check({ T: "b", S: "AAPL" }))).toBe("UNSUPPORTED");
+});
+
+test("event times: RFC 3339 with up to nine fraction digits, or a msgpack Timestamp; stored truncated to microseconds", () => {
+  const v = validator();
+  const accepted = (t: unknown, i: number) => {
+    const r = v.check(trade({ t, i }));
+    if (r.kind !== "trade") throw new Error(`not accepted: ${JSON.stringify(r)}`);
+    return r.trade;
+  };
+  // Truncated, never rounded: rounding could carry .9999996 into the next second, or the next pane.
+  expect(accepted("2026-01-05T14:29:59.9999996Z", 1)).toMatchObject({
+    time: "2026-01-05T14:29:59.999999Z",
+    timeUs: Date.parse("2026-01-05T14:29:59.999Z") * 1000 + 999,
+    timeMs: Date.parse("2026-01-05T14:29:59.999Z"),
+  });
+  expect(accepted("2026-01-05T14:30:00Z", 2).time).toBe("2026-01-05T14:30:00.000000Z");
+  expect(accepted("2026-01-05T15:30:00.5+01:00", 3).time).toBe("2026-01-05T14:30:00.500000Z");
+  expect(accepted(new Timestamp(T0 + 7, 123_456), 4)).toMatchObject({
+    time: "2026-01-05T14:30:00.007123Z",
+    timeUs: (T0 + 7) * 1000 + 123,
+  });
+  for (const bad of ["2026-01-05T14:30:00.1234567890Z", "2026-01-05T14:30:00", "2026-01-05", 1767623400000])
+    expect(reason(v.check(trade({ t: bad, i: 9 })))).toBe("MALFORMED");
 });
 
 test("duplicates are recognised by id, also out of order; quotes set the bid/ask trades carry", () => {

@@ -2,7 +2,7 @@ import "reflect-metadata";
 import { Client } from "pg";
 import { createDataSource, migrate } from "../src/db/data-source";
 import { WindowEngine, type WindowsEvent } from "../src/windows/window.engine";
-import { mergePanesSql } from "../src/windows/panes.sql";
+import { mergePanesSql } from "../src/db/panes.repo";
 import { benchDatabase, numericFlags, procCpuMs } from "./support";
 
 // bench:windows — the window engine alone: panes for `symbols` symbols hold `rate` trades per market

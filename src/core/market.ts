@@ -44,3 +44,11 @@ export enum MoverBasis {
   /** Change from the previous session's (UTC day's) close to the latest price. */
   SESSION = "SESSION",
 }
+
+/** Pane width: windows hop by it and are merged from it. */
+export const PANE_MS = 10_000;
+
+/** Start of the 10-second pane holding `t` (panes are aligned to the Unix epoch). */
+export function paneOf(t: number): number {
+  return Math.floor(t / PANE_MS) * PANE_MS;
+}

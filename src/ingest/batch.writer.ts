@@ -5,7 +5,7 @@ import { from as copyFrom } from "pg-copy-streams";
 import type { DataSource } from "typeorm";
 import { isUnstorable, storableText } from "../db/text";
 import { log } from "../log";
-import { mergePanesSql, PaneSums, UPSERT_PANES_SQL } from "../windows/panes.sql";
+import { mergePanesSql, PaneSums, UPSERT_PANES_SQL } from "../db/panes.repo";
 import { allCommitted, committedOf, type CommittedTrades } from "./committed";
 import type { AcceptedTrade } from "./validator";
 

@@ -1,5 +1,5 @@
 import { rfc3339Micros, timestampOf } from "../feed/timestamp";
-import { paneOf, PANE_MS } from "../windows/panes.sql";
+import { paneOf, PANE_MS } from "../core/market";
 
 /** Why an input was quarantined. Strings, so new reasons need no migration. */
 export const RejectReason = {

@@ -5,7 +5,7 @@ import type { QuarantineRepo } from "../db/quarantine.repo";
 import type { EventBus } from "../events/bus";
 import type { IngestStatus } from "../ingest/ingest";
 import type { ReplicaIngestStatus } from "../ingest/lease";
-import type { WindowsRepo } from "../windows/windows.repo";
+import type { WindowsRepo } from "../db/windows.repo";
 import type { Governance } from "../policy/governance";
 import type { MarketClock } from "../core/market-clock";
 import type { Principal } from "../policy/principal";

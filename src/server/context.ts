@@ -6,7 +6,7 @@ import type { EventBus } from "../events/bus";
 import type { Governance } from "../policy/governance";
 import type { Principal } from "../policy/principal";
 import { createLoaders, type Context, type IngestServices } from "../resolvers/context.type";
-import { WindowsRepo } from "../windows/windows.repo";
+import { WindowsRepo } from "../db/windows.repo";
 import type { AccessAudit, Origin, RequestRecord } from "./access-audit";
 
 export interface ContextDeps {

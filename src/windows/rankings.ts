@@ -1,4 +1,4 @@
-import type { RankedRow } from "./windows.repo";
+import type { RankedRow } from "../db/windows.repo";
 import { RANK_COLUMN, type MoverRow, type RankBy, type WindowRow, type WindowSize } from "./windows";
 
 /** A stored window as served: marked delayed when the caller's view is delayed. */

@@ -1,6 +1,7 @@
 import type { DataSource } from "typeorm";
-import { mergePanesSql, PANE_MS, paneOf } from "./panes.sql";
-import { LONGEST_WINDOW_MS } from "./windows";
+import { LONGEST_WINDOW_MS, PANE_MS, paneOf } from "../core/market";
+import { PanesRepo } from "../db/panes.repo";
+import { WindowWrites } from "../db/windows.repo";
 import { WindowEngine } from "./window.engine";
 
 /** Window ends recomputed per transaction. */
@@ -37,34 +38,19 @@ export async function rebuildWindows(
   const total = Math.ceil((end - start) / chunk) + 1;
   const result: RebuildResult = { panes: 0, windowsChanged: 0, windowsRemoved: 0 };
   let done = 0;
+  const panes = new PanesRepo(ds);
+  const writes = new WindowWrites(ds);
   for (let t = start; t < end; t += chunk) {
-    const [a, b] = [new Date(t), new Date(Math.min(t + chunk, end))];
-    await ds.transaction(async (tx) => {
-      await tx.query(`DELETE FROM panes_10s WHERE bucket >= $1 AND bucket < $2`, [a, b]);
-      const merged = await tx.query(
-        `${mergePanesSql(`(SELECT symbol, event_time, seq, price, size FROM quotes WHERE event_time >= $1 AND event_time < $2)`)} RETURNING 1`,
-        [a, b],
-      );
-      result.panes += merged.length;
-    });
+    result.panes += await panes.rebuild(new Date(t), new Date(Math.min(t + chunk, end)));
     opts.onProgress?.(++done, total);
   }
-  const [{ emitted }] = await ds.query(`SELECT max(emitted_until) AS emitted FROM window_progress`);
-  const last = emitted ? Math.min(end + LONGEST_WINDOW_MS, emitted.getTime()) : start;
+  const { emittedUntil } = await writes.progress();
+  const last = emittedUntil ? Math.min(end + LONGEST_WINDOW_MS, emittedUntil.getTime()) : start;
   const engine = new WindowEngine(ds);
   for (let t = start; t < last; t += WINDOW_CHUNK_MS) {
     result.windowsChanged += await engine.recompute(t, Math.min(t + WINDOW_CHUNK_MS, last));
   }
-  if (last > start) {
-    const removed = await ds.query(
-      `DELETE FROM window_aggregates w WHERE w.window_end > $1 AND w.window_end <= $2
-         AND NOT EXISTS (SELECT 1 FROM panes_10s p WHERE p.symbol = w.symbol
-                         AND p.bucket >= w.window_start AND p.bucket < w.window_end)
-       RETURNING 1`,
-      [new Date(start), new Date(last)],
-    );
-    result.windowsRemoved = removed.length;
-  }
+  if (last > start) result.windowsRemoved = await writes.removeEmpty(new Date(start), new Date(last));
   opts.onProgress?.(done + 1, total);
   return result;
 }

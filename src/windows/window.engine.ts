@@ -1,7 +1,9 @@
-import type { DataSource, EntityManager } from "typeorm";
+import type { DataSource } from "typeorm";
+import { PANE_MS, paneOf } from "../core/market";
+import { PanesRepo, type PaneRow } from "../db/panes.repo";
+import { WindowWrites, type ChangedWindow, type WindowValues } from "../db/windows.repo";
 import { log } from "../log";
-import { PANE_MS, paneOf } from "./panes.sql";
-import { ALLOWED_LATENESS_MS, LONGEST_WINDOW_MS, WINDOW_MS, WindowSize } from "./windows";
+import { ALLOWED_LATENESS_MS, LONGEST_WINDOW_MS, WINDOW_MS, WindowSize } from "../core/market";
 
 /** What the ingest loop reports after each committed batch. */
 export interface CommitInfo {
@@ -30,44 +32,6 @@ export interface WindowEngineOptions {
   onWindows?: (event: WindowsEvent) => void;
 }
 
-/** A 10-second partial aggregate, as stored in panes_10s. */
-interface Pane {
-  n: number;
-  pxSum: number;
-  pvSum: number;
-  volume: number;
-  high: number;
-  low: number;
-  openPx: number;
-  openTs: number;
-  openSeq: number;
-  closePx: number;
-  closeTs: number;
-  closeSeq: number;
-}
-
-/** One computed window, in the column order of the upsert. */
-interface WindowValues {
-  size: WindowSize;
-  end: number;
-  symbol: string;
-  open: number;
-  high: number;
-  low: number;
-  close: number;
-  mean: number;
-  vwap: number | null;
-  volume: number;
-  n: number;
-}
-
-interface Changed {
-  size: WindowSize;
-  windowEnd: Date;
-  symbol: string;
-  revision: number;
-}
-
 const SIZES = Object.values(WindowSize);
 
 /**
@@ -89,27 +53,30 @@ export class WindowEngine {
   private readonly lateBuckets = new Set<number>();
   private readonly dirtyBuckets = new Set<number>();
   /** symbol → bucket start → pane, for buckets in [loadedFrom, loadedTo). */
-  private readonly panes = new Map<string, Map<number, Pane>>();
+  private readonly panes = new Map<string, Map<number, PaneRow>>();
   private loadedFrom = Infinity;
   private loadedTo = -Infinity;
   private running: Promise<void> | null = null;
   private again = false;
   private readonly maxEnds: number;
 
+  private readonly panesRepo: PanesRepo;
+  private readonly writes: WindowWrites;
+
   constructor(
-    private readonly ds: DataSource,
+    ds: DataSource,
     private readonly opts: WindowEngineOptions = {},
   ) {
     this.maxEnds = opts.maxEndsPerStep ?? 360;
+    this.panesRepo = new PanesRepo(ds);
+    this.writes = new WindowWrites(ds);
   }
 
   /** Loads how far windows were computed (they survive restarts). */
   async start(): Promise<void> {
-    const [row] = await this.ds.query(
-      `SELECT emitted_until AS "emittedUntil", final_until AS "finalUntil" FROM window_progress WHERE id = 1`,
-    );
-    this.emittedUntil = row?.emittedUntil ? row.emittedUntil.getTime() : null;
-    this.finalUntil = row?.finalUntil ? row.finalUntil.getTime() : null;
+    const { emittedUntil, finalUntil } = await this.writes.progress();
+    this.emittedUntil = emittedUntil?.getTime() ?? null;
+    this.finalUntil = finalUntil?.getTime() ?? null;
   }
 
   /** Takes one committed batch's news; returns at once (the step runs in the background). */
@@ -156,9 +123,9 @@ export class WindowEngine {
     const target = paneOf(wm);
     let from = this.emittedUntil;
     if (from === null) {
-      const [{ first }] = await this.ds.query(`SELECT min(bucket) AS first FROM panes_10s`);
+      const first = await this.panesRepo.first();
       if (!first) return false;
-      from = first.getTime() as number;
+      from = first.getTime();
     }
     const to = Math.min(target, from + this.maxEnds * PANE_MS);
     const finalTo = Math.min(to, wm - ALLOWED_LATENESS_MS);
@@ -173,23 +140,25 @@ export class WindowEngine {
       const windows: WindowValues[] = [];
       if (late.length && this.emittedUntil !== null) this.revisedWindows(late, this.emittedUntil, windows);
       for (let end = from + PANE_MS; end <= to; end += PANE_MS) this.windowsEnding(end, SIZES, windows);
-      await this.ds.transaction(async (tx) => {
-        const changed = await upsert(tx, windows);
-        // Unchanged windows are not written (nor returned); a rewritten one has revision > 0.
-        event.revised = byWindow(changed.filter((r) => r.revision > 0)).map(
-          ({ size, windowEnd, symbols }) => ({ size, windowEnd, symbols }),
-        );
-        event.opened = byWindow(changed.filter((r) => r.revision === 0)).map(
-          ({ size, windowEnd, symbols }) => ({ size, windowEnd, count: symbols.length }),
-        );
-        if (finalTo > (this.finalUntil ?? -Infinity)) event.finalUntil = new Date(finalTo);
-        const finalUntil = event.finalUntil ?? (this.finalUntil === null ? null : new Date(this.finalUntil));
-        await tx.query(
-          `INSERT INTO window_progress (id, emitted_until, final_until) VALUES (1, $1, $2)
-           ON CONFLICT (id) DO UPDATE SET emitted_until = excluded.emitted_until, final_until = excluded.final_until`,
-          [new Date(Math.max(to, from)), finalUntil],
-        );
+      if (finalTo > (this.finalUntil ?? -Infinity)) event.finalUntil = new Date(finalTo);
+      const finalUntil = event.finalUntil ?? (this.finalUntil === null ? null : new Date(this.finalUntil));
+      const changed = await this.writes.step(windows, {
+        emittedUntil: new Date(Math.max(to, from)),
+        finalUntil,
       });
+      // Unchanged windows are not written (nor returned); a rewritten one has revision > 0.
+      event.revised = byWindow(changed.filter((r) => r.revision > 0)).map(({ size, windowEnd, symbols }) => ({
+        size,
+        windowEnd,
+        symbols,
+      }));
+      event.opened = byWindow(changed.filter((r) => r.revision === 0)).map(
+        ({ size, windowEnd, symbols }) => ({
+          size,
+          windowEnd,
+          count: symbols.length,
+        }),
+      );
     } catch (err) {
       for (const b of late) this.lateBuckets.add(b); // revised on the next step, not lost
       throw err;
@@ -212,7 +181,7 @@ export class WindowEngine {
     await this.refreshPanes(from + PANE_MS - LONGEST_WINDOW_MS, to);
     const windows: WindowValues[] = [];
     for (let end = from + PANE_MS; end <= to; end += PANE_MS) this.windowsEnding(end, SIZES, windows);
-    return (await this.ds.transaction((tx) => upsert(tx, windows))).length;
+    return (await this.writes.step(windows)).length;
   }
 
   /**
@@ -237,16 +206,10 @@ export class WindowEngine {
     );
     this.dirtyBuckets.clear();
     for (const [a, z] of ranges) {
-      this.store(
-        await this.ds.query(`${PANE_SELECT} WHERE bucket >= $1 AND bucket < $2`, [new Date(a), new Date(z)]),
-      );
+      this.store(await this.panesRepo.range(new Date(a), new Date(z)));
     }
     if (dirty.length) {
-      this.store(
-        await this.ds.query(`${PANE_SELECT} WHERE bucket = ANY($1::timestamptz[])`, [
-          dirty.map((b) => new Date(b)),
-        ]),
-      );
+      this.store(await this.panesRepo.buckets(dirty.map((b) => new Date(b))));
     }
     // Forget panes older than any window the next steps can compute or revise.
     const keepFrom = lo - LONGEST_WINDOW_MS;
@@ -257,7 +220,7 @@ export class WindowEngine {
     }
   }
 
-  private store(rows: (Pane & { symbol: string; bucket: Date })[]): void {
+  private store(rows: PaneRow[]): void {
     for (const r of rows) {
       let bySymbol = this.panes.get(r.symbol);
       if (!bySymbol) this.panes.set(r.symbol, (bySymbol = new Map()));
@@ -292,14 +255,9 @@ export class WindowEngine {
   }
 }
 
-const PANE_SELECT = `SELECT symbol, bucket, n, px_sum AS "pxSum", pv_sum AS "pvSum", volume, high, low,
-  open_px AS "openPx", (extract(epoch FROM open_ts) * 1000)::float8 AS "openTs", open_seq::float8 AS "openSeq",
-  close_px AS "closePx", (extract(epoch FROM close_ts) * 1000)::float8 AS "closeTs", close_seq::float8 AS "closeSeq"
-  FROM panes_10s`;
-
 /** Merges the panes of one symbol in [start, end); null when none had a trade. */
 function merge(
-  bySymbol: Map<number, Pane>,
+  bySymbol: Map<number, PaneRow>,
   start: number,
   end: number,
 ): Omit<WindowValues, "size" | "end" | "symbol"> | null {
@@ -309,8 +267,8 @@ function merge(
     volume = 0,
     high = -Infinity,
     low = Infinity;
-  let first: Pane | null = null;
-  let last: Pane | null = null;
+  let first: PaneRow | null = null;
+  let last: PaneRow | null = null;
   for (let b = start; b < end; b += PANE_MS) {
     const p = bySymbol.get(b);
     if (!p) continue;
@@ -335,43 +293,6 @@ function merge(
     volume,
     n,
   };
-}
-
-/** Upserts windows in one statement; RETURNING lists those inserted or changed. */
-async function upsert(tx: EntityManager, w: WindowValues[]): Promise<Changed[]> {
-  if (!w.length) return [];
-  return tx.query(
-    `INSERT INTO window_aggregates AS w
-       (size, window_end, symbol, window_start, open, high, low, close, mean, vwap, volume, tick_count)
-     SELECT t.size::window_size, to_timestamp(t.end_ms / 1000.0), t.symbol,
-            to_timestamp(t.end_ms / 1000.0) - t.len_ms * interval '1 millisecond',
-            t.open, t.high, t.low, t.close, t.mean, t.vwap, t.volume, t.n
-     FROM unnest($1::text[], $2::int8[], $3::text[], $4::int8[], $5::float8[], $6::float8[], $7::float8[],
-                 $8::float8[], $9::float8[], $10::float8[], $11::float8[], $12::int4[])
-          AS t(size, end_ms, symbol, len_ms, open, high, low, close, mean, vwap, volume, n)
-     ON CONFLICT (size, window_end, symbol) DO UPDATE SET
-       open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close,
-       mean = excluded.mean, vwap = excluded.vwap, volume = excluded.volume, tick_count = excluded.tick_count,
-       revision = w.revision + 1, updated_at = now()
-     WHERE (w.open, w.high, w.low, w.close, w.mean, w.vwap, w.volume, w.tick_count)
-           IS DISTINCT FROM (excluded.open, excluded.high, excluded.low, excluded.close,
-                             excluded.mean, excluded.vwap, excluded.volume, excluded.tick_count)
-     RETURNING w.size, w.window_end AS "windowEnd", w.symbol, w.revision`,
-    [
-      w.map((x) => x.size),
-      w.map((x) => x.end),
-      w.map((x) => x.symbol),
-      w.map((x) => WINDOW_MS[x.size]),
-      w.map((x) => x.open),
-      w.map((x) => x.high),
-      w.map((x) => x.low),
-      w.map((x) => x.close),
-      w.map((x) => x.mean),
-      w.map((x) => x.vwap),
-      w.map((x) => x.volume),
-      w.map((x) => x.n),
-    ],
-  );
 }
 
 /**
@@ -404,7 +325,7 @@ export function splitWindowsEvent(e: WindowsEvent, maxSymbols = 200, maxWindows 
 }
 
 /** Changed rows grouped per (size, end), oldest first. Events carry these: small enough for NOTIFY. */
-function byWindow(rows: Changed[]): { size: WindowSize; windowEnd: Date; symbols: string[] }[] {
+function byWindow(rows: ChangedWindow[]): { size: WindowSize; windowEnd: Date; symbols: string[] }[] {
   const byKey = new Map<string, { size: WindowSize; windowEnd: Date; symbols: string[] }>();
   for (const r of rows) {
     const key = `${r.size}|${r.windowEnd.getTime()}`;

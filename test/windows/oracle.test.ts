@@ -1,10 +1,11 @@
 import type { DataSource } from "typeorm";
 import { createDataSource } from "../../src/db/data-source";
 import { Prng } from "../../src/feed/prng";
-import { mergePanesSql, paneOf } from "../../src/windows/panes.sql";
+import { paneOf } from "../../src/core/market";
+import { mergePanesSql } from "../../src/db/panes.repo";
 import { WindowEngine, type WindowsEvent } from "../../src/windows/window.engine";
 import { ALLOWED_LATENESS_MS, RankBy, WindowSize } from "../../src/windows/windows";
-import { WindowsRepo } from "../../src/windows/windows.repo";
+import { WindowsRepo } from "../../src/db/windows.repo";
 import { createTestDatabase } from "../support/database";
 import { ORACLE } from "../support/windows-oracle";
 

@@ -1,6 +1,6 @@
 import { Client } from "pg";
 import { RankBy, WindowSize } from "../../src/windows/windows";
-import { rankingsSql, windowPageSql } from "../../src/windows/windows.repo";
+import { rankingsSql, windowPageSql } from "../../src/db/windows.repo";
 import { createTestDatabase } from "../support/database";
 
 // Window reads must use an index: a ranking reads one slice of the primary key, a page walks an index.

@@ -1,10 +1,5 @@
-/** Pane width: windows hop by it and are merged from it. */
-export const PANE_MS = 10_000;
-
-/** Start of the 10-second pane holding `t` (panes are aligned to the Unix epoch). */
-export function paneOf(t: number): number {
-  return Math.floor(t / PANE_MS) * PANE_MS;
-}
+import type { DataSource, EntityManager } from "typeorm";
+import { paneOf } from "../core/market";
 
 const PANE_COLUMNS = `(symbol, bucket, n, px_sum, pv_sum, volume, high, low,
        open_px, open_ts, open_seq, close_px, close_ts, close_seq)`;
@@ -145,3 +140,59 @@ export const UPSERT_PANES_SQL = `INSERT INTO panes_10s AS p ${PANE_COLUMNS}
                 $8::float8[], $9::float8[], $10::int8[], $11::int8[], $12::float8[], $13::int8[], $14::int8[])
          AS u(s, b, n, ps, vs, v, h, l, op, ot, os, cp, ct, cs)
     ${MERGE_ON_CONFLICT}`;
+
+/** A 10-second partial aggregate as the window engine reads it (times in epoch ms, seqs as numbers). */
+export interface PaneRow {
+  symbol: string;
+  bucket: Date;
+  n: number;
+  pxSum: number;
+  pvSum: number;
+  volume: number;
+  high: number;
+  low: number;
+  openPx: number;
+  openTs: number;
+  openSeq: number;
+  closePx: number;
+  closeTs: number;
+  closeSeq: number;
+}
+
+const PANE_SELECT = `SELECT symbol, bucket, n, px_sum AS "pxSum", pv_sum AS "pvSum", volume, high, low,
+  open_px AS "openPx", (extract(epoch FROM open_ts) * 1000)::float8 AS "openTs", open_seq::float8 AS "openSeq",
+  close_px AS "closePx", (extract(epoch FROM close_ts) * 1000)::float8 AS "closeTs", close_seq::float8 AS "closeSeq"
+  FROM panes_10s`;
+
+/** The panes the window engine merges windows from, and the rebuild of panes from stored quotes. */
+export class PanesRepo {
+  constructor(private readonly ds: DataSource) {}
+
+  /** The first pane ever stored (null before any trade). */
+  async first(): Promise<Date | null> {
+    const [{ first }] = await this.ds.query(`SELECT min(bucket) AS first FROM panes_10s`);
+    return first;
+  }
+
+  /** Panes of buckets in [from, to). */
+  range(from: Date, to: Date): Promise<PaneRow[]> {
+    return this.ds.query(`${PANE_SELECT} WHERE bucket >= $1 AND bucket < $2`, [from, to]);
+  }
+
+  /** Panes of these buckets. */
+  buckets(buckets: Date[]): Promise<PaneRow[]> {
+    return this.ds.query(`${PANE_SELECT} WHERE bucket = ANY($1::timestamptz[])`, [buckets]);
+  }
+
+  /** Recomputes the panes of buckets in [from, to) from stored quotes, in one transaction; returns how many. */
+  rebuild(from: Date, to: Date): Promise<number> {
+    return this.ds.transaction(async (tx: EntityManager) => {
+      await tx.query(`DELETE FROM panes_10s WHERE bucket >= $1 AND bucket < $2`, [from, to]);
+      const merged: unknown[] = await tx.query(
+        `${mergePanesSql(`(SELECT symbol, event_time, seq, price, size FROM quotes WHERE event_time >= $1 AND event_time < $2)`)} RETURNING 1`,
+        [from, to],
+      );
+      return merged.length;
+    });
+  }
+}

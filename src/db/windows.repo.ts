@@ -1,6 +1,31 @@
-import type { DataSource } from "typeorm";
+import type { DataSource, EntityManager } from "typeorm";
 import { sqlOf, type Sql } from "../db/sql";
-import { RANK_COLUMN, WindowSize, type MoverRow, type RankBy, type WindowRow } from "./windows";
+import { RANK_COLUMN, WINDOW_MS, WindowSize, type RankBy } from "../core/market";
+
+/** One stored window aggregate. */
+export interface WindowRow {
+  symbol: string;
+  size: WindowSize;
+  windowStart: Date;
+  windowEnd: Date;
+  open: number;
+  high: number;
+  low: number;
+  close: number;
+  mean: number;
+  vwap: number | null;
+  volume: number;
+  tickCount: number;
+  revision: number;
+  final: boolean;
+}
+
+export interface MoverRow {
+  symbol: string;
+  price: number;
+  referencePrice: number;
+  volume: number;
+}
 
 /** Columns of window_aggregates as WindowRow fields. */
 const WINDOW_COLUMNS = `symbol, size, window_start AS "windowStart", window_end AS "windowEnd",
@@ -146,4 +171,109 @@ export function rankingsSql(q: RankingQuery): { sql: string; params: unknown[] }
       WHERE size = $1::window_size AND window_end >= $2 AND window_end < $3 ${q.everyMs ? `AND ${tumbling(q.everyMs)}` : ""}
     ) ranked WHERE rank <= $4 ORDER BY "windowEnd", rank`;
   return { sql, params: [q.size, q.from, q.to, q.limit] };
+}
+
+/** One computed window, in the column order of the upsert. */
+export interface WindowValues {
+  size: WindowSize;
+  end: number;
+  symbol: string;
+  open: number;
+  high: number;
+  low: number;
+  close: number;
+  mean: number;
+  vwap: number | null;
+  volume: number;
+  n: number;
+}
+
+/** A window an upsert inserted (revision 0) or changed (revision > 0). */
+export interface ChangedWindow {
+  size: WindowSize;
+  windowEnd: Date;
+  symbol: string;
+  revision: number;
+}
+
+/** Upserts windows in one statement; RETURNING lists those inserted or changed. */
+async function upsertWindows(tx: EntityManager, w: WindowValues[]): Promise<ChangedWindow[]> {
+  if (!w.length) return [];
+  return tx.query(
+    `INSERT INTO window_aggregates AS w
+       (size, window_end, symbol, window_start, open, high, low, close, mean, vwap, volume, tick_count)
+     SELECT t.size::window_size, to_timestamp(t.end_ms / 1000.0), t.symbol,
+            to_timestamp(t.end_ms / 1000.0) - t.len_ms * interval '1 millisecond',
+            t.open, t.high, t.low, t.close, t.mean, t.vwap, t.volume, t.n
+     FROM unnest($1::text[], $2::int8[], $3::text[], $4::int8[], $5::float8[], $6::float8[], $7::float8[],
+                 $8::float8[], $9::float8[], $10::float8[], $11::float8[], $12::int4[])
+          AS t(size, end_ms, symbol, len_ms, open, high, low, close, mean, vwap, volume, n)
+     ON CONFLICT (size, window_end, symbol) DO UPDATE SET
+       open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close,
+       mean = excluded.mean, vwap = excluded.vwap, volume = excluded.volume, tick_count = excluded.tick_count,
+       revision = w.revision + 1, updated_at = now()
+     WHERE (w.open, w.high, w.low, w.close, w.mean, w.vwap, w.volume, w.tick_count)
+           IS DISTINCT FROM (excluded.open, excluded.high, excluded.low, excluded.close,
+                             excluded.mean, excluded.vwap, excluded.volume, excluded.tick_count)
+     RETURNING w.size, w.window_end AS "windowEnd", w.symbol, w.revision`,
+    [
+      w.map((x) => x.size),
+      w.map((x) => x.end),
+      w.map((x) => x.symbol),
+      w.map((x) => WINDOW_MS[x.size]),
+      w.map((x) => x.open),
+      w.map((x) => x.high),
+      w.map((x) => x.low),
+      w.map((x) => x.close),
+      w.map((x) => x.mean),
+      w.map((x) => x.vwap),
+      w.map((x) => x.volume),
+      w.map((x) => x.n),
+    ],
+  );
+}
+
+/** How far the window engine has come: windows emitted up to, and final up to (inclusive). */
+export interface WindowProgress {
+  emittedUntil: Date | null;
+  finalUntil: Date | null;
+}
+
+/** What the window engine writes: windows and its progress, one transaction per step. */
+export class WindowWrites {
+  constructor(private readonly ds: DataSource) {}
+
+  async progress(): Promise<WindowProgress> {
+    const [row] = await this.ds.query(
+      `SELECT emitted_until AS "emittedUntil", final_until AS "finalUntil" FROM window_progress WHERE id = 1`,
+    );
+    return { emittedUntil: row?.emittedUntil ?? null, finalUntil: row?.finalUntil ?? null };
+  }
+
+  /** Upserts a step's windows and records the progress it makes, together; returns the windows changed. */
+  step(windows: WindowValues[], progress?: WindowProgress): Promise<ChangedWindow[]> {
+    return this.ds.transaction(async (tx) => {
+      const changed = await upsertWindows(tx, windows);
+      if (progress) {
+        await tx.query(
+          `INSERT INTO window_progress (id, emitted_until, final_until) VALUES (1, $1, $2)
+           ON CONFLICT (id) DO UPDATE SET emitted_until = excluded.emitted_until, final_until = excluded.final_until`,
+          [progress.emittedUntil, progress.finalUntil],
+        );
+      }
+      return changed;
+    });
+  }
+
+  /** Removes the windows ending in (from, to] left without any pane (after a rebuild); returns how many. */
+  async removeEmpty(from: Date, to: Date): Promise<number> {
+    const removed: unknown[] = await this.ds.query(
+      `DELETE FROM window_aggregates w WHERE w.window_end > $1 AND w.window_end <= $2
+         AND NOT EXISTS (SELECT 1 FROM panes_10s p WHERE p.symbol = w.symbol
+                         AND p.bucket >= w.window_start AND p.bucket < w.window_end)
+       RETURNING 1`,
+      [from, to],
+    );
+    return removed.length;
+  }
 }

@@ -21,3 +21,9 @@ export enum Classification {
   CONFIDENTIAL = "CONFIDENTIAL",
   RESTRICTED = "RESTRICTED",
 }
+
+/** REQUEST: an HTTP request or WebSocket connection refused before any operation could be read. */
+export type OperationKind = "QUERY" | "MUTATION" | "SUBSCRIPTION" | "REQUEST";
+export type AccessDecision = "ALLOWED" | "PARTIAL" | "DENIED";
+/** A subscription logs an entry when it starts and one when it ends; other operations one, phase null. */
+export type AccessPhase = "START" | "END";

@@ -1,4 +1,5 @@
 import { Column, Entity, Index, PrimaryColumn } from "typeorm";
+import type { AccessDecision, AccessPhase, OperationKind } from "../core/access";
 
 /**
  * One access-log entry: append-only (triggers refuse UPDATE, DELETE and TRUNCATE) and hash-chained
@@ -27,16 +28,17 @@ export class AccessLogEntity {
   ip: string | null;
 
   @Column("text")
-  operation: string;
+  operation: OperationKind;
 
   @Column("text", { name: "operation_name", nullable: true })
   operationName: string | null;
 
+  /** sha256 (hex) of the query text. */
   @Column("text", { name: "operation_hash" })
   operationHash: string;
 
   @Column("text", { nullable: true })
-  phase: string | null;
+  phase: AccessPhase | null;
 
   @Column("text", { array: true })
   allowed: string[];
@@ -54,7 +56,7 @@ export class AccessLogEntity {
   delayed: boolean;
 
   @Column("text")
-  decision: string;
+  decision: AccessDecision;
 
   @Column("text", { name: "error_code", nullable: true })
   errorCode: string | null;
@@ -71,9 +73,11 @@ export class AccessLogEntity {
   @Column("text")
   hash: string;
 
+  /** How many refusals this entry stands for (anonymous refusals are aggregated); null: one operation. */
   @Column("integer", { nullable: true })
   occurrences: number | null;
 
+  /** Chained by HMAC under the deployment's audit key (false only for entries written before it). */
   @Column("boolean", { default: false })
   keyed: boolean;
 }

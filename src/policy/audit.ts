@@ -1,52 +1,21 @@
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import { readFile, rename, writeFile } from "node:fs/promises";
-import { Pool, type PoolClient, type QueryResult } from "pg";
+import { Pool } from "pg";
+import {
+  AccessLogReads,
+  beginAppend,
+  insertEntries,
+  type AccessLogFilter,
+  type AccessLogInput,
+  type AccessLogRecord,
+} from "../db/access-log.repo";
 import type { Sql } from "../db/sql";
 import { storableText } from "../db/text";
 import { log } from "../log";
 import { auditCheckpointSeq, auditEntries, auditFlushSeconds, auditTailMissing } from "../metrics";
 
-/** REQUEST: an HTTP request or WebSocket connection refused before any operation could be read. */
-export type OperationKind = "QUERY" | "MUTATION" | "SUBSCRIPTION" | "REQUEST";
-export type AccessDecision = "ALLOWED" | "PARTIAL" | "DENIED";
-/** A subscription logs an entry when it starts and one when it ends; other operations one, phase null. */
-export type AccessPhase = "START" | "END";
-
-/** One operation, as the access log records it. */
-export interface AccessLogInput {
-  at: Date;
-  principal: string | null;
-  roles: string[];
-  client: string | null;
-  ip: string | null;
-  operation: OperationKind;
-  operationName: string | null;
-  /** sha256 (hex) of the query text. */
-  operationHash: string;
-  phase: AccessPhase | null;
-  allowed: string[];
-  masked: string[];
-  denied: string[];
-  symbols: string[];
-  delayed: boolean;
-  decision: AccessDecision;
-  errorCode: string | null;
-  rowCount: number | null;
-  durationMs: number | null;
-  /** How many refusals this entry stands for (anonymous refusals are aggregated); null: one operation. */
-  occurrences: number | null;
-}
-
-/** A stored entry: its place in the chain and the hashes that bind it there. */
-export interface AccessLogRecord extends AccessLogInput {
-  /** Decimal string of `seq` (the entry's id). */
-  id: string;
-  seq: number;
-  prevHash: string;
-  hash: string;
-  /** Chained by HMAC under the deployment's audit key (false only for entries written before it). */
-  keyed: boolean;
-}
+export type { AccessLogFilter, AccessLogInput, AccessLogRecord } from "../db/access-log.repo";
+export type { AccessDecision, AccessPhase, OperationKind } from "../core/access";
 
 /** The previous hash of the first entry. */
 export const GENESIS_HASH = "0".repeat(64);
@@ -142,14 +111,6 @@ export class AuditWriteError extends Error {
   override name = "AuditWriteError";
 }
 
-export interface AccessLogFilter {
-  principal?: string | null;
-  decision?: AccessDecision | null;
-  coordinate?: string | null;
-  from?: Date | null;
-  to?: Date | null;
-}
-
 export interface AuditIntegrity {
   ok: boolean;
   checked: number;
@@ -184,14 +145,6 @@ interface Pending {
   reject(e: Error): void;
 }
 
-/** Any two replicas writing the log take this transaction-scoped advisory lock, so there is one chain. */
-const CHAIN_LOCK = 0x7469636b; // "tick"
-
-const COLUMNS = `seq, at, principal, roles, client, ip, operation, operation_name AS "operationName",
-  operation_hash AS "operationHash", phase, allowed, masked, denied, symbols, delayed, decision,
-  error_code AS "errorCode", row_count AS "rowCount", duration_ms AS "durationMs", occurrences,
-  prev_hash AS "prevHash", hash, keyed`;
-
 /** Postgres errors a single entry's content can cause (data exceptions, constraints, limits). */
 const ENTRY_ERROR = /^(22|23|54)/;
 const MAX_NAME = 200;
@@ -209,10 +162,6 @@ function storableEntry(e: AccessLogInput): AccessLogInput {
     symbols: e.symbols.map((x) => text(x, MAX_SYMBOL)!),
   };
 }
-
-type Row = Omit<AccessLogRecord, "seq" | "id"> & { seq: string };
-
-const toRecord = (r: Row): AccessLogRecord => ({ ...r, seq: Number(r.seq), id: r.seq });
 
 /**
  * The append-only, hash-chained access log, written by group commit: `append` queues an entry and
@@ -235,10 +184,12 @@ export class AuditLog {
   private saved: string | null = null;
   private readonly loaded: Promise<void>;
   private readonly checkpointTimer: NodeJS.Timeout | undefined;
+  private readonly reads: AccessLogReads;
   private checkpointing: Promise<void> = Promise.resolve();
 
   constructor(private readonly opts: AuditLogOptions) {
     this.maxBatch = opts.maxBatch ?? 1000;
+    this.reads = new AccessLogReads(opts.read);
     // Its own connection: audit writes never queue behind read queries in the main pool, and one
     // connection is all a single writer needs.
     this.pool = new Pool({
@@ -325,14 +276,9 @@ export class AuditLog {
     const client = await this.pool.connect();
     let broken = false;
     try {
-      // One round trip (a parameterless multi-statement query): begin, take the chain lock, read its end.
-      const results = (await client.query(
-        `BEGIN; SELECT pg_advisory_xact_lock(${CHAIN_LOCK});
-         SELECT seq, hash FROM access_log ORDER BY seq DESC LIMIT 1`,
-      )) as unknown as QueryResult<{ seq: string; hash: string }>[];
-      const { rows } = results[2];
-      let seq = rows.length ? Number(rows[0].seq) : 0;
-      let prevHash = rows.length ? rows[0].hash : GENESIS_HASH;
+      const end = await beginAppend(client);
+      let seq = end?.seq ?? 0;
+      let prevHash = end?.hash ?? GENESIS_HASH;
       if (this.known && seq < this.known.seq) {
         // Entries already written are gone: only someone bypassing the table's trigger does that. The
         // evidence is signed and saved before anything else is written over the gap.
@@ -351,7 +297,7 @@ export class AuditLog {
         prevHash = hash;
         return r;
       });
-      await insert(client, records);
+      await insertEntries(client, records);
       await client.query("COMMIT");
       const last = records[records.length - 1];
       this.known = merged(this.known, { seq: last.seq, hash: last.hash, cutFrom: null });
@@ -407,25 +353,8 @@ export class AuditLog {
   }
 
   /** A page of entries, newest first, after the cursor `afterSeq`. */
-  async page(filter: AccessLogFilter, limit: number, afterSeq: number | null): Promise<AccessLogRecord[]> {
-    const where: string[] = [];
-    const params: unknown[] = [];
-    const p = (v: unknown) => `$${params.push(v)}`;
-    if (filter.principal) where.push(`principal = ${p(filter.principal)}`);
-    if (filter.decision) where.push(`decision = ${p(filter.decision)}`);
-    if (filter.coordinate) {
-      const c = p(filter.coordinate);
-      where.push(`(${c} = ANY(allowed) OR ${c} = ANY(masked) OR ${c} = ANY(denied))`);
-    }
-    if (filter.from) where.push(`at >= ${p(filter.from)}`);
-    if (filter.to) where.push(`at < ${p(filter.to)}`);
-    if (afterSeq !== null) where.push(`seq < ${p(afterSeq)}`);
-    const rows = await this.opts.read.query<Row>(
-      `SELECT ${COLUMNS} FROM access_log ${where.length ? "WHERE " + where.join(" AND ") : ""}
-       ORDER BY seq DESC LIMIT ${p(limit)}`,
-      params,
-    );
-    return rows.map(toRecord);
+  page(filter: AccessLogFilter, limit: number, afterSeq: number | null): Promise<AccessLogRecord[]> {
+    return this.reads.page(filter, limit, afterSeq);
   }
 
   /**
@@ -474,12 +403,8 @@ export class AuditLog {
     let keyedSeen = false;
     const stop = (seq: number, problem: string) => ({ checked, nextSeq, broken: { seq, problem } });
     for (;;) {
-      const rows = await this.opts.read.query<Row>(
-        `SELECT ${COLUMNS} FROM access_log WHERE seq >= $1 ORDER BY seq LIMIT $2`,
-        [nextSeq, PAGE],
-      );
-      for (const row of rows) {
-        const r = toRecord(row);
+      const rows = await this.reads.from(nextSeq, PAGE);
+      for (const r of rows) {
         if (r.seq !== nextSeq) return stop(nextSeq, `entry ${nextSeq} is missing`);
         if (keyedSeen && !r.keyed) return stop(r.seq, `entry ${r.seq} is not keyed, after keyed entries`);
         if (r.prevHash !== prevHash || this.opts.key.chain(prevHash, r.seq, r, r.keyed) !== r.hash)
@@ -506,38 +431,4 @@ export class AuditLog {
     await this.checkpoint();
     await this.pool.end();
   }
-}
-
-async function insert(client: PoolClient, records: AccessLogRecord[]): Promise<void> {
-  const json = records.map((r) => ({
-    seq: r.seq,
-    at: r.at.toISOString(),
-    principal: r.principal,
-    roles: r.roles,
-    client: r.client,
-    ip: r.ip,
-    operation: r.operation,
-    operation_name: r.operationName,
-    operation_hash: r.operationHash,
-    phase: r.phase,
-    allowed: r.allowed,
-    masked: r.masked,
-    denied: r.denied,
-    symbols: r.symbols,
-    delayed: r.delayed,
-    decision: r.decision,
-    error_code: r.errorCode,
-    row_count: r.rowCount,
-    duration_ms: r.durationMs,
-    occurrences: r.occurrences,
-    prev_hash: r.prevHash,
-    hash: r.hash,
-    keyed: r.keyed,
-  }));
-  // One statement for the whole batch, whatever its size.
-  await client.query(
-    `INSERT INTO access_log
-     SELECT * FROM jsonb_populate_recordset(NULL::access_log, $1::jsonb)`,
-    [JSON.stringify(json)],
-  );
 }

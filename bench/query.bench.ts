@@ -191,13 +191,35 @@ async function checkSameContent(scenario: Scenario, servers: Running[]): Promise
   return rows;
 }
 
-/** Fails unless Postgres plans `sql` as a walk of `index`, with no sequential scan and no sort. */
+interface PlanNode {
+  "Node Type": string;
+  "Relation Name"?: string;
+  "Index Name"?: string;
+  Plans?: PlanNode[];
+}
+
+/**
+ * Fails unless Postgres plans `sql` as a walk of `index` in its order: no sort (incremental ones included)
+ * and no sequential scan of its table.
+ */
 async function checkPlan(db: Client, what: string, index: string, sql: string, params: unknown[]) {
-  const { rows } = await db.query<{ "QUERY PLAN": unknown }>(`EXPLAIN (FORMAT JSON) ${sql}`, params);
-  const plan = JSON.stringify(rows[0]["QUERY PLAN"]);
-  const nodes = [...plan.matchAll(/"Node Type":"([^"]+)"/g)].map((m) => m[1]);
-  if (!plan.includes(`"Index Name":"${index}"`) || nodes.includes("Seq Scan") || nodes.includes("Sort"))
-    throw new Error(`${what} is not planned on ${index}: ${plan}`);
+  const { rows } = await db.query<{ "QUERY PLAN": [{ Plan: PlanNode }] }>(
+    `EXPLAIN (FORMAT JSON) ${sql}`,
+    params,
+  );
+  const nodes: PlanNode[] = [];
+  const walk = (n: PlanNode) => (nodes.push(n), n.Plans?.forEach(walk));
+  walk(rows[0]["QUERY PLAN"][0].Plan);
+  const walked = nodes.find((n) => n["Index Name"] === index);
+  const table = walked?.["Relation Name"];
+  if (
+    !walked ||
+    nodes.some(
+      (n) =>
+        n["Node Type"].endsWith("Sort") || (n["Node Type"] === "Seq Scan" && n["Relation Name"] === table),
+    )
+  )
+    throw new Error(`${what} is not planned on ${index}: ${JSON.stringify(rows[0]["QUERY PLAN"])}`);
 }
 
 /**

@@ -91,6 +91,8 @@ const SCENARIOS: Record<string, Scenario> = {
 
 interface ServerSpec {
   name: string;
+  /** Its connections' application_name, by which its Postgres backends are told apart. */
+  app: string;
   script: string;
   dialect: Dialect;
   env?: Record<string, string>;
@@ -100,9 +102,15 @@ interface ServerSpec {
 }
 
 const SERVERS: ServerSpec[] = [
-  { name: "plain node:http + pg", script: "servers/plain.server.js", dialect: "tickgraph" },
+  {
+    name: "plain node:http + pg",
+    app: "bench-plain",
+    script: "servers/plain.server.js",
+    dialect: "tickgraph",
+  },
   {
     name: "tickgraph (policy, access log)",
+    app: "bench-tickgraph",
     script: "servers/graphql.server.js",
     dialect: "tickgraph",
     auth: true,
@@ -110,12 +118,18 @@ const SERVERS: ServerSpec[] = [
   },
   {
     name: "tickgraph, policy off",
+    app: "bench-tickgraph-policy-off",
     script: "servers/graphql.server.js",
     dialect: "tickgraph",
     auth: true,
     env: { BENCH_POLICY: "off" },
   },
-  { name: "PostGraphile 5.1.5", script: "servers/postgraphile.server.js", dialect: "postgraphile" },
+  {
+    name: "PostGraphile 5.1.5",
+    app: "bench-postgraphile",
+    script: "servers/postgraphile.server.js",
+    dialect: "postgraphile",
+  },
 ];
 const [PLAIN, TICKGRAPH, , POSTGRAPHILE] = SERVERS;
 
@@ -128,6 +142,8 @@ interface Running extends ServerSpec {
 interface Round extends LoadResult {
   /** The server process's CPU time over the round. */
   cpuMs: number;
+  /** CPU time of the Postgres backends serving the server's connections over the round. */
+  postgresMs: number;
   /** This process's (the load generator's) CPU time over the round. */
   clientMs: number;
 }
@@ -283,7 +299,23 @@ async function accessLogSeq(db: Client): Promise<number> {
 const bodiesOf = (scenario: Scenario, dialect: Dialect) =>
   Array.from({ length: flags.symbols }, (_, i) => body(scenario, dialect, symbolName(i)));
 
-async function measure(scenario: Scenario, servers: Running[]): Promise<Map<Running, Round[]>> {
+/** CPU ms so far of each Postgres backend connected as `app` (NaN where /proc cannot show them). */
+async function backendsCpuMs(db: Client, app: string): Promise<Map<number, number>> {
+  const { rows } = await db.query<{ pid: number }>(
+    "SELECT pid FROM pg_stat_activity WHERE application_name = $1",
+    [app],
+  );
+  return new Map(rows.map((r) => [r.pid, procCpuMs(r.pid)]));
+}
+
+/** CPU the backends of `app` spent since `before` (backends born since then count from zero). */
+async function backendsCpuSince(db: Client, app: string, before: Map<number, number>): Promise<number> {
+  let ms = 0;
+  for (const [pid, now] of await backendsCpuMs(db, app)) ms += now - (before.get(pid) ?? 0);
+  return ms;
+}
+
+async function measure(db: Client, scenario: Scenario, servers: Running[]): Promise<Map<Running, Round[]>> {
   const bodies = new Map(servers.map((s) => [s, bodiesOf(scenario, s.dialect)]));
   const run = (s: Running, seconds: number) =>
     load({ url: s.url, bodies: bodies.get(s)!, headers: s.headers, connections: flags.connections, seconds });
@@ -295,13 +327,16 @@ async function measure(scenario: Scenario, servers: Running[]): Promise<Map<Runn
       // Warm-up right before a server's first round: at most two servers' pools (the one measured and the
       // one before, whose idle connections close after 10 s) hold Postgres connections at a time.
       if (r === 0 && flags.warmup > 0) counted(s, await run(s, flags.warmup));
+      const backends = await backendsCpuMs(db, s.app);
       const before = procCpuMs(s.child.proc.pid!);
       const client = process.cpuUsage();
       const result = await run(s, flags.seconds);
       const { user, system } = process.cpuUsage(client);
+      const cpuMs = procCpuMs(s.child.proc.pid!) - before;
       rounds.get(s)!.push({
         ...result,
-        cpuMs: procCpuMs(s.child.proc.pid!) - before,
+        cpuMs,
+        postgresMs: await backendsCpuSince(db, s.app, backends),
         clientMs: (user + system) / 1000,
       });
       counted(s, result);
@@ -320,6 +355,7 @@ interface Summary {
   p99: number;
   failed: number;
   cpuUs: number;
+  postgresUs: number;
   clientUs: number;
   each: number[];
 }
@@ -332,6 +368,7 @@ function summarise(rounds: Round[]): Summary {
     p99: median(rounds.map((r) => r.p99)),
     failed: rounds.reduce((a, r) => a + r.errors + r.non2xx + r.graphqlErrors, 0),
     cpuUs: total ? (rounds.reduce((a, r) => a + r.cpuMs, 0) * 1000) / total : NaN,
+    postgresUs: total ? (rounds.reduce((a, r) => a + r.postgresMs, 0) * 1000) / total : NaN,
     clientUs: total ? (rounds.reduce((a, r) => a + r.clientMs, 0) * 1000) / total : NaN,
     each: rounds.map((r) => r.requestsPerSec),
   };
@@ -340,24 +377,34 @@ function summarise(rounds: Round[]): Summary {
 const num = (v: number, digits = 0) =>
   v.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
+/** A Markdown table, columns padded; all but the first and third right-aligned. */
+function table(head: string[], rows: string[][]) {
+  const width = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const left = (i: number) => i === 0 || i === 2;
+  const line = (cells: string[]) =>
+    `| ${cells.map((c, i) => (left(i) ? c.padEnd(width[i]) : c.padStart(width[i]))).join(" | ")} |`;
+  print(line(head));
+  print(`| ${width.map((w, i) => (left(i) ? "-".repeat(w) : "-".repeat(w - 1) + ":")).join(" | ")} |`);
+  rows.forEach((r) => print(line(r)));
+}
+
 function report(key: string, scenario: Scenario, rowsPerPage: number, results: Map<Running, Round[]>) {
   const sums = new Map([...results].map(([s, r]) => [s.name, summarise(r)]));
   print();
   print(`${key}: ${scenario.title} — ${rowsPerPage} rows a page`);
-  print(
-    `| server                         | req/s (median) | each round          | p50 ms | p99 ms | errors | CPU µs/req |`,
+  const cells = (s: Summary) => [
+    num(s.rps),
+    s.each.map((x) => num(x)).join(", "),
+    num(s.p50, 1),
+    num(s.p99, 1),
+    String(s.failed),
+    num(s.cpuUs),
+    num(s.postgresUs),
+  ];
+  table(
+    ["server", "req/s (median)", "each round", "p50 ms", "p99 ms", "errors", "CPU µs/req", "Postgres µs/req"],
+    [...sums].map(([name, s]) => [name, ...cells(s)]),
   );
-  print(
-    `| ------------------------------ | -------------: | ------------------- | -----: | -----: | -----: | ---------: |`,
-  );
-  for (const [name, s] of sums)
-    print(
-      `| ${name.padEnd(30)} | ${num(s.rps).padStart(14)} | ${s.each
-        .map((x) => num(x))
-        .join(", ")
-        .padEnd(19)} | ` +
-        `${num(s.p50, 1).padStart(6)} | ${num(s.p99, 1).padStart(6)} | ${String(s.failed).padStart(6)} | ${num(s.cpuUs).padStart(10)} |`,
-    );
   print(
     `load generator (this process) CPU µs/req: ${[...sums].map(([n, s]) => `${n} ${num(s.clientUs)}`).join(", ")}`,
   );
@@ -366,12 +413,20 @@ function report(key: string, scenario: Scenario, rowsPerPage: number, results: M
   const plain = sums.get(PLAIN.name)!;
   print(
     `tickgraph / PostGraphile: ${(tg.rps / peer.rps).toFixed(2)}x req/s (target ≥ 1.5x, first milestone ≥ 1.0x), ` +
-      `p99 ${num(tg.p99, 1)} vs ${num(peer.p99, 1)} ms, CPU/req ${(tg.cpuUs / peer.cpuUs).toFixed(2)}x`,
+      `p99 ${num(tg.p99, 1)} vs ${num(peer.p99, 1)} ms, CPU/req ${(tg.cpuUs / peer.cpuUs).toFixed(2)}x ` +
+      `(Postgres ${(tg.postgresUs / peer.postgresUs).toFixed(2)}x)`,
   );
   print(
     `tickgraph / plain: ${(tg.rps / plain.rps).toFixed(2)}x req/s, p99 ${num(tg.p99, 1)} vs ${num(plain.p99, 1)} ms, ` +
-      `CPU/req ${(tg.cpuUs / plain.cpuUs).toFixed(2)}x`,
+      `CPU/req ${(tg.cpuUs / plain.cpuUs).toFixed(2)}x (Postgres ${(tg.postgresUs / plain.postgresUs).toFixed(2)}x)`,
   );
+}
+
+/** `url` with an application_name, which pg takes over the one its client code sets. */
+function withApplicationName(url: string, app: string): string {
+  const u = new URL(url);
+  u.searchParams.set("application_name", app);
+  return u.toString();
 }
 
 const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
@@ -449,7 +504,11 @@ async function main() {
   await db.connect();
   try {
     for (const spec of SERVERS) {
-      const child = await startChild(join(__dirname, spec.script), { ...env, ...spec.env });
+      const child = await startChild(join(__dirname, spec.script), {
+        ...env,
+        DATABASE_URL: withApplicationName(url, spec.app),
+        ...spec.env,
+      });
       servers.push({
         ...spec,
         child,
@@ -471,7 +530,7 @@ async function main() {
     );
     for (const [i, scenario] of scenarios.entries()) {
       const rows = await checkSameContent(scenario, servers);
-      report(keys[i], scenario, rows, await measure(scenario, servers));
+      report(keys[i], scenario, rows, await measure(db, scenario, servers));
     }
     print(
       `\nload average ${loadavg()

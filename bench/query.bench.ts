@@ -16,6 +16,7 @@ import {
   load,
   procCpuMs,
   startChild,
+  threadCpuMs,
   type Child,
   type LoadResult,
 } from "./support";
@@ -215,10 +216,11 @@ interface PlanNode {
 }
 
 /**
- * Fails unless Postgres plans `sql` as a walk of `index` in its order: no sort (incremental ones included)
- * and no sequential scan of its table.
+ * Prints how Postgres plans `sql`, with a warning unless it walks `index` in its order: no sort (incremental
+ * ones included) and no sequential scan of its table. At the default size every statement is; with a few
+ * rows per symbol a bitmap scan and a sort may be cheaper, so this does not stop the bench.
  */
-async function checkPlan(db: Client, what: string, index: string, sql: string, params: unknown[]) {
+async function showPlan(db: Client, what: string, index: string, sql: string, params: unknown[]) {
   const { rows } = await db.query<{ "QUERY PLAN": [{ Plan: PlanNode }] }>(
     `EXPLAIN (FORMAT JSON) ${sql}`,
     params,
@@ -228,21 +230,26 @@ async function checkPlan(db: Client, what: string, index: string, sql: string, p
   walk(rows[0]["QUERY PLAN"][0].Plan);
   const walked = nodes.find((n) => n["Index Name"] === index);
   const table = walked?.["Relation Name"];
-  if (
-    !walked ||
-    nodes.some(
+  const inOrder =
+    walked &&
+    !nodes.some(
       (n) =>
         n["Node Type"].endsWith("Sort") || (n["Node Type"] === "Seq Scan" && n["Relation Name"] === table),
+    );
+  const shape = nodes
+    .map(
+      (n) =>
+        `${n["Node Type"]}${n["Index Name"] ? ` ${n["Index Name"]}` : n["Relation Name"] ? ` ${n["Relation Name"]}` : ""}`,
     )
-  )
-    throw new Error(`${what} is not planned on ${index}: ${JSON.stringify(rows[0]["QUERY PLAN"])}`);
+    .join(" > ");
+  print(`${inOrder ? "plan" : `WARNING: not an in-order walk of ${index}:`} ${what}: ${shape}`);
 }
 
 /**
- * Both statements of each scenario walk the index meant for them: tickgraph's (which the plain server
- * shares) and PostGraphile's, as a PostGraphile started with its SQL explained reports it.
+ * The plans of both statements of each scenario: tickgraph's (which the plain server shares) and
+ * PostGraphile's, as a PostGraphile started with its SQL explained reports it.
  */
-async function checkPlans(url: string, env: Record<string, string>, scenarios: Scenario[]) {
+async function showPlans(url: string, env: Record<string, string>, scenarios: Scenario[]) {
   const db = new Client({ connectionString: url });
   await db.connect();
   const explaining = await startChild(join(__dirname, POSTGRAPHILE.script), { ...env, BENCH_EXPLAIN: "on" });
@@ -250,7 +257,7 @@ async function checkPlans(url: string, env: Record<string, string>, scenarios: S
     const symbol = symbolName(0);
     for (const s of scenarios) {
       const { sql, params } = s.sql(symbol);
-      await checkPlan(db, `tickgraph's ${s.operation} statement`, s.index, sql, params);
+      await showPlan(db, `tickgraph's ${s.operation} statement`, s.index, sql, params);
       const res = await post(
         { name: POSTGRAPHILE.name, url: `http://127.0.0.1:${explaining.port}/graphql`, headers: {} },
         body(s, "postgraphile", symbol),
@@ -260,7 +267,7 @@ async function checkPlans(url: string, env: Record<string, string>, scenarios: S
       const statements = (ops ?? []).filter((o) => o.type === "sql");
       if (statements.length !== 1)
         throw new Error(`PostGraphile ran ${statements.length} statements for ${s.title}, not one`);
-      await checkPlan(
+      await showPlan(
         db,
         `PostGraphile's ${s.operation} statement`,
         s.index,
@@ -283,10 +290,10 @@ async function checkRealtime(server: Running) {
         windowAggregates(size: ONE_MINUTE, symbols: ["${symbolName(0)}"], first: 1) { nodes { delayed } } }`,
     }),
   );
-  const flags = Object.values(res.data!).flatMap((c) =>
+  const delayed = Object.values(res.data!).flatMap((c) =>
     (c.nodes as { delayed: boolean }[]).map((n) => n.delayed),
   );
-  if (flags.length !== 2 || flags.some((d) => d))
+  if (delayed.length !== 2 || delayed.some((d) => d))
     throw new Error(`${server.name} serves delayed data: ${JSON.stringify(res)}`);
 }
 
@@ -305,7 +312,7 @@ async function backendsCpuMs(db: Client, app: string): Promise<Map<number, numbe
     "SELECT pid FROM pg_stat_activity WHERE application_name = $1",
     [app],
   );
-  return new Map(rows.map((r) => [r.pid, procCpuMs(r.pid)]));
+  return new Map(rows.map((r) => [r.pid, threadCpuMs(r.pid)]));
 }
 
 /** CPU the backends of `app` spent since `before` (backends born since then count from zero). */
@@ -321,7 +328,7 @@ async function measure(db: Client, scenario: Scenario, servers: Running[]): Prom
     load({ url: s.url, bodies: bodies.get(s)!, headers: s.headers, connections: flags.connections, seconds });
   const rounds = new Map<Running, Round[]>(servers.map((s) => [s, []]));
   for (let r = 0; r < flags.rounds; r++) {
-    // Each round starts with another server, so that none is always measured right after the same one.
+    // Each round starts with the next server, so that each takes every place in a round in turn.
     const order = servers.map((_, i) => servers[(i + r) % servers.length]);
     for (const s of order) {
       // Warm-up right before a server's first round: at most two servers' pools (the one measured and the
@@ -374,6 +381,9 @@ function summarise(rounds: Round[]): Summary {
   };
 }
 
+/** `a / b` as "1.23x", or "n/a" where there is nothing to divide by. */
+const times = (a: number, b: number) => (b > 0 && Number.isFinite(a) ? `${(a / b).toFixed(2)}x` : "n/a");
+
 const num = (v: number, digits = 0) =>
   v.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
@@ -412,13 +422,13 @@ function report(key: string, scenario: Scenario, rowsPerPage: number, results: M
   const peer = sums.get(POSTGRAPHILE.name)!;
   const plain = sums.get(PLAIN.name)!;
   print(
-    `tickgraph / PostGraphile: ${(tg.rps / peer.rps).toFixed(2)}x req/s (target ≥ 1.5x, first milestone ≥ 1.0x), ` +
-      `p99 ${num(tg.p99, 1)} vs ${num(peer.p99, 1)} ms, CPU/req ${(tg.cpuUs / peer.cpuUs).toFixed(2)}x ` +
-      `(Postgres ${(tg.postgresUs / peer.postgresUs).toFixed(2)}x)`,
+    `tickgraph / PostGraphile: ${times(tg.rps, peer.rps)} req/s (target ≥ 1.5x, first milestone ≥ 1.0x), ` +
+      `p99 ${num(tg.p99, 1)} vs ${num(peer.p99, 1)} ms, CPU/req ${times(tg.cpuUs, peer.cpuUs)} ` +
+      `(Postgres ${times(tg.postgresUs, peer.postgresUs)})`,
   );
   print(
-    `tickgraph / plain: ${(tg.rps / plain.rps).toFixed(2)}x req/s, p99 ${num(tg.p99, 1)} vs ${num(plain.p99, 1)} ms, ` +
-      `CPU/req ${(tg.cpuUs / plain.cpuUs).toFixed(2)}x (Postgres ${(tg.postgresUs / plain.postgresUs).toFixed(2)}x)`,
+    `tickgraph / plain: ${times(tg.rps, plain.rps)} req/s, p99 ${num(tg.p99, 1)} vs ${num(plain.p99, 1)} ms, ` +
+      `CPU/req ${times(tg.cpuUs, plain.cpuUs)} (Postgres ${times(tg.postgresUs, plain.postgresUs)})`,
   );
 }
 
@@ -497,7 +507,7 @@ async function main() {
   const env = { DATABASE_URL: url, JWT_SECRET: SECRET, LOG_LEVEL: "warn", NODE_ENV: "production" };
   const token = await mintToken(SECRET, BENCH_PRINCIPAL, [Role.USER], 24 * 3600);
   if (flags.profile) return profile(flags.profile, keys[0], scenarios[0], env, token);
-  await checkPlans(url, env, scenarios);
+  await showPlans(url, env, scenarios);
 
   const servers: Running[] = [];
   const db = new Client({ connectionString: url });
@@ -538,8 +548,7 @@ async function main() {
         .join(" ")}; ` + `${((Date.now() - started.getTime()) / 1000).toFixed(0)} s`,
     );
 
-    // Every request tickgraph answered with its policy layer on is in the access log (written before
-    // the response leaves, or the response is withheld).
+    // Every request tickgraph answered with its policy layer on reached the access log.
     const expected = answered.get(audited)!;
     const deadline = Date.now() + 30_000;
     let logged = (await accessLogSeq(db)) - logBefore;

@@ -33,6 +33,19 @@ export function procCpuMs(pid: number): number {
 }
 
 /**
+ * CPU ms a single-threaded process (a Postgres backend) has run so far, to the nanosecond, from
+ * /proc/<pid>/schedstat (Linux), or NaN where unreadable. /proc/<pid>/stat counts in 10 ms ticks, too
+ * coarse for twenty backends that each run a few ms a second.
+ */
+export function threadCpuMs(pid: number): number {
+  try {
+    return Number(readFileSync(`/proc/${pid}/schedstat`, "utf8").split(" ")[0]) / 1e6;
+  } catch {
+    return NaN;
+  }
+}
+
+/**
  * CPU ms used so far by every process named `postgres` on this machine (backends, WAL writer,
  * checkpointer…): what a local Postgres server spends. NaN where /proc cannot be read.
  */
@@ -86,6 +99,8 @@ export function startChild(
         stop: () =>
           new Promise((done) => {
             proc.removeAllListeners("exit");
+            // A child that died meanwhile has nothing left to stop (and will not exit again).
+            if (proc.exitCode !== null || proc.signalCode !== null) return done();
             proc.once("exit", () => done());
             proc.kill("SIGTERM");
           }),

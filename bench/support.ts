@@ -33,6 +33,19 @@ export function procCpuMs(pid: number): number {
 }
 
 /**
+ * CPU ms a single-threaded process (a Postgres backend) has run so far, to the nanosecond, from
+ * /proc/<pid>/schedstat (Linux), or NaN where unreadable. /proc/<pid>/stat counts in 10 ms ticks, too
+ * coarse for twenty backends that each run a few ms a second.
+ */
+export function threadCpuMs(pid: number): number {
+  try {
+    return Number(readFileSync(`/proc/${pid}/schedstat`, "utf8").split(" ")[0]) / 1e6;
+  } catch {
+    return NaN;
+  }
+}
+
+/**
  * CPU ms used so far, per process, by the Postgres server behind `ds` on this machine: the backends
  * connected to `ds`'s database and the server's background processes (WAL writer, checkpointer,
  * autovacuum…). Backends of other databases are left out, as are other Postgres servers (tests' embedded
@@ -68,10 +81,14 @@ export interface Child {
   stop(): Promise<void>;
 }
 
-/** Starts `node script` and waits for its first stdout line `{"port":N}`. */
-export function startChild(script: string, env: Record<string, string>): Promise<Child> {
+/** Starts `node [...nodeArgs] script` and waits for its first stdout line `{"port":N}`. */
+export function startChild(
+  script: string,
+  env: Record<string, string>,
+  nodeArgs: string[] = [],
+): Promise<Child> {
   return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [script], {
+    const proc = spawn(process.execPath, [...nodeArgs, script], {
       env: { ...process.env, ...env },
       stdio: ["ignore", "pipe", "inherit"],
     });
@@ -85,6 +102,8 @@ export function startChild(script: string, env: Record<string, string>): Promise
         stop: () =>
           new Promise((done) => {
             proc.removeAllListeners("exit");
+            // A child that died meanwhile has nothing left to stop (and will not exit again).
+            if (proc.exitCode !== null || proc.signalCode !== null) return done();
             proc.once("exit", () => done());
             proc.kill("SIGTERM");
           }),
@@ -99,43 +118,53 @@ export interface LoadResult {
   p99: number;
   errors: number;
   non2xx: number;
+  /** Responses with a 2xx status whose body carries GraphQL `errors`. */
+  graphqlErrors: number;
   total: number;
 }
 
-/** Drives POST requests with bodies taken round-robin, after a warm-up that is not counted. */
+/**
+ * Drives POST requests for `seconds` with bodies taken round-robin; answers with GraphQL errors are
+ * counted apart, since GraphQL servers report most failures with status 200.
+ */
 export async function load(opts: {
   url: string;
   bodies: string[];
   headers?: Record<string, string>;
   connections: number;
   seconds: number;
-  warmupSeconds: number;
 }): Promise<LoadResult> {
   let i = 0;
-  const run = (duration: number) =>
-    autocannon({
-      url: opts.url,
-      connections: opts.connections,
-      duration,
-      method: "POST",
-      headers: { "content-type": "application/json", ...opts.headers },
-      requests: [{ setupRequest: (req) => ({ ...req, body: opts.bodies[i++ % opts.bodies.length] }) }],
-    });
-  if (opts.warmupSeconds > 0) await run(opts.warmupSeconds);
-  const r = await run(opts.seconds);
+  let graphqlErrors = 0;
+  const r = await autocannon({
+    url: opts.url,
+    connections: opts.connections,
+    duration: opts.seconds,
+    method: "POST",
+    headers: { "content-type": "application/json", ...opts.headers },
+    requests: [
+      {
+        setupRequest: (req) => ({ ...req, body: opts.bodies[i++ % opts.bodies.length] }),
+        onResponse: (status, body) => {
+          if (status < 300 && body.includes('"errors"')) graphqlErrors++;
+        },
+      },
+    ],
+  });
   return {
     requestsPerSec: r.requests.average,
     p50: r.latency.p50,
     p99: r.latency.p99,
     errors: r.errors + r.timeouts,
     non2xx: r.non2xx,
+    graphqlErrors,
     total: r.requests.total,
   };
 }
 
-/** `--name value` flags as numbers, with defaults. */
-export function numericFlags<T extends Record<string, number>>(defaults: T): T {
-  const out: Record<string, number> = { ...defaults };
+/** `--name value` flags, each parsed as its default is typed (a number or a string). */
+export function benchFlags<T extends Record<string, number | string>>(defaults: T): T {
+  const out: Record<string, number | string> = { ...defaults };
   const argv = process.argv.slice(2);
   for (let k = 0; k < argv.length; k++) {
     const name = argv[k].replace(/^--/, "");
@@ -145,9 +174,20 @@ export function numericFlags<T extends Record<string, number>>(defaults: T): T {
           .map((d) => "--" + d)
           .join(" ")}`,
       );
-    const v = Number(argv[++k]);
+    const raw = argv[++k];
+    if (raw === undefined) throw new Error(`--${name} needs a value`);
+    if (typeof defaults[name] === "string") {
+      out[name] = raw;
+      continue;
+    }
+    const v = Number(raw);
     if (!Number.isFinite(v) || v < 0) throw new Error(`--${name} needs a non-negative number`);
     out[name] = v;
   }
   return out as T;
+}
+
+/** `--name value` flags as numbers, with defaults. */
+export function numericFlags<T extends Record<string, number>>(defaults: T): T {
+  return benchFlags(defaults);
 }

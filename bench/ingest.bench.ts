@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import type { DataSource } from "typeorm";
 import { createDataSource, migrate } from "../src/db/data-source";
-import { BatchWriter } from "../src/ingest/batch.writer";
+import { BatchWriter, claimStream } from "../src/ingest/batch.writer";
 import { startIngest } from "../src/ingest/ingest";
 import { setLogLevel } from "../src/log";
 import { benchDatabase, numericFlags, postgresCpuMs, procCpuMs, startChild } from "./support";
@@ -46,6 +46,7 @@ async function writerAlone(ds: DataSource, seconds: number): Promise<number> {
   const writer = new BatchWriter({
     dataSource: ds,
     stream: "bench",
+    epoch: (await claimStream(ds, "bench")).epoch,
     batchSize: flags.batch,
     connections: flags.connections,
     checkpoint: () => ({ lastIds: {}, watermarkMs: null }),

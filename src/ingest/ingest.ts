@@ -2,7 +2,7 @@ import type { DataSource } from "typeorm";
 import type { Asset } from "../feed/protocol";
 import { log } from "../log";
 import { wallClock, type MarketClock } from "../policy/market-clock";
-import { BatchWriter, type BatchResult, type TradeSource } from "./batch.writer";
+import { BatchWriter, claimStream, type BatchResult, type TradeSource } from "./batch.writer";
 import type { CommittedTrades } from "./committed";
 import { FeedRest, streamTrade } from "./feed.rest";
 import {
@@ -605,27 +605,26 @@ export function startIngest(opts: IngestOptions): Ingest {
     await upsertInstruments(ds, assets);
     const symbols = assets.map((a) => a.symbol);
     validator = new Validator({ symbols, maxSkewMs: opts.maxSkewMs, clock: feedNow });
+    // Claimed before anything the stream wrote is read: whatever an earlier writer still commits is then
+    // in what follows, or is refused.
+    const claim = await claimStream(ds, stream, { fresh: opts.freshFeed });
     if (opts.freshFeed) {
-      await ds.query(`DELETE FROM ingest_checkpoints WHERE stream = $1`, [stream]);
       const rows: { symbol: string; max: string | null }[] = await ds.query(
         `SELECT s AS symbol, (SELECT max(seq) FROM quotes q WHERE q.symbol = s)::text AS max FROM unnest($1::text[]) AS s`,
         [symbols],
       );
       for (const r of rows) if (r.max !== null) seqOffsets.set(r.symbol, Number(r.max));
     } else {
-      const rows: { last_ids: Record<string, number>; watermark: Date | null }[] = await ds.query(
-        `SELECT last_ids, watermark FROM ingest_checkpoints WHERE stream = $1`,
-        [stream],
-      );
-      if (rows[0]) {
-        validator.restore(rows[0].last_ids, rows[0].watermark?.getTime() ?? null);
-        watermarkMs = rows[0].watermark?.getTime() ?? null;
-      }
+      validator.restore(claim.lastIds, claim.watermark?.getTime() ?? null);
+      watermarkMs = claim.watermark?.getTime() ?? null;
     }
     const v = validator;
     writer = new BatchWriter({
       dataSource: ds,
       stream,
+      epoch: claim.epoch,
+      // Another writer holds the stream now (this replica lost its lease): stop reading the feed too.
+      onTaken: () => void abort(),
       batchSize: opts.batchSize,
       maxDelayMs: opts.maxBatchDelayMs,
       checkpoint: () => ({ lastIds: v.takeCheckpoint(), watermarkMs: v.watermarkMs }),
@@ -678,6 +677,17 @@ export function startIngest(opts: IngestOptions): Ingest {
     })();
     return closing;
   };
+  const abort = (): Promise<void> => {
+    aborting ??= (async () => {
+      closed = aborted = true;
+      wake?.();
+      // Nothing more reaches Postgres, even while the stream and the pump wind down.
+      const abandoned = writer?.abandon();
+      await close();
+      await abandoned;
+    })();
+    return aborting;
+  };
   const fallback = opts.clockFallback ?? wallClock;
   return {
     clock: {
@@ -727,16 +737,6 @@ export function startIngest(opts: IngestOptions): Ingest {
       await writer?.flush();
     },
     close,
-    abort() {
-      aborting ??= (async () => {
-        closed = aborted = true;
-        wake?.();
-        // Nothing more reaches Postgres, even while the stream and the pump wind down.
-        const abandoned = writer?.abandon();
-        await close();
-        await abandoned;
-      })();
-      return aborting;
-    },
+    abort,
   };
 }

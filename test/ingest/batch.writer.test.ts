@@ -1,4 +1,4 @@
-import { BatchWriter, shardOf, type BatchResult } from "../../src/ingest/batch.writer";
+import { BatchWriter, claimStream, shardOf, type BatchResult } from "../../src/ingest/batch.writer";
 import { Validator, type AcceptedTrade } from "../../src/ingest/validator";
 import { setLogLevel } from "../../src/log";
 import { testDb, until, type TestDb } from "./ingest.helpers";
@@ -35,6 +35,7 @@ test("batches by size, the remainder by time; a full buffer makes the producer w
   const writer = new BatchWriter({
     dataSource: db.ds,
     stream: "test",
+    epoch: (await claimStream(db.ds, "test")).epoch,
     batchSize: 100,
     maxDelayMs: 20,
     checkpoint: () => ({ lastIds: { AAPL: sent }, watermarkMs: T0 + sent * 37 - 2000 }),
@@ -92,6 +93,7 @@ test("a batch split over several connections commits every part, and the checkpo
   const writer = new BatchWriter({
     dataSource: db.ds,
     stream: "parts",
+    epoch: (await claimStream(db.ds, "parts")).epoch,
     batchSize: 70,
     connections: 3,
     checkpoint: () => ({ lastIds: { ...last }, watermarkMs: T0 }),
@@ -121,6 +123,7 @@ test("each commit hands over its new rows with their stored ids, and leaves rows
   const writer = new BatchWriter({
     dataSource: db.ds,
     stream: "rows",
+    epoch: (await claimStream(db.ds, "rows")).epoch,
     batchSize: 1000,
     connections: 2,
     checkpoint: () => ({ lastIds: {}, watermarkMs: T0 }),
@@ -165,6 +168,7 @@ test("a streamed batch that meets stored trades is written again row by row: new
   const writer = new BatchWriter({
     dataSource: db.ds,
     stream: "mixed",
+    epoch: (await claimStream(db.ds, "mixed")).epoch,
     batchSize: 1000,
     connections: 1,
     checkpoint: () => ({ lastIds: {}, watermarkMs: T0 }),
@@ -194,6 +198,7 @@ test("while nobody wants the new rows, commits count them but hand none over", a
   const writer = new BatchWriter({
     dataSource: db.ds,
     stream: "lean",
+    epoch: (await claimStream(db.ds, "lean")).epoch,
     batchSize: 1000,
     connections: 1,
     checkpoint: () => ({ lastIds: {}, watermarkMs: T0 }),
@@ -242,6 +247,7 @@ test("a crash between the parts of a batch loses no trade: the stored watermark 
     const writer = new BatchWriter({
       dataSource: db.ds,
       stream: "crash",
+      epoch: (await claimStream(db.ds, "crash")).epoch,
       batchSize: 1000,
       maxDelayMs: 10_000,
       connections: 2,
@@ -288,6 +294,7 @@ test("after a clean close the checkpoint holds the last batch's own watermark", 
   const writer = new BatchWriter({
     dataSource: db.ds,
     stream: "close",
+    epoch: (await claimStream(db.ds, "close")).epoch,
     batchSize: 50,
     connections: 2,
     checkpoint: () => ({ lastIds: { AX: sent, BX: sent }, watermarkMs: T0 + sent * 37 - 2000 }),
@@ -303,4 +310,59 @@ test("after a clean close the checkpoint holds the last batch's own watermark", 
   await writer.close();
   const [cp] = await db.ds.query(`SELECT watermark FROM ingest_checkpoints WHERE stream = 'close'`);
   expect(cp.watermark.getTime()).toBe(T0 + 200 * 37 - 2000);
+});
+
+test("a writer whose stream another writer claimed commits nothing more, not even repeats the unique key would drop", async () => {
+  await db.ds.query(`TRUNCATE quotes, panes_10s, quarantine, ingest_checkpoints`);
+  const writer = (epoch: string, lastIds: () => Record<string, number>, onTaken?: () => void) => {
+    const results: BatchResult[] = [];
+    const w = new BatchWriter({
+      dataSource: db.ds,
+      stream: "fenced",
+      epoch,
+      batchSize: 1000,
+      connections: 2,
+      checkpoint: () => ({ lastIds: lastIds(), watermarkMs: T0 }),
+      onCommitted: (r) => results.push(r),
+      onTaken,
+    });
+    return { w, results };
+  };
+  let taken = 0;
+  const old = writer(
+    (await claimStream(db.ds, "fenced")).epoch,
+    () => ({ AX: 10, BX: 10 }),
+    () => taken++,
+  );
+  for (let id = 1; id <= 10; id++)
+    for (const s of ["AX", "BX"]) old.w.addTrade(trade(s, id), Date.now(), "feed");
+  await old.w.flush();
+  expect(old.results.map((r) => r.inserted)).toEqual([20]);
+
+  const claim = await claimStream(db.ds, "fenced");
+  expect(claim.lastIds).toEqual({ AX: 10, BX: 10 });
+  const next = writer(claim.epoch, () => ({ AX: 30, BX: 30 }));
+  for (let id = 11; id <= 30; id++)
+    for (const s of ["AX", "BX"]) next.w.addTrade(trade(s, id), Date.now(), "feed");
+  await next.w.close();
+
+  // The old writer sends what the new one already stored (dropped by the unique key) and a trade of its own.
+  for (let id = 11; id <= 20; id++) old.w.addTrade(trade("AX", id), Date.now(), "feed");
+  old.w.addTrade(trade("BX", 31), Date.now(), "feed");
+  old.w.addQuarantine("{", "MALFORMED", "frame is not JSON", Date.now(), "AX");
+  await old.w.flush();
+  expect(taken).toBe(1);
+  expect(old.results).toHaveLength(1);
+  // Refused from then on, without waiting or throwing.
+  old.w.addTrade(trade("BX", 32), Date.now(), "feed");
+  expect(old.w.room()).toBeUndefined();
+  await old.w.close();
+
+  const [cp] = await db.ds.query(`SELECT last_ids FROM ingest_checkpoints WHERE stream = 'fenced'`);
+  expect(cp.last_ids).toEqual({ AX: 30, BX: 30 });
+  const [{ n, bx, q }] = await db.ds.query(
+    `SELECT count(*)::int AS n, max(seq) FILTER (WHERE symbol = 'BX')::int AS bx,
+            (SELECT count(*)::int FROM quarantine) AS q FROM quotes`,
+  );
+  expect({ n, bx, q }).toEqual({ n: 60, bx: 30, q: 0 });
 });

@@ -50,12 +50,17 @@ export function testConfig(databaseUrl: string, env: Record<string, string> = {}
   });
 }
 
-/** The whole platform on port 0 over a fresh database cloned from the migrated template. */
+/**
+ * The whole platform on port 0 over a fresh database cloned from the migrated template. `before` runs on
+ * that database before the platform starts (e.g. to make it a replica that does not ingest).
+ */
 export async function startTestPlatform(
   env: Record<string, string> = {},
   opts: PlatformOptions = {},
+  before?: (databaseUrl: string) => Promise<void>,
 ): Promise<TestPlatform> {
   const db = await createTestDatabase();
+  await before?.(db.url);
   // Tests that want the feed and ingest loop pass INGEST: "on" (with FEED_URL for a feed they control).
   const config = testConfig(db.url, { INGEST: "off", ...env });
   const platform = await startPlatform(config, opts);

@@ -2,14 +2,18 @@ import { Client } from "pg";
 import { Role } from "../../src/policy/principal";
 import { rebuildWindows } from "../../src/windows/rebuild";
 import { grantEntitlements } from "../support/governance";
-import { startTestPlatform, type TestPlatform } from "../support/server";
+import { startPlatformAtMarketTime, type ClockedPlatform } from "../support/market-clock";
 
-let t: TestPlatform;
+let t: ClockedPlatform;
 let token: string;
 const T0 = Date.parse("2026-01-05T14:30:00Z");
+// The market's now, 31 minutes and 5 seconds in: a caller without REALTIME (DELAY_SECONDS 900) sees
+// the market up to 16:05 in, in the middle of the data.
+const NOW = T0 + 31 * 60_000 + 5_000;
+const CUTOFF = NOW - 900_000;
 
 beforeAll(async () => {
-  t = await startTestPlatform();
+  t = await startPlatformAtMarketTime(new Date(NOW));
   const c = new Client({ connectionString: t.databaseUrl });
   await c.connect();
   // Five symbols over 30 minutes, one trade per second each, with distinct trends; UP and DOWN also
@@ -164,12 +168,92 @@ test("bad input is BAD_USER_INPUT", async () => {
   }
 });
 
-test("a user without REALTIME is served delayed windows, marked so", async () => {
+test("a user without REALTIME is served windows, rankings and movers only up to the delay cutoff, marked delayed", async () => {
   const bob = await t.token("bob", [Role.USER]);
-  const { body } = await t.gql(
-    `{ topSymbols(size: ONE_MINUTE) { delayed entries { aggregate { delayed } } } }`,
-    { token: bob },
+  const asBob = (query: string, variables?: Record<string, unknown>) =>
+    t.gql(query, { token: bob, variables }).then(({ body }) => {
+      expect(body.errors).toBeUndefined();
+      return body.data;
+    });
+  const lastEnd = CUTOFF - (CUTOFF % 10_000); // the newest window end at or before the cutoff
+  const iso = (ms: number) => new Date(ms).toISOString();
+
+  // Every page of UP's windows: exactly alice's up to the cutoff, the same values, marked delayed.
+  const pages = async (gqlAs: typeof asBob) => {
+    const out: Record<string, unknown>[] = [];
+    let after: string | null = null;
+    do {
+      const data = await gqlAs(
+        `query($after: String) { windowAggregates(size: ONE_MINUTE, symbols: ["UP"], first: 40, after: $after) {
+           nodes { windowEnd open close mean volume delayed } pageInfo { hasNextPage endCursor } } }`,
+        { after },
+      );
+      out.push(...data.windowAggregates.nodes);
+      after = data.windowAggregates.pageInfo.hasNextPage ? data.windowAggregates.pageInfo.endCursor : null;
+    } while (after);
+    return out;
+  };
+  const asAlice = (query: string, variables?: Record<string, unknown>) =>
+    gql(query, variables).then(({ body }) => body.data);
+  const [bobs, alices] = await Promise.all([pages(asBob), pages(asAlice)]);
+  const upToCutoff = alices.filter((w) => Date.parse(w.windowEnd as string) <= CUTOFF);
+  expect(upToCutoff.length).toBeLessThan(alices.length);
+  expect(bobs).toEqual(upToCutoff.map((w) => ({ ...w, delayed: true })));
+  expect(bobs[0].windowEnd).toBe(iso(lastEnd));
+
+  // The latest ranking is the cutoff's window, even when asked for a later one.
+  const ranking = `{ windowEnd delayed entries { symbol value aggregate { delayed } } }`;
+  const r = await asBob(
+    `query($at: DateTime) { latest: topSymbols(size: ONE_MINUTE) ${ranking}
+    later: topSymbols(size: ONE_MINUTE, at: $at) ${ranking} }`,
+    { at: iso(T0 + 1_500_000) },
   );
-  expect(body.data.topSymbols.delayed).toBe(true);
-  expect(body.data.topSymbols.entries[0].aggregate.delayed).toBe(true);
+  const atCutoff = await asAlice(
+    `query($at: DateTime) { topSymbols(size: ONE_MINUTE, at: $at) ${ranking} }`,
+    {
+      at: iso(lastEnd),
+    },
+  );
+  for (const got of [r.latest, r.later]) {
+    expect(got.windowEnd).toBe(iso(lastEnd));
+    expect(got.delayed).toBe(true);
+    expect(got.entries).toEqual(
+      atCutoff.topSymbols.entries.map((e: { aggregate: object }) => ({ ...e, aggregate: { delayed: true } })),
+    );
+  }
+
+  // History and the 5-minute tumbling windows stop at the cutoff.
+  const h = await asBob(
+    `query($from: DateTime!, $to: DateTime!) {
+    topSymbolsHistory(size: ONE_MINUTE, from: $from, to: $to) { windowEnd delayed }
+    topPriceStocks(from: $from, to: $to) { windowEnd delayed } }`,
+    { from: iso(T0), to: iso(T0 + 1_800_000) },
+  );
+  const ends = (list: { windowEnd: string; delayed: boolean }[]) => {
+    expect(list.every((x) => x.delayed)).toBe(true);
+    return list.map((x) => Date.parse(x.windowEnd) - T0);
+  };
+  expect(ends(h.topSymbolsHistory)).toEqual(
+    Array.from({ length: (lastEnd - T0) / 10_000 }, (_, k) => (k + 1) * 10_000),
+  );
+  expect(ends(h.topPriceStocks)).toEqual([300_000, 600_000, 900_000]);
+
+  // Movers: the cutoff's window; since the previous session, the last price before the cutoff's pane.
+  const m = await asBob(`{ w: topMovers(size: ONE_MINUTE) { asOf delayed gainers { symbol price } }
+    s: topMovers(basis: SESSION) { asOf delayed gainers { symbol price } } }`);
+  expect(m.w).toEqual({
+    asOf: iso(lastEnd),
+    delayed: true,
+    gainers: [{ symbol: "UP", price: expect.any(Number) }],
+  });
+  expect(m.w.gainers[0].price).toBeCloseTo(100 + 0.01 * ((lastEnd - T0) / 1000 - 1), 9);
+  expect(m.s.asOf).toBe(iso(lastEnd));
+  expect(m.s.delayed).toBe(true);
+  expect(m.s.gainers).toEqual([{ symbol: "UP", price: expect.any(Number) }]);
+  expect(m.s.gainers[0].price).toBeCloseTo(100 + 0.01 * ((lastEnd - T0) / 1000 - 1), 9);
+
+  // As the market moves on, so does what the caller sees.
+  await t.setMarketTime(new Date(NOW + 60_000));
+  const moved = await asBob(`{ topSymbols(size: ONE_MINUTE) { windowEnd } }`);
+  expect(moved.topSymbols.windowEnd).toBe(iso(lastEnd + 60_000));
 });

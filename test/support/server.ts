@@ -2,6 +2,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClient, type Client as WsClient, type ClientOptions } from "graphql-ws";
+import type { DataSource } from "typeorm";
 import WebSocket from "ws";
 import { loadConfig, type Config } from "../../src/config/config";
 import { createDataSource } from "../../src/db/data-source";
@@ -138,7 +139,7 @@ export async function startReplica(
   t: TestPlatform,
   bus: EventBus,
   config: Config = t.config,
-): Promise<RunningServer> {
+): Promise<RunningServer & { dataSource: DataSource }> {
   const ds = createDataSource({ url: t.databaseUrl, statementTimeoutMs: 5000, poolSize: 4 });
   await ds.initialize();
   const server = await startServer({
@@ -150,6 +151,7 @@ export async function startReplica(
   });
   return {
     ...server,
+    dataSource: ds,
     async close() {
       await server.close();
       await ds.destroy();

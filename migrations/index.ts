@@ -2,6 +2,7 @@ import { InstrumentsQuotes1763700000000 } from "./1763700000000-instruments-quot
 import { Ingest1763750000000 } from "./1763750000000-ingest";
 import { Windows1763760000000 } from "./1763760000000-windows";
 import { Governance1763800000000 } from "./1763800000000-governance";
+import { AccessLogKeyed1764000000000 } from "./1764000000000-access-log-keyed";
 import { IngestEpoch1764100000000 } from "./1764100000000-ingest-epoch";
 
 /** Every migration, oldest first. Hand-written; the schema is never synchronized from entities. */
@@ -10,5 +11,6 @@ export const migrations = [
   Ingest1763750000000,
   Windows1763760000000,
   Governance1763800000000,
+  AccessLogKeyed1764000000000,
   IngestEpoch1764100000000,
 ];

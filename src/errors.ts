@@ -26,10 +26,14 @@ export function isClientErrorCode(code: unknown): code is ErrorCode {
   return typeof code === "string" && CLIENT_CODES.has(code);
 }
 
-/** An error meant for the client: its message and code reach it as they are. */
+/**
+ * An error meant for the client: its message and code reach it as they are. `extensions.http.status` is
+ * the HTTP status it stands for (400 unless given); the server settles the response's status from it as
+ * the GraphQL-over-HTTP spec asks, and it never reaches the client.
+ */
 export class ClientError extends GraphQLError {
-  constructor(code: ErrorCode, message: string, extensions: Record<string, unknown> = {}) {
-    super(message, { extensions: { ...extensions, code } });
+  constructor(code: ErrorCode, message: string, extensions: Record<string, unknown> = {}, status = 400) {
+    super(message, { extensions: { http: { status }, ...extensions, code } });
   }
 }
 
@@ -41,13 +45,13 @@ export class BadUserInputError extends ClientError {
 
 export class UnauthenticatedError extends ClientError {
   constructor(message = "A valid bearer token is required: Authorization: Bearer <token>.") {
-    super(ErrorCode.UNAUTHENTICATED, message, { http: { status: 401 } });
+    super(ErrorCode.UNAUTHENTICATED, message, {}, 401);
   }
 }
 
 export class ForbiddenError extends ClientError {
   constructor(message: string, extensions: Record<string, unknown> = {}) {
-    super(ErrorCode.FORBIDDEN, message, extensions);
+    super(ErrorCode.FORBIDDEN, message, extensions, 403);
   }
 }
 
@@ -59,7 +63,7 @@ export class QueryTooComplexError extends ClientError {
 
 export class RateLimitedError extends ClientError {
   constructor(message: string, extensions: Record<string, unknown> = {}) {
-    super(ErrorCode.RATE_LIMITED, message, extensions);
+    super(ErrorCode.RATE_LIMITED, message, extensions, 429);
   }
 }
 

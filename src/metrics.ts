@@ -55,3 +55,15 @@ export const subscriptionSlowClosed = new Counter({
   help: "Connections closed (4008) because a subscription's queue of unread events overflowed.",
   registers: [registry],
 });
+
+export const auditCheckpointSeq = new Gauge({
+  name: "tickgraph_audit_checkpoint_seq",
+  help: "Seq of the newest access-log entry this replica signed in a head checkpoint (kept outside the database).",
+  registers: [registry],
+});
+
+export const auditTailMissing = new Counter({
+  name: "tickgraph_audit_tail_missing_total",
+  help: "Writes that found access-log entries this replica had written missing from the table.",
+  registers: [registry],
+});

@@ -14,6 +14,7 @@ test("defaults", () => {
     maxCost: 50000,
     maxAliases: 30,
     maxPageSize: 1000,
+    maxRequestBytes: 1048576,
     statementTimeoutMs: 5000,
     maxConnectionsPerPrincipal: 32,
     maxSubscriptionsPerPrincipal: 200,

@@ -168,7 +168,11 @@ describe("errors are graphql-js GraphQLErrors", () => {
   test("a client error keeps its code and extensions, and stays the original error's", async () => {
     const { compiled } = await both(`{ refused }`);
     const [error] = compiled.errors!;
-    expect(error.extensions).toEqual({ code: "FORBIDDEN", coordinate: "Query.refused" });
+    expect(error.extensions).toEqual({
+      code: "FORBIDDEN",
+      coordinate: "Query.refused",
+      http: { status: 403 },
+    });
     expect(error.originalError).toBeInstanceOf(ForbiddenError);
   });
 });

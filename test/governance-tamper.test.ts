@@ -1,5 +1,5 @@
 import { Client } from "pg";
-import { chainHash } from "../src/policy/audit";
+import { AuditKey } from "../src/policy/audit";
 import { Role } from "../src/policy/principal";
 import { startTestPlatform, type TestPlatform } from "./support/server";
 
@@ -54,21 +54,24 @@ test("an edited row is found by its seq, and the log verifies again once restore
   expect((await verify()).ok).toBe(true);
 });
 
-test("an edited row whose hash is recomputed breaks the link to the next entry", async () => {
+test("an edited row whose hash is recomputed without the key is found at that row", async () => {
   const { body } = await t.gql(
     `{ accessLog(first: 1000) { nodes { seq at principal roles client ip operation operationName operationHash phase
-       allowed masked denied symbols delayed decision errorCode rowCount durationMs prevHash hash } } }`,
+       allowed masked denied symbols delayed decision errorCode rowCount durationMs occurrences prevHash hash keyed } } }`,
     { token: steward },
   );
   const row = body.data.accessLog.nodes.find((n: { seq: number }) => n.seq === 3);
   const forged = { ...row, at: new Date(row.at), principal: "someone-else" };
-  // The attacker knows the canonical form: row 3 is consistent on its own...
-  const hash = chainHash(row.prevHash, 3, forged);
+  // The attacker knows the canonical form, but not the key the chain is computed with.
+  const guessed = new AuditKey(Buffer.from("a key that is not the deployment's, 32+ bytes")).chain(
+    row.prevHash,
+    3,
+    forged,
+  );
   await pg.query("SET session_replication_role = replica");
-  await pg.query("UPDATE access_log SET principal = 'someone-else', hash = $1 WHERE seq = 3", [hash]);
+  await pg.query("UPDATE access_log SET principal = 'someone-else', hash = $1 WHERE seq = 3", [guessed]);
   await pg.query("SET session_replication_role = origin");
-  // ...but row 4 still names the old hash.
-  expect(await verify()).toEqual({ ok: false, checked: 3, firstBrokenSeq: 4 });
+  expect(await verify()).toEqual({ ok: false, checked: 2, firstBrokenSeq: 3 });
   await pg.query("SET session_replication_role = replica");
   await pg.query("UPDATE access_log SET principal = $1, hash = $2 WHERE seq = 3", [row.principal, row.hash]);
   await pg.query("SET session_replication_role = origin");

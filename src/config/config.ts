@@ -17,6 +17,8 @@ export interface Limits {
   maxAliases: number;
   /** Largest `first` a page may ask for; more is refused, never clamped. @default 1000 */
   maxPageSize: number;
+  /** Largest request: an HTTP body or a WebSocket message, in bytes; larger is refused unread. @default 1048576 */
+  maxRequestBytes: number;
   /** Postgres statement_timeout for every query. @default 5000 */
   statementTimeoutMs: number;
   /** Open WebSocket connections one principal may hold on this replica. @default 32 */
@@ -60,6 +62,13 @@ export interface Config {
   leaseRetryMs: number;
   /** HS256 key; unset with no `jwksUrl` = a key generated once under `dataDir`. */
   jwtSecret?: string;
+  /**
+   * Keys the access log's hash chain and signs its checkpoints; it must stay outside the database and be
+   * the same on every replica. Unset = a key generated once under `dataDir`.
+   */
+  auditSecret?: string;
+  /** How often the access log's head is checkpointed outside the database (and at every stop), s. @default 10 */
+  auditCheckpointSeconds: number;
   /** RS256/ES256 key set URL, instead of `jwtSecret`. */
   jwksUrl?: string;
   /** How old data must be for principals without REALTIME. @default 900 */
@@ -145,8 +154,11 @@ export function loadConfig(overrides: Env = {}, env: Env = process.env): Config 
   if (jwtSecret && jwksUrl) {
     throw new ConfigError("Set JWT_SECRET or JWKS_URL, not both: tokens are verified one way.");
   }
-  if (jwtSecret && Buffer.byteLength(jwtSecret) < 32) {
-    throw new ConfigError("JWT_SECRET is too short: use at least 32 bytes (e.g. `openssl rand -hex 32`).");
+  for (const name of ["JWT_SECRET", "AUDIT_SECRET"]) {
+    const secret = e[name];
+    if (secret && Buffer.byteLength(secret) < 32) {
+      throw new ConfigError(`${name} is too short: use at least 32 bytes (e.g. \`openssl rand -hex 32\`).`);
+    }
   }
   const feedUrl = url(e, "FEED_URL", ["ws:", "wss:"]);
   if (feedUrl && (!e.FEED_KEY || !e.FEED_SECRET)) {
@@ -167,6 +179,8 @@ export function loadConfig(overrides: Env = {}, env: Env = process.env): Config 
     leaseRetryMs: int(e, "LEASE_RETRY_MS", 1000, 100, 60_000),
     jwtSecret,
     jwksUrl,
+    auditSecret: e.AUDIT_SECRET || undefined,
+    auditCheckpointSeconds: int(e, "AUDIT_CHECKPOINT_SECONDS", 10, 1, 3600),
     delaySeconds: int(e, "DELAY_SECONDS", 900, 0, 86400 * 7),
     logLevel,
     production: e.NODE_ENV === "production",
@@ -175,6 +189,7 @@ export function loadConfig(overrides: Env = {}, env: Env = process.env): Config 
       maxCost: int(e, "MAX_COST", 50_000, 10, 10_000_000),
       maxAliases: int(e, "MAX_ALIASES", 30, 0, 1000),
       maxPageSize: int(e, "MAX_PAGE_SIZE", 1000, 1, 100_000),
+      maxRequestBytes: int(e, "MAX_REQUEST_BYTES", 1024 * 1024, 1024, 256 * 1024 * 1024),
       statementTimeoutMs: int(e, "STATEMENT_TIMEOUT_MS", 5000, 100, 600_000),
       maxConnectionsPerPrincipal: int(e, "MAX_CONNECTIONS_PER_PRINCIPAL", 32, 1, 1_000_000),
       maxSubscriptionsPerPrincipal: int(e, "MAX_SUBSCRIPTIONS_PER_PRINCIPAL", 200, 1, 1_000_000),
@@ -183,19 +198,32 @@ export function loadConfig(overrides: Env = {}, env: Env = process.env): Config 
   };
 }
 
+/** A secret: the setting when given, else one generated on first use and kept in `dataDir/file`. */
+function secretOf(config: Config, given: string | undefined, file: string): string {
+  if (given) return given;
+  const path = join(config.dataDir, file);
+  try {
+    return readFileSync(path, "utf8").trim();
+  } catch {
+    mkdirSync(config.dataDir, { recursive: true });
+    const secret = randomBytes(32).toString("hex");
+    writeFileSync(path, secret + "\n", { mode: 0o600, flag: "wx" });
+    return secret;
+  }
+}
+
 /**
  * The HS256 key: JWT_SECRET when set, else one generated on first use and kept in `dataDir/jwt-secret`,
  * so tokens minted by `tickgraph token` stay valid across restarts of the embedded platform.
  */
 export function jwtSecretOf(config: Config): string {
-  if (config.jwtSecret) return config.jwtSecret;
-  const file = join(config.dataDir, "jwt-secret");
-  try {
-    return readFileSync(file, "utf8").trim();
-  } catch {
-    mkdirSync(config.dataDir, { recursive: true });
-    const secret = randomBytes(32).toString("hex");
-    writeFileSync(file, secret + "\n", { mode: 0o600, flag: "wx" });
-    return secret;
-  }
+  return secretOf(config, config.jwtSecret, "jwt-secret");
 }
+
+/** The access log's key: AUDIT_SECRET when set, else one generated once in `dataDir/audit-key`. */
+export function auditSecretOf(config: Config): string {
+  return secretOf(config, config.auditSecret, "audit-key");
+}
+
+/** Where the access log's latest signed head checkpoint is kept. */
+export const auditCheckpointFile = (config: Config): string => join(config.dataDir, "access-log.checkpoint");

@@ -58,6 +58,9 @@ export const POLICY_CHANNEL = "tickgraph_policy";
 const notify = (q: Queryable, payload: string) =>
   q.query(`SELECT pg_notify('${POLICY_CHANNEL}', $1)`, [payload]);
 
+// Row ids are selected as text (bigint exceeds a JS number); every ORDER BY names the table's column,
+// never the text output column of the same name, which would sort "9" above "10".
+
 /** DataSource or a transaction's EntityManager. */
 interface Queryable {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -95,9 +98,9 @@ export class GovernanceRepo {
   /** The current level of every reclassified coordinate, and the revision it reflects. */
   async fieldPolicies(): Promise<{ rows: FieldPolicyRow[]; revision: string }> {
     const rows: (FieldPolicyRow & { id: string })[] = await this.ds.query(
-      `SELECT DISTINCT ON (coordinate) id::text, coordinate, level, updated_by AS "updatedBy",
+      `SELECT DISTINCT ON (coordinate) p.id::text AS id, coordinate, level, updated_by AS "updatedBy",
               updated_at AS "updatedAt"
-       FROM field_policies ORDER BY coordinate, id DESC`,
+       FROM field_policies p ORDER BY coordinate, p.id DESC`,
     );
     const revision = rows.reduce((max, r) => (BigInt(r.id) > BigInt(max) ? r.id : max), "0");
     return { rows, revision };
@@ -142,10 +145,10 @@ export class GovernanceRepo {
   /** Every grant ever made (newest first), of one principal or of all. */
   grants(principal?: string | null): Promise<GrantRow[]> {
     return principal
-      ? this.ds.query(`SELECT ${GRANT_COLUMNS} FROM grants WHERE principal = $1 ORDER BY id DESC`, [
+      ? this.ds.query(`SELECT ${GRANT_COLUMNS} FROM grants WHERE principal = $1 ORDER BY grants.id DESC`, [
           principal,
         ])
-      : this.ds.query(`SELECT ${GRANT_COLUMNS} FROM grants ORDER BY id DESC`);
+      : this.ds.query(`SELECT ${GRANT_COLUMNS} FROM grants ORDER BY grants.id DESC`);
   }
 
   /** Who held what at instant `at`: granted at or before it, neither revoked nor expired by then. */
@@ -190,7 +193,7 @@ export class GovernanceRepo {
     if (filter.status) where.push(`status = $${params.push(filter.status)}`);
     return this.ds.query(
       `SELECT ${REQUEST_COLUMNS} FROM access_requests
-       ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY id DESC`,
+       ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY access_requests.id DESC`,
       params,
     );
   }

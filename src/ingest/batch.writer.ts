@@ -3,6 +3,7 @@ import { finished } from "node:stream/promises";
 import type { PoolClient } from "pg";
 import { from as copyFrom } from "pg-copy-streams";
 import type { DataSource } from "typeorm";
+import { isUnstorable, storableText } from "../db/text";
 import { log } from "../log";
 import { mergePanesSql, PaneSums, UPSERT_PANES_SQL } from "../windows/panes.sql";
 import { allCommitted, committedOf, type CommittedTrades } from "./committed";
@@ -267,10 +268,10 @@ export class StreamTakenError extends Error {
   }
 }
 
-/** Postgres text cannot hold NUL: such input is kept with the NULs escaped, and says so. */
+/** What Postgres cannot hold (NUL, unpaired surrogates) is kept escaped, and the detail says so. */
 function storable(raw: string, detail: string): [string, string] {
-  return raw.includes("\u0000")
-    ? [raw.replaceAll("\u0000", "\\u0000"), `${detail} (NUL bytes escaped as \\u0000)`]
+  return isUnstorable(raw)
+    ? [storableText(raw), `${detail} (NUL and unpaired surrogates escaped as \\uXXXX)`]
     : [raw, detail];
 }
 

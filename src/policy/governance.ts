@@ -8,6 +8,7 @@ import { BadUserInputError, ClientError, ErrorCode } from "../errors";
 import { log } from "../log";
 import {
   AuditLog,
+  type AuditKey,
   type AccessDecision,
   type AccessLogInput,
   type AccessLogRecord,
@@ -26,6 +27,12 @@ export interface GovernanceOptions {
   clock: MarketClock;
   delaySeconds: number;
   statementTimeoutMs: number;
+  /** Keys the access log's chain and signs its checkpoints. */
+  auditKey: AuditKey;
+  /** Where the access log's signed head checkpoint is kept, outside the database. @default none */
+  checkpointFile?: string;
+  /** How often that checkpoint is taken, ms. @default 10000 */
+  checkpointMs?: number;
   /** Receives each committed access-log entry. */
   onAccessLogged?: (record: AccessLogRecord) => void;
 }
@@ -36,7 +43,8 @@ export class AuditUnavailableError extends ClientError {
     super(
       ErrorCode.AUDIT_UNAVAILABLE,
       "The access log could not be written, so the response is withheld. Try again shortly.",
-      { http: { status: 503 } },
+      {},
+      503,
     );
   }
 }
@@ -88,6 +96,8 @@ export interface Outcome {
   phase?: AccessPhase;
   /** Rows served; defaults to the session's count. */
   rowCount?: number | null;
+  /** Refusals the entry stands for, when aggregated. @default null (one operation) */
+  occurrences?: number | null;
 }
 
 /**
@@ -141,6 +151,9 @@ export class Governance implements SessionSource {
     this.url = url;
     this.audit = new AuditLog({
       url,
+      key: opts.auditKey,
+      checkpointFile: opts.checkpointFile,
+      checkpointMs: opts.checkpointMs,
       read: sqlOf(opts.dataSource),
       statementTimeoutMs: opts.statementTimeoutMs,
       onCommit: opts.onAccessLogged,
@@ -301,6 +314,7 @@ export class Governance implements SessionSource {
       errorCode: outcome.errorCode,
       rowCount: outcome.rowCount !== undefined ? outcome.rowCount : (session?.rows ?? null),
       durationMs: Math.round((performance.now() - startedAt) * 1000) / 1000,
+      occurrences: outcome.occurrences ?? null,
     };
   }
 

@@ -3,6 +3,8 @@ import { UnauthenticatedError } from "../errors";
 import { parseRoles, type Principal, type Role } from "./principal";
 
 const ISSUER = "tickgraph";
+/** Longest principal id a token may carry (ids are logged and compared, never parsed). */
+const MAX_SUBJECT = 200;
 /** Verified tokens remembered (oldest forgotten first). */
 const VERIFIED_TOKENS = 10_000;
 
@@ -41,11 +43,17 @@ export function createTokenVerifier(opts: { secret?: string; jwksUrl?: string })
           algorithms,
           requiredClaims: ["sub", "exp"],
         });
-        const principal = { id: payload.sub!, roles: parseRoles(payload.roles), expiresAt: payload.exp };
+        if (typeof payload.sub !== "string" || !payload.sub || payload.sub.length > MAX_SUBJECT) {
+          throw new UnauthenticatedError(
+            `The token's sub claim must be a string of 1 to ${MAX_SUBJECT} characters.`,
+          );
+        }
+        const principal = { id: payload.sub, roles: parseRoles(payload.roles), expiresAt: payload.exp };
         if (verified.size >= VERIFIED_TOKENS) verified.delete(verified.keys().next().value!);
         verified.set(token, principal);
         return principal;
       } catch (err) {
+        if (err instanceof UnauthenticatedError) throw err;
         if (err instanceof errors.JWTExpired) throw new UnauthenticatedError("The token has expired.");
         throw new UnauthenticatedError("The token is not valid.");
       }
@@ -67,13 +75,16 @@ export async function mintToken(
   roles: Role[],
   ttlSeconds: number,
 ): Promise<string> {
-  return new SignJWT({ roles })
-    .setProtectedHeader({ alg: "HS256", typ: "JWT" })
-    .setSubject(sub)
-    .setIssuer(ISSUER)
-    .setIssuedAt()
-    .setExpirationTime(Math.floor(Date.now() / 1000) + ttlSeconds)
-    .sign(new TextEncoder().encode(secret));
+  return (
+    new SignJWT({ roles })
+      .setProtectedHeader({ alg: "HS256", typ: "JWT" })
+      .setSubject(sub)
+      .setIssuer(ISSUER)
+      .setIssuedAt()
+      // Rounded up: a token lives at least its ttl (rounded down, a 1 s token could live 0 ms).
+      .setExpirationTime(Math.ceil(Date.now() / 1000) + ttlSeconds)
+      .sign(new TextEncoder().encode(secret))
+  );
 }
 
 /** The token of an `Authorization: Bearer …` header (or connection_init payload value). */

@@ -18,7 +18,7 @@ import {
   Grant,
   RequestStatus,
 } from "./governance.types";
-import { checkPageSize, decodeCursor, encodeCursor, pagedComplexity } from "./page";
+import { checkPageSize, decodeCursor, encodeCursor, pagedComplexity, SEQ_PART } from "./page";
 
 function requireRole(principal: Principal, role: Role, action: string): void {
   if (!hasRole(principal, role)) {
@@ -193,7 +193,7 @@ export class GovernanceResolver {
     if (filter?.from && filter.to && filter.from > filter.to) {
       throw new BadUserInputError("filter.from must not be after filter.to.", { argument: "filter" });
     }
-    const afterSeq = after ? Number(decodeCursor(after, 1)[0]) : null;
+    const afterSeq = after ? Number(decodeCursor(after, [SEQ_PART])[0]) : null;
     const rows = await ctx.governance.audit.page(filter ?? {}, size + 1, afterSeq);
     const nodes = rows.slice(0, size);
     return {

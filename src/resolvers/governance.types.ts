@@ -18,6 +18,8 @@ export enum OperationKind {
   QUERY = "QUERY",
   MUTATION = "MUTATION",
   SUBSCRIPTION = "SUBSCRIPTION",
+  /** An HTTP request or WebSocket connection refused before any operation could be read. */
+  REQUEST = "REQUEST",
 }
 
 registerEnumType(AccessDecision, { name: "AccessDecision" });
@@ -173,10 +175,26 @@ export class AccessLogEntry {
   @Field(() => Float, { nullable: true })
   durationMs: number | null;
 
+  @Field(() => Int, {
+    nullable: true,
+    description:
+      "How many refused requests this entry stands for: anonymous refusals of one address and code are aggregated per interval. Null for one operation.",
+  })
+  occurrences: number | null;
+
+  @Field({
+    description:
+      "Chained by HMAC under the deployment's audit key (false only for entries written before it).",
+  })
+  keyed: boolean;
+
   @Field()
   prevHash: string;
 
-  @Field({ description: "sha256(prevHash ‖ canonical entry), hex." })
+  @Field({
+    description:
+      "HMAC-SHA256 under the audit key of prevHash ‖ canonical entry, hex (sha256 for entries written before the key).",
+  })
   hash: string;
 }
 
@@ -201,6 +219,16 @@ export class AuditIntegrity {
 
   @Field(() => Float, { nullable: true, description: "The first altered or missing entry's seq." })
   firstBrokenSeq: number | null;
+
+  @Field(() => Float, {
+    nullable: true,
+    description:
+      "The newest signed head checkpoint (kept outside the database) the log was held against; null before the first.",
+  })
+  checkpointSeq: number | null;
+
+  @Field(() => String, { nullable: true, description: "What is wrong at firstBrokenSeq; null when ok." })
+  problem: string | null;
 }
 
 @ObjectType({ description: "A principal holding an entitlement over [since, until)." })

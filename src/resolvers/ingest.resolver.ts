@@ -6,7 +6,7 @@ import type { IngestStatus } from "../ingest/ingest";
 import type { ReplicaIngestStatus } from "../ingest/lease";
 import type { Context } from "./context.type";
 import { IngestStatusType, QualityCount, QuarantineConnection } from "./ingest.types";
-import { checkPageSize, connectionOf, decodeCursor, encodeCursor, pagedComplexity } from "./page";
+import { checkPageSize, connectionOf, decodeCursor, encodeCursor, ID_PART, pagedComplexity } from "./page";
 
 /** What the ingest fields read: the running loop (null when ingest is off) and the quarantine table. */
 export interface IngestServices {
@@ -58,11 +58,7 @@ export class IngestResolver {
     @Arg("after", () => String, { nullable: true }) after?: string | null,
   ): Promise<QuarantineConnection> {
     const size = checkPageSize(first ?? 100, ctx.config.limits.maxPageSize);
-    const beforeId = after ? decodeCursor(after, 1)[0] : undefined;
-    if (beforeId !== undefined && !/^\d+$/.test(beforeId))
-      throw new BadUserInputError(`Malformed cursor "${after}": pass an endCursor this API returned.`, {
-        argument: "after",
-      });
+    const beforeId = after ? decodeCursor(after, [ID_PART])[0] : undefined;
     const rows = await required(info).quarantine.page({ reason, beforeId, limit: size + 1 });
     return connectionOf(rows, size, (r: QuarantineRow) => encodeCursor([r.id]));
   }

@@ -16,11 +16,33 @@ export function encodeCursor(parts: string[]): string {
   return Buffer.from(parts.join(":")).toString("base64url");
 }
 
-/** The key parts of a cursor, each matching `part` (a whole number by default); BAD_USER_INPUT otherwise. */
-export function decodeCursor(cursor: string, parts: number, part: RegExp = /^-?\d{1,19}$/): string[] {
+/** One part of a cursor's key: a whole number within a range, or a symbol. */
+export type CursorPart = { int: readonly [bigint, bigint] } | "symbol";
+
+/** Row ids of bigserial columns. */
+export const ID_PART: CursorPart = { int: [1n, 2n ** 63n - 1n] };
+/** Instants from year 1 to 9999 (what Postgres timestamps and JS dates both hold), in ms and in µs. */
+export const EPOCH_MS_PART: CursorPart = { int: [-62135596800000n, 253402300799999n] };
+export const EPOCH_US_PART: CursorPart = { int: [-62135596800000000n, 253402300799999999n] };
+export const SYMBOL_PART: CursorPart = "symbol";
+/** Access-log seqs, which are read as JS numbers. */
+export const SEQ_PART: CursorPart = { int: [1n, BigInt(Number.MAX_SAFE_INTEGER)] };
+
+const INT = /^-?\d{1,20}$/;
+const SYMBOL = /^[A-Za-z0-9._-]{1,32}$/;
+
+function validPart(value: string, part: CursorPart): boolean {
+  if (part === "symbol") return SYMBOL.test(value);
+  if (!INT.test(value)) return false;
+  const n = BigInt(value);
+  return n >= part.int[0] && n <= part.int[1];
+}
+
+/** The key parts of a cursor, each valid for its `parts` entry; BAD_USER_INPUT otherwise. */
+export function decodeCursor(cursor: string, parts: readonly CursorPart[]): string[] {
   const text = /^[A-Za-z0-9_-]{1,200}$/.test(cursor) ? Buffer.from(cursor, "base64url").toString() : "";
   const values = text.split(":");
-  if (values.length !== parts || !values.every((v) => part.test(v))) {
+  if (values.length !== parts.length || !values.every((v, k) => validPart(v, parts[k]))) {
     throw new BadUserInputError(`Malformed cursor "${cursor}": pass an endCursor this API returned.`, {
       argument: "after",
     });

@@ -8,6 +8,8 @@ import {
   connectionOf,
   decodeCursor,
   encodeCursor,
+  EPOCH_US_PART,
+  ID_PART,
   listComplexity,
   pagedComplexity,
   rangePage,
@@ -32,7 +34,7 @@ export class QuoteResolver {
     const cutoff = delayCutoff(ctx);
     if (cutoff) q.notAfter = cutoff;
     if (args.after) {
-      const [eventUs, id] = decodeCursor(args.after, 2);
+      const [eventUs, id] = decodeCursor(args.after, [EPOCH_US_PART, ID_PART]);
       q.after = { eventUs, id };
     }
     if (q.symbols?.length === 0)

@@ -12,7 +12,16 @@ import {
 } from "../windows/windows";
 import type { RankedRow } from "../windows/windows.repo";
 import type { Context } from "./context.type";
-import { connectionOf, decodeCursor, encodeCursor, pagedComplexity, rangePage, RangePageArgs } from "./page";
+import {
+  connectionOf,
+  decodeCursor,
+  encodeCursor,
+  EPOCH_MS_PART,
+  pagedComplexity,
+  rangePage,
+  RangePageArgs,
+  SYMBOL_PART,
+} from "./page";
 import { Mover, MoverBoard, WindowAggregate, WindowAggregateConnection, WindowRanking } from "./window.types";
 
 /** Most windows one history query may span (about 2.8 hours of 10-second hops). */
@@ -20,7 +29,6 @@ const MAX_HISTORY_WINDOWS = 1000;
 /** Most entries a ranking or mover board may ask for. */
 const MAX_RANK_LIMIT = 100;
 
-const SYMBOL_PART = /^[A-Za-z0-9._-]{1,32}$|^-?\d{1,19}$/;
 const windowCursor = (w: WindowRow) => encodeCursor([String(w.windowEnd.getTime()), w.symbol]);
 
 export function checkLimit(limit: number | null | undefined, fallback: number): number {
@@ -119,7 +127,7 @@ export class WindowResolver {
     if (to) q.to = to;
     if (cutoff) q.notAfter = cutoff;
     if (args.after) {
-      const [endMs, symbol] = decodeCursor(args.after, 2, SYMBOL_PART);
+      const [endMs, symbol] = decodeCursor(args.after, [EPOCH_MS_PART, SYMBOL_PART]);
       q.after = { endMs, symbol };
     }
     const rows = q.symbols?.length === 0 ? [] : await ctx.windows.page(q);

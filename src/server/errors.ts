@@ -11,7 +11,8 @@ import { log } from "../log";
 export function maskError(formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError {
   const code = formatted.extensions?.code;
   if (isClientErrorCode(code)) {
-    const { stacktrace: _s, ...extensions } = formatted.extensions ?? {};
+    // `http` is the status the error stands for, read by the server and never sent (Apollo drops it too).
+    const { stacktrace: _s, http: _h, ...extensions } = formatted.extensions ?? {};
     return { ...formatted, extensions };
   }
   const errorId = randomUUID();

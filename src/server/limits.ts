@@ -3,6 +3,7 @@ import { maxDepthRule } from "@escape.tech/graphql-armor-max-depth";
 import {
   GraphQLError,
   validate,
+  visit,
   type DocumentNode,
   type GraphQLSchema,
   type ValidationContext,
@@ -15,19 +16,16 @@ import {
   type ComplexityEstimator,
 } from "graphql-query-complexity";
 import type { Limits } from "../config/config";
-import { ClientError, ErrorCode } from "../errors";
+import { BadUserInputError, ClientError, QueryTooComplexError } from "../errors";
 import { checkPageSize } from "../resolvers/page";
 
 /** Cost results remembered per document (one per distinct set of variables). */
 const COSTS_PER_DOCUMENT = 256;
 
-const tooComplex = (message: string) =>
-  new GraphQLError(message, { extensions: { code: ErrorCode.QUERY_TOO_COMPLEX, http: { status: 400 } } });
-
 /** Depth and alias rules, reporting QUERY_TOO_COMPLEX instead of throwing out of validation. */
 function limitRules(limits: Limits): ValidationRule[] {
   const report = (context: ValidationContext | null, err: GraphQLError) =>
-    context?.reportError(tooComplex(err.message.replace(/^Syntax Error: /, "")));
+    context?.reportError(new QueryTooComplexError(err.message.replace(/^Syntax Error: /, "")));
   return [
     maxDepthRule({ n: limits.maxDepth, propagateOnRejection: false, onReject: [report] }),
     maxAliasesRule({ n: limits.maxAliases, propagateOnRejection: false, onReject: [report] }),
@@ -76,12 +74,25 @@ export function createLimitChecker(schema: GraphQLSchema, limits: Limits) {
     }
     return cost > limits.maxCost
       ? [
-          tooComplex(
+          new QueryTooComplexError(
             `Query cost ${cost} exceeds the limit of ${limits.maxCost}: ask for fewer rows (first) or fields.`,
           ),
         ]
       : [];
   }
+
+  /** Postgres text cannot hold NUL: an argument holding one is refused before it reaches a statement. */
+  const nulInDocument = (document: DocumentNode): boolean => {
+    let found = false;
+    visit(document, {
+      StringValue(node) {
+        if (node.value.includes("\u0000")) found = true;
+      },
+    });
+    return found;
+  };
+  const nulError = () =>
+    new BadUserInputError("Arguments may not contain the NUL character (\\u0000).", { argument: "NUL" });
 
   return function checkLimits(
     document: DocumentNode,
@@ -92,10 +103,15 @@ export function createLimitChecker(schema: GraphQLSchema, limits: Limits) {
     // counted once per distinct query, and its cost once per distinct set of variables.
     let checked = checkedDocuments.get(document);
     if (!checked) {
-      checked = { errors: validate(schema, document, rules), costs: new Map() };
+      const errors = validate(schema, document, rules);
+      checked = {
+        errors: errors.length || !nulInDocument(document) ? errors : [nulError()],
+        costs: new Map(),
+      };
       checkedDocuments.set(document, checked);
     }
     if (checked.errors.length) return checked.errors;
+    if (variables && holdsNul(variables)) return [nulError()];
     const key = `${operationName ?? ""}\u0000${variables ? JSON.stringify(variables) : ""}`;
     let costErrors = checked.costs.get(key);
     if (!costErrors) {
@@ -108,3 +124,17 @@ export function createLimitChecker(schema: GraphQLSchema, limits: Limits) {
 }
 
 export type LimitChecker = ReturnType<typeof createLimitChecker>;
+
+/** Whether any string in `value` (a request's variables) holds NUL; iterative, so any depth is safe. */
+function holdsNul(value: unknown): boolean {
+  const stack: unknown[] = [value];
+  while (stack.length) {
+    const v = stack.pop();
+    if (typeof v === "string") {
+      if (v.includes("\u0000")) return true;
+    } else if (typeof v === "object" && v !== null) {
+      for (const child of Array.isArray(v) ? v : Object.values(v)) stack.push(child);
+    }
+  }
+  return false;
+}

@@ -22,13 +22,14 @@ import type { Disposable } from "graphql-ws";
 import { useServer } from "graphql-ws/use/ws";
 import type { DataSource } from "typeorm";
 import { WebSocketServer } from "ws";
-import type { Config } from "../config/config";
+import { auditCheckpointFile, auditSecretOf, type Config } from "../config/config";
 import { MarketRepo } from "../db/market.repo";
 import { WindowsRepo } from "../windows/windows.repo";
-import { ErrorCode, RateLimitedError } from "../errors";
+import { ClientError, ErrorCode, RateLimitedError } from "../errors";
 import { createEventBus, Topic, type EventBus } from "../events/bus";
 import { log } from "../log";
 import { graphqlOperations, registry } from "../metrics";
+import { AuditKey } from "../policy/audit";
 import { enforcePolicy } from "../policy/enforce";
 import { Governance } from "../policy/governance";
 import { wallClock, type MarketClock } from "../policy/market-clock";
@@ -42,6 +43,17 @@ import { createExecutor, type OperationExecutor } from "./execution";
 import { FanOut, type Transport } from "./fanout";
 import { createLimitChecker } from "./limits";
 import { webRouter } from "./static";
+import {
+  allowGetAndPost,
+  graphqlErrorHandler,
+  graphqlStatus,
+  internalErrorHandler,
+  MAX_BODY_DEPTH,
+  nestsDeeperThan,
+  refuseDeepBodies,
+  responseMediaType,
+} from "./graphql-http";
+import { setLongTimeout, type LongTimeout } from "../util/timers";
 
 export interface ServerDeps {
   config: Config;
@@ -74,7 +86,7 @@ export interface RunningServer {
 /** Per-connection state kept on graphql-ws's `extra`. */
 type WsState = {
   principal?: Principal;
-  expiry?: NodeJS.Timeout;
+  expiry?: LongTimeout;
   origin?: Origin;
   /** Each running operation's context, by operation id (its END entry needs it). */
   contexts?: Map<string, Context>;
@@ -104,6 +116,9 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
     clock,
     delaySeconds: config.delaySeconds,
     statementTimeoutMs: config.limits.statementTimeoutMs,
+    auditKey: new AuditKey(Buffer.from(auditSecretOf(config))),
+    checkpointFile: auditCheckpointFile(config),
+    checkpointMs: config.auditCheckpointSeconds * 1000,
     onAccessLogged: (entry) => bus.publish(Topic.ACCESS_LOG, entry),
   });
   const audit = policyOn ? new AccessAudit(governance) : null;
@@ -167,18 +182,18 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
         ctx.extra.origin = originOf(ctx.extra.request);
         if (principal.expiresAt) {
           const ms = principal.expiresAt * 1000 - Date.now();
-          ctx.extra.expiry = setTimeout(
+          ctx.extra.expiry = setLongTimeout(
             () => ctx.extra.socket.close(4403, "Forbidden: token expired"),
-            Math.max(ms, 0),
+            ms,
           );
         }
         return true;
       },
       onDisconnect(ctx) {
-        clearTimeout(ctx.extra.expiry);
+        ctx.extra.expiry?.clear();
       },
       onClose(ctx) {
-        clearTimeout(ctx.extra.expiry);
+        ctx.extra.expiry?.clear();
         if (ctx.extra.counted) count(connections, ctx.extra.principal!.id, -1);
         ctx.extra.counted = false;
       },
@@ -194,6 +209,15 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
           const sent = await audit.refused(principal, origin, payload, errors[0], startedAt, document);
           return sent === errors[0] ? errors : [sent];
         };
+        // Before anything walks them recursively (cost keys, coercion): graphql-ws parsed the message only.
+        if (
+          nestsDeeperThan(payload.variables, MAX_BODY_DEPTH) ||
+          nestsDeeperThan(payload.extensions, MAX_BODY_DEPTH)
+        ) {
+          return refuse([
+            new ClientError(ErrorCode.BAD_REQUEST, `The request nests deeper than ${MAX_BODY_DEPTH} levels.`),
+          ]);
+        }
         let document: DocumentNode;
         try {
           document = parse(payload.query);
@@ -217,9 +241,23 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
             document,
           );
         }
+        const operation = getOperationAST(document, payload.operationName);
+        if (!operation) {
+          // graphql-ws would refuse it itself, before any hook that logs it.
+          const named = payload.operationName ? `named "${payload.operationName}"` : "without a name";
+          return refuse(
+            [
+              new ClientError(
+                ErrorCode.OPERATION_RESOLUTION_FAILURE,
+                `No operation ${named} in the document: name one of its operations.`,
+              ),
+            ],
+            document,
+          );
+        }
         const tooMuch = checkLimits(document, payload.variables ?? undefined, payload.operationName);
         if (tooMuch.length) return refuse(tooMuch, document);
-        const subscription = getOperationAST(document, payload.operationName)?.operation === "subscription";
+        const subscription = operation.operation === "subscription";
         const maxSubs = config.limits.maxSubscriptionsPerPrincipal;
         if (subscription && (subscriptions.get(principal.id) ?? 0) >= maxSubs) {
           return refuse(
@@ -303,9 +341,24 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
   const limitsPlugin: ApolloServerPlugin<Context> = {
     async requestDidStart() {
       return {
-        async didResolveOperation({ document, request }) {
+        async didResolveOperation({ document, request, operation }) {
+          if (operation?.operation === "subscription") {
+            throw new ClientError(
+              ErrorCode.BAD_REQUEST,
+              "Subscriptions are served over WebSocket at this same URL (graphql-ws protocol), not over HTTP.",
+            );
+          }
           const errors = checkLimits(document, request.variables, request.operationName);
           if (errors.length) throw errors[0];
+        },
+        // The status the GraphQL-over-HTTP spec asks for (after every other plugin had its say).
+        async willSendResponse({ response, request }) {
+          if (response.body.kind !== "single" || !response.http) return;
+          response.http.status = graphqlStatus({
+            hasData: response.body.singleResult.data !== undefined,
+            status: response.http.status,
+            media: responseMediaType(request.http?.headers.get("accept")),
+          });
         },
       };
     },
@@ -363,7 +416,9 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
   app.use(webRouter()); // the dashboard at /, the explorer at /explorer, the access log at /access-log
   app.use(
     "/graphql",
-    express.json({ limit: "1mb" }),
+    allowGetAndPost,
+    express.json({ limit: config.limits.maxRequestBytes }),
+    refuseDeepBodies,
     expressMiddleware(apollo, {
       context: async ({ req }) => {
         const startedAt = performance.now();
@@ -379,7 +434,9 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
         return contextFor(principal, origin);
       },
     }),
+    graphqlErrorHandler,
   );
+  app.use(internalErrorHandler);
 
   await new Promise<void>((resolve, reject) => {
     httpServer.once("error", reject);

@@ -82,7 +82,10 @@ test("batches by size, the remainder by time; a full buffer makes the producer w
   expect(panesAfter).toEqual(panesBefore);
   expect(panesAfter.n).toBe(1050);
   const [q] = await db.ds.query(`SELECT raw, detail FROM quarantine`);
-  expect(q).toEqual({ raw: "not json \\u0000", detail: "frame is not JSON (NUL bytes escaped as \\u0000)" });
+  expect(q).toEqual({
+    raw: "not json \\u0000",
+    detail: "frame is not JSON (NUL and unpaired surrogates escaped as \\uXXXX)",
+  });
 });
 
 test("a batch split over several connections commits every part, and the checkpoint holds every symbol", async () => {

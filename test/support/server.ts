@@ -15,6 +15,8 @@ import { startServer, type RunningServer } from "../../src/server/server";
 import { createTestDatabase } from "./database";
 
 export const TEST_SECRET = "test-secret-of-at-least-thirty-two-bytes!";
+/** Every replica of a deployment shares its audit key, as every test server on one database does. */
+export const TEST_AUDIT_SECRET = "test-audit-key-of-at-least-thirty-two-bytes";
 
 export interface TestPlatform {
   platform: Platform;
@@ -45,6 +47,7 @@ export function testConfig(databaseUrl: string, env: Record<string, string> = {}
     PORT: "0",
     HOST: "127.0.0.1",
     JWT_SECRET: TEST_SECRET,
+    AUDIT_SECRET: TEST_AUDIT_SECRET,
     DATA_DIR: mkdtempSync(join(tmpdir(), "tickgraph-data-")),
     LOG_LEVEL: process.env.LOG_LEVEL ?? "silent",
     ...env,

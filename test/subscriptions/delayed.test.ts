@@ -202,13 +202,16 @@ describe("against a market clock the test moves", () => {
   }
 
   test("each live field releases exactly what the cutoff passed, and the rest as the clock moves on", async () => {
-    // Subscribed once a marker gets through to every subscription; what came before is left out.
+    // Subscribed once a probe gets through to every subscription; what came before is left out. Each
+    // probe is a new window: a ranking already sent for a window is not sent again.
+    let probe = 0;
     await until("every subscription live", () => {
-      openWindows([100]);
-      trade([100]);
+      probe = (probe % 20) + 1;
+      openWindows([probe * 10]);
+      trade([probe * 10]);
       return recordings().every((r) => r.events.length > 0) ? true : undefined;
     });
-    await upToMarker(110);
+    await upToMarker(210);
 
     // The clock at 360 s: dave sees up to 300 s (the cutoff itself included), rita everything.
     openWindows([250, 260, 270, 280, 290, 300, 310, 320, 330, 340, 350]);

@@ -33,6 +33,18 @@ beforeAll(async () => {
      VALUES ('UP', $1, 100000, 90, 5), ('DOWN', $1, 100000, 250, 5)`,
     [new Date(T0 - 86_400_000)],
   );
+  // Ten minutes before the others, three symbols whose order by VWAP is not their order by mean: VA
+  // trades 90 in lots of 1 and 80 in lots of 100 (mean 85, VWAP about 80.1); VB and VC trade 82 flat.
+  await c.query(`INSERT INTO instruments (symbol, name, exchange, sector)
+                 SELECT s, s, 'NYSE', 'Tech' FROM unnest(ARRAY['VA','VB','VC']) s`);
+  await c.query(
+    `INSERT INTO quotes (symbol, event_time, seq, price, size)
+     SELECT s, $1::timestamptz + n * interval '1 second', n,
+            CASE WHEN s = 'VA' THEN (CASE WHEN n % 2 = 0 THEN 90 ELSE 80 END) ELSE 82 END,
+            CASE WHEN s = 'VA' THEN (CASE WHEN n % 2 = 0 THEN 1 ELSE 100 END) ELSE 10 END
+     FROM unnest(ARRAY['VA','VB','VC']) s CROSS JOIN generate_series(0, 599) n`,
+    [new Date(T0 - 1_200_000)],
+  );
   await c.query(`INSERT INTO window_progress (id, emitted_until, final_until) VALUES (1, $1, $1)`, [
     new Date(T0 + 3_600_000),
   ]);
@@ -152,6 +164,31 @@ test("topMovers over the latest window and since the previous session's close", 
   ]);
   expect(body.data.s.gainers[0].price).toBeCloseTo(100 + 0.01 * 1799, 9);
   expect(body.data.s.losers).toEqual([{ symbol: "DOWN", referencePrice: 250 }]);
+});
+
+test("RankBy.VWAP orders by Σ(price·size)/Σsize, ties by symbol, and reports it as the value", async () => {
+  const at = new Date(T0 - 600_000).toISOString();
+  const { body } = await gql(
+    `query($at: DateTime!, $from: DateTime!, $to: DateTime!) {
+      vwap: topSymbols(size: ONE_MINUTE, by: VWAP, limit: 5, at: $at) { by windowEnd entries { rank symbol value aggregate { vwap mean } } }
+      mean: topSymbols(size: ONE_MINUTE, by: MEAN, limit: 5, at: $at) { entries { symbol } }
+      history: topSymbolsHistory(size: ONE_MINUTE, by: VWAP, limit: 3, from: $from, to: $to) { by entries { symbol } }
+    }`,
+    { at, from: new Date(T0 - 1_080_000).toISOString(), to: at },
+  );
+  expect(body.errors).toBeUndefined();
+  const { vwap, mean, history } = body.data;
+  expect(vwap.by).toBe("VWAP");
+  expect(vwap.windowEnd).toBe(at);
+  expect(vwap.entries.map((e: { symbol: string }) => e.symbol)).toEqual(["VB", "VC", "VA"]);
+  expect(mean.entries.map((e: { symbol: string }) => e.symbol)).toEqual(["VA", "VB", "VC"]);
+  for (const e of vwap.entries) expect(e.value).toBe(e.aggregate.vwap);
+  expect(vwap.entries[2].value).toBeCloseTo((30 * 90 * 1 + 30 * 80 * 100) / (30 + 30 * 100), 9);
+  expect(vwap.entries[2].aggregate.mean).toBeCloseTo(85, 9);
+  // Every full one-minute window of the span ranks the same way.
+  expect(history.length).toBe(48);
+  for (const r of history)
+    expect([r.by, r.entries.map((e: { symbol: string }) => e.symbol)]).toEqual(["VWAP", ["VB", "VC", "VA"]]);
 });
 
 test("bad input is BAD_USER_INPUT", async () => {

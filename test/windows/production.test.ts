@@ -102,7 +102,13 @@ async function sql<T>(text: string, params: unknown[] = []): Promise<T[]> {
   return t.platform.db.dataSource.query(text, params);
 }
 
-test("every final window, queried and subscribed, equals the oracle over the raw quotes", async () => {
+/** Set by the first test: the windows final by then, the oracle's values for them, GraphQL's. */
+let final: Date;
+let oracle: Oracle[];
+const want = new Map<string, Oracle>();
+const stored = new Map<string, Window>();
+
+test("every final window of every size, paged over GraphQL to the end, equals the oracle", async () => {
   const finalAt = START + 17 * 60_000; // past the first full 15-minute windows and their lateness
   await until(
     "17 market minutes final, reconnects with backfill and revised windows",
@@ -123,9 +129,9 @@ test("every final window, queried and subscribed, equals the oracle over the raw
     120_000,
   );
   // Final windows never change again: whatever ingest does from here on, these are settled.
-  const [{ final }] = await sql<{ final: Date }>(`SELECT final_until AS final FROM window_progress`);
-  const oracle = await sql<Oracle>(`SELECT * FROM (${ORACLE}) o WHERE "windowEnd" <= $1`, [final]);
-  const want = new Map(oracle.map((o) => [keyOf(o.size, o.windowEnd, o.symbol), o]));
+  [{ final }] = await sql<{ final: Date }>(`SELECT final_until AS final FROM window_progress`);
+  oracle = await sql<Oracle>(`SELECT * FROM (${ORACLE}) o WHERE "windowEnd" <= $1`, [final]);
+  for (const o of oracle) want.set(keyOf(o.size, o.windowEnd, o.symbol), o);
 
   // The production path was taken: trades streamed (COPY) and backfilled (INSERT), faults quarantined.
   const sources = await sql<{ source: string; n: number }>(
@@ -138,7 +144,6 @@ test("every final window, queried and subscribed, equals the oracle over the raw
   expect(reasons).toEqual(expect.arrayContaining(["MALFORMED", "LATE"]));
 
   // GraphQL, every page to the end, all three sizes.
-  const stored = new Map<string, Window>();
   for (const size of SIZES) {
     let after: string | null = null;
     for (;;) {
@@ -166,6 +171,10 @@ test("every final window, queried and subscribed, equals the oracle over the raw
     expect([...stored.keys()].filter((k) => k.startsWith(size)).length).toBeGreaterThan(0);
   const revised = [...stored.values()].filter((w) => w.revision > 0);
   expect(revised.length).toBeGreaterThan(0);
+});
+
+test("the windowAggregates subscription sent each window when it opened and again when revised, last as the oracle", async () => {
+  expect(final).toBeDefined();
 
   // The subscriptions: each window when it opened and again at each revision, in that order; the last
   // event of each equals the oracle. Windows that opened before the subscription started are not
@@ -203,6 +212,10 @@ test("every final window, queried and subscribed, equals the oracle over the raw
     live[size].events.filter((e) => e.data.windowAggregates.revision > 0),
   );
   expect(resent.length).toBeGreaterThan(0);
+});
+
+test("the topSymbols subscription sent a corrected ranking when a revision changed one; the last is final", async () => {
+  expect(final).toBeDefined();
 
   // Rankings: the last one sent for each window is the final ranking (top 3 by mean, ties by symbol);
   // a revision that changed a ranking was followed by a corrected one.

@@ -46,7 +46,7 @@ async function writerAlone(ds: DataSource, seconds: number): Promise<number> {
   const writer = new BatchWriter({
     dataSource: ds,
     stream: "bench",
-    epoch: (await claimStream(ds, "bench")).epoch,
+    epoch: await claimStream(ds, "bench"),
     batchSize: flags.batch,
     connections: flags.connections,
     checkpoint: () => ({ lastIds: {}, watermarkMs: null }),

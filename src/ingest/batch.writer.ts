@@ -226,35 +226,25 @@ const UPDATE_CHECKPOINT = `
     updated_at = now()
   WHERE c.stream = $1 AND c.epoch = $4::int8`;
 
-const claimSql = (fresh: boolean) => `
+/**
+ * Makes the caller the stream's only writer ($1: the stream): a new epoch on its checkpoint row (made
+ * when missing), which each batch of the writer holding it checks in its own transaction. A batch an
+ * earlier writer still has in flight either commits before the claim, and so before anything read
+ * after it, or fails at its checkpoint and rolls back. Returns `epoch` (a bigint, as text).
+ */
+export const CLAIM_STREAM = `
   INSERT INTO ingest_checkpoints AS c (stream, epoch) VALUES ($1, nextval('ingest_epochs'))
-  ON CONFLICT (stream) DO UPDATE SET
-    epoch = excluded.epoch, updated_at = now()${fresh ? `, last_ids = '{}', watermark = NULL` : ""}
-  RETURNING c.epoch::text AS epoch, c.last_ids AS "lastIds", c.watermark`;
-
-/** A writer's hold on a stream, and the checkpoint as the writers before it left it. */
-export interface StreamClaim {
-  /** The epoch to hand the writer (a bigint, as text). */
-  epoch: string;
-  /** Symbol → highest id below which all are handled (empty for a new or `fresh` stream). */
-  lastIds: Record<string, number>;
-  watermark: Date | null;
-}
+  ON CONFLICT (stream) DO UPDATE SET epoch = excluded.epoch, updated_at = now()
+  RETURNING c.epoch::text AS epoch`;
 
 /**
- * Makes the caller the stream's only writer: a new epoch on its checkpoint row, which each batch of the
- * writer holding it checks in its own transaction. A batch an earlier writer still has in flight either
- * commits before the claim (and is in the checkpoint returned) or fails at its checkpoint and rolls back.
- * Call it once the ingest lease is held, before reading anything the stream wrote. `fresh` starts the
- * checkpoint over (a feed that numbers its trades anew with every run).
+ * Claims the stream (CLAIM_STREAM) and returns the epoch to hand its writer. The ingest lease claims on
+ * the session that holds its lock, so that a replica whose lock is gone cannot claim; this is for a
+ * writer without a lease.
  */
-export async function claimStream(
-  ds: DataSource,
-  stream: string,
-  opts: { fresh?: boolean } = {},
-): Promise<StreamClaim> {
-  const [row] = (await ds.query(claimSql(opts.fresh ?? false), [stream])) as StreamClaim[];
-  return row;
+export async function claimStream(ds: DataSource, stream: string): Promise<string> {
+  const [row] = (await ds.query(CLAIM_STREAM, [stream])) as { epoch: string }[];
+  return row.epoch;
 }
 
 /** Another writer claimed the stream after this one: this one must write nothing more. */

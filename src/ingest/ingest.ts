@@ -67,6 +67,11 @@ export interface IngestOptions {
   onBatch?: (result: BatchResult) => void;
   /** What `clock` answers before any data or checkpoint gives it a time. @default wall time */
   clockFallback?: MarketClock;
+  /**
+   * This writer's claim on the stream, made when the ingest lease was taken (`IngestLease` claims on the
+   * session holding its lock). Without it the ingest claims the stream itself at start. @default claimed at start
+   */
+  epoch?: string;
 }
 
 /** What commit listeners receive after each committed batch. */
@@ -607,22 +612,40 @@ export function startIngest(opts: IngestOptions): Ingest {
     validator = new Validator({ symbols, maxSkewMs: opts.maxSkewMs, clock: feedNow });
     // Claimed before anything the stream wrote is read: whatever an earlier writer still commits is then
     // in what follows, or is refused.
-    const claim = await claimStream(ds, stream, { fresh: opts.freshFeed });
+    const epoch = opts.epoch ?? (await claimStream(ds, stream));
     if (opts.freshFeed) {
+      // The checkpoint starts over, as long as the stream is still this writer's.
+      const [{ n }]: { n: number }[] = await ds.query(
+        `WITH reset AS (UPDATE ingest_checkpoints SET last_ids = '{}', watermark = NULL, updated_at = now()
+                        WHERE stream = $1 AND epoch = $2::int8 RETURNING 1)
+         SELECT count(*)::int AS n FROM reset`,
+        [stream, epoch],
+      );
+      if (!n) {
+        log.error({ stream, epoch }, "ingest: another writer claimed the stream before this one started");
+        void abort();
+        return;
+      }
       const rows: { symbol: string; max: string | null }[] = await ds.query(
         `SELECT s AS symbol, (SELECT max(seq) FROM quotes q WHERE q.symbol = s)::text AS max FROM unnest($1::text[]) AS s`,
         [symbols],
       );
       for (const r of rows) if (r.max !== null) seqOffsets.set(r.symbol, Number(r.max));
     } else {
-      validator.restore(claim.lastIds, claim.watermark?.getTime() ?? null);
-      watermarkMs = claim.watermark?.getTime() ?? null;
+      const rows: { last_ids: Record<string, number>; watermark: Date | null }[] = await ds.query(
+        `SELECT last_ids, watermark FROM ingest_checkpoints WHERE stream = $1`,
+        [stream],
+      );
+      if (rows[0]) {
+        validator.restore(rows[0].last_ids, rows[0].watermark?.getTime() ?? null);
+        watermarkMs = rows[0].watermark?.getTime() ?? null;
+      }
     }
     const v = validator;
     writer = new BatchWriter({
       dataSource: ds,
       stream,
-      epoch: claim.epoch,
+      epoch,
       // Another writer holds the stream now (this replica lost its lease): stop reading the feed too.
       onTaken: () => void abort(),
       batchSize: opts.batchSize,

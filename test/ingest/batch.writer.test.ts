@@ -35,7 +35,7 @@ test("batches by size, the remainder by time; a full buffer makes the producer w
   const writer = new BatchWriter({
     dataSource: db.ds,
     stream: "test",
-    epoch: (await claimStream(db.ds, "test")).epoch,
+    epoch: await claimStream(db.ds, "test"),
     batchSize: 100,
     maxDelayMs: 20,
     checkpoint: () => ({ lastIds: { AAPL: sent }, watermarkMs: T0 + sent * 37 - 2000 }),
@@ -96,7 +96,7 @@ test("a batch split over several connections commits every part, and the checkpo
   const writer = new BatchWriter({
     dataSource: db.ds,
     stream: "parts",
-    epoch: (await claimStream(db.ds, "parts")).epoch,
+    epoch: await claimStream(db.ds, "parts"),
     batchSize: 70,
     connections: 3,
     checkpoint: () => ({ lastIds: { ...last }, watermarkMs: T0 }),
@@ -126,7 +126,7 @@ test("each commit hands over its new rows with their stored ids, and leaves rows
   const writer = new BatchWriter({
     dataSource: db.ds,
     stream: "rows",
-    epoch: (await claimStream(db.ds, "rows")).epoch,
+    epoch: await claimStream(db.ds, "rows"),
     batchSize: 1000,
     connections: 2,
     checkpoint: () => ({ lastIds: {}, watermarkMs: T0 }),
@@ -171,7 +171,7 @@ test("a streamed batch that meets stored trades is written again row by row: new
   const writer = new BatchWriter({
     dataSource: db.ds,
     stream: "mixed",
-    epoch: (await claimStream(db.ds, "mixed")).epoch,
+    epoch: await claimStream(db.ds, "mixed"),
     batchSize: 1000,
     connections: 1,
     checkpoint: () => ({ lastIds: {}, watermarkMs: T0 }),
@@ -201,7 +201,7 @@ test("while nobody wants the new rows, commits count them but hand none over", a
   const writer = new BatchWriter({
     dataSource: db.ds,
     stream: "lean",
-    epoch: (await claimStream(db.ds, "lean")).epoch,
+    epoch: await claimStream(db.ds, "lean"),
     batchSize: 1000,
     connections: 1,
     checkpoint: () => ({ lastIds: {}, watermarkMs: T0 }),
@@ -250,7 +250,7 @@ test("a crash between the parts of a batch loses no trade: the stored watermark 
     const writer = new BatchWriter({
       dataSource: db.ds,
       stream: "crash",
-      epoch: (await claimStream(db.ds, "crash")).epoch,
+      epoch: await claimStream(db.ds, "crash"),
       batchSize: 1000,
       maxDelayMs: 10_000,
       connections: 2,
@@ -297,7 +297,7 @@ test("after a clean close the checkpoint holds the last batch's own watermark", 
   const writer = new BatchWriter({
     dataSource: db.ds,
     stream: "close",
-    epoch: (await claimStream(db.ds, "close")).epoch,
+    epoch: await claimStream(db.ds, "close"),
     batchSize: 50,
     connections: 2,
     checkpoint: () => ({ lastIds: { AX: sent, BX: sent }, watermarkMs: T0 + sent * 37 - 2000 }),
@@ -333,7 +333,7 @@ test("a writer whose stream another writer claimed commits nothing more, not eve
   };
   let taken = 0;
   const old = writer(
-    (await claimStream(db.ds, "fenced")).epoch,
+    await claimStream(db.ds, "fenced"),
     () => ({ AX: 10, BX: 10 }),
     () => taken++,
   );
@@ -342,9 +342,7 @@ test("a writer whose stream another writer claimed commits nothing more, not eve
   await old.w.flush();
   expect(old.results.map((r) => r.inserted)).toEqual([20]);
 
-  const claim = await claimStream(db.ds, "fenced");
-  expect(claim.lastIds).toEqual({ AX: 10, BX: 10 });
-  const next = writer(claim.epoch, () => ({ AX: 30, BX: 30 }));
+  const next = writer(await claimStream(db.ds, "fenced"), () => ({ AX: 30, BX: 30 }));
   for (let id = 11; id <= 30; id++)
     for (const s of ["AX", "BX"]) next.w.addTrade(trade(s, id), Date.now(), "feed");
   await next.w.close();

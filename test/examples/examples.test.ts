@@ -141,7 +141,7 @@ test("examples/subscribe-top-price.mjs prints each 5-minute window's top price s
   expect(await exited).toBe(0);
   expect(stderr).toBe("");
   for (const line of lines) {
-    const m = /^(\S+) – (\S+)  1\. (\S+) (\d+\.\d\d)  2\. (\S+) (\d+\.\d\d)$/.exec(line);
+    const m = /^(\S+) – (\S+) {2}1\. (\S+) (\d+\.\d\d) {2}2\. (\S+) (\d+\.\d\d)$/.exec(line);
     expect([line, m !== null]).toEqual([line, true]);
     const [, start, end, first, v1, second, v2] = m!;
     expect(Date.parse(end) - Date.parse(start)).toBe(300_000);

@@ -112,7 +112,7 @@ test("migrate applies every migration to an empty database, in order, then finds
     await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
     await admin.end();
   }
-});
+}, 60_000);
 
 test("print-schema prints schema.graphql, the schema with its applied directives", async () => {
   const r = await runToEnd(["print-schema"], {});

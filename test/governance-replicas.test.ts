@@ -86,7 +86,7 @@ test("a grant and a revocation on replica A apply on replica B before its cache 
     const revoked = await untilOnB(bid, (v) => v === null);
     return revoked.seenAt < granted.sentAt + CACHE_MS;
   });
-});
+}, 120_000);
 
 test("a reclassification on replica A applies on replica B before its cache would expire", async () => {
   const levels = ["RESTRICTED", "PUBLIC"];
@@ -122,7 +122,7 @@ test("a reclassification on replica A applies on replica B before its cache woul
   await t.gql(`mutation { classifyField(coordinate: "Instrument.sector", level: PUBLIC) { level } }`, {
     token: steward,
   });
-});
+}, 120_000);
 
 test("concurrent operations on both replicas extend one unbroken chain", async () => {
   const user = await t.token("vic");

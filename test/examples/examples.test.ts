@@ -24,11 +24,15 @@ beforeAll(async () => {
   alice = await t.token("alice", [Role.USER]);
   sam = await t.token("sam", [Role.STEWARD]);
   // Windows of every size, rankings and movers to show.
-  await until("a 5-minute tumbling window", async () => {
-    const { body } = await t.gql(`{ topPriceStocks { windowEnd } }`, { token: alice });
-    return body.data?.topPriceStocks?.length ? true : undefined;
-  });
-});
+  await until(
+    "a 5-minute tumbling window",
+    async () => {
+      const { body } = await t.gql(`{ topPriceStocks { windowEnd } }`, { token: alice });
+      return body.data?.topPriceStocks?.length ? true : undefined;
+    },
+    60_000,
+  );
+}, 90_000);
 afterAll(() => t.close());
 
 /** The ```sh blocks of a markdown file. */
@@ -159,7 +163,7 @@ test("examples/subscribe-top-price.mjs prints each 5-minute window's top price s
       [second, v2],
     ]);
   }
-});
+}, 90_000);
 
 test("the subscriber exits 1 with the close reason on a refused token, 2 without one", async () => {
   const run = (token: string | undefined) =>

@@ -95,24 +95,27 @@ export async function lateIds(ds: DataSource): Promise<Map<string, Set<number>>>
 }
 
 /**
- * Checks the database against the feed's history for ids 1…upTo[symbol]: every trade is stored exactly
- * once with the feed's price, size and time, or quarantined as LATE; nothing else is stored.
+ * Checks the database against the feed's history for ids from[symbol] (1 unless given)…upTo[symbol]:
+ * every trade is stored exactly once with the feed's price, size and time, or quarantined as LATE;
+ * nothing else is stored.
  */
 export async function expectMatchesHistory(
   ds: DataSource,
   feed: Pick<MockFeed, "restUrl">,
   upTo: Record<string, number>,
+  from: Record<string, number> = {},
 ): Promise<{ stored: number; late: number }> {
   const stored = await storedTrades(ds);
   const late = await lateIds(ds);
   let nStored = 0;
   let nLate = 0;
   for (const [symbol, last] of Object.entries(upTo)) {
+    const first = from[symbol] ?? 1;
     const all = await history(feed.restUrl, symbol);
-    const hist = all.filter((t) => t.i <= last);
-    expect(hist.map((t) => t.i)).toEqual(hist.map((_, k) => k + 1));
+    const hist = all.filter((t) => t.i >= first && t.i <= last);
+    expect(hist.map((t) => t.i)).toEqual(hist.map((_, k) => k + first));
     const lateSet = late.get(symbol) ?? new Set<number>();
-    const rows = (stored.get(symbol) ?? []).filter((r) => r.seq <= last);
+    const rows = (stored.get(symbol) ?? []).filter((r) => r.seq >= first && r.seq <= last);
     const expected = hist
       .filter((t) => !lateSet.has(t.i))
       .map((t) => ({ symbol, seq: t.i, price: t.p, size: t.s, time: t.t }));
@@ -120,7 +123,7 @@ export async function expectMatchesHistory(
     // A trade quarantined as LATE is one the feed made (it may lie past a gap still open at `last`).
     for (const id of lateSet) expect(id).toBeLessThanOrEqual(all.length);
     nStored += rows.length;
-    nLate += [...lateSet].filter((id) => id <= last).length;
+    nLate += [...lateSet].filter((id) => id >= first && id <= last).length;
   }
   return { stored: nStored, late: nLate };
 }

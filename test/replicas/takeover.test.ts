@@ -78,8 +78,10 @@ const count = async (sql: string, params: unknown[] = []): Promise<number> =>
 test("a replica that loses its lease with a batch in flight writes nothing after the other takes over", async () => {
   const a = await replica("a");
   const first: Ingest = a.ingest!;
-  await until("A stores trades", async () =>
-    (await count(`SELECT count(*)::int AS n FROM quotes`)) > 1000 ? true : undefined,
+  await until(
+    "A stores trades",
+    async () => ((await count(`SELECT count(*)::int AS n FROM quotes`)) > 1000 ? true : undefined),
+    30_000,
   );
   const b = await replica("b");
   expect(b.ingest).toBeNull();
@@ -144,4 +146,4 @@ test("a replica that loses its lease with a batch in flight writes nothing after
   );
   const { stored } = await expectMatchesHistory(b.db.dataSource, feed, cp[0].last_ids);
   expect(stored).toBe(Object.values(cp[0].last_ids).reduce((x, y) => x + y, 0));
-});
+}, 120_000);

@@ -263,5 +263,5 @@ describe("against a market clock the test moves", () => {
       topMovers: [350],
       quoteTicks: [345],
     });
-  });
+  }, 90_000);
 });

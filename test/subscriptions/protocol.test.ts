@@ -182,7 +182,7 @@ test("sockets dropped mid-stream, or right after connection_init, give back thei
   });
   expect(ends.length).toBe(4);
   expect(ends.filter((n: { rowCount: number }) => n.rowCount > 0).length).toBe(2);
-});
+}, 60_000);
 
 test("a client that reads slowly is sent only the newest ranking once it reads again, and is never closed", async () => {
   // A steady reader of the same ranking for comparison, and a slow one on its own socket.
@@ -246,4 +246,4 @@ test("a client that reads slowly is sent only the newest ranking once it reads a
   steady.ws.close(1000);
   slow.ws.close(1000);
   await Promise.all([steady.closed, slow.closed]);
-});
+}, 150_000);

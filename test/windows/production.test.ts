@@ -171,7 +171,7 @@ test("every final window of every size, paged over GraphQL to the end, equals th
     expect([...stored.keys()].filter((k) => k.startsWith(size)).length).toBeGreaterThan(0);
   const revised = [...stored.values()].filter((w) => w.revision > 0);
   expect(revised.length).toBeGreaterThan(0);
-});
+}, 180_000);
 
 test("the windowAggregates subscription sent each window when it opened and again when revised, last as the oracle", async () => {
   expect(final).toBeDefined();
@@ -212,7 +212,7 @@ test("the windowAggregates subscription sent each window when it opened and agai
     live[size].events.filter((e) => e.data.windowAggregates.revision > 0),
   );
   expect(resent.length).toBeGreaterThan(0);
-});
+}, 60_000);
 
 test("the topSymbols subscription sent a corrected ranking when a revision changed one; the last is final", async () => {
   expect(final).toBeDefined();

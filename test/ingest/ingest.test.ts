@@ -39,8 +39,10 @@ test("under every fault: accepted + quarantined + duplicates = received, and the
   });
   // Small REST pages: every backfill pages, and pages are merged across symbols in time order.
   const ing = start({ reconnect: { initialMs: 100, maxMs: 400 }, backfillPageSize: 40 });
-  await until("two forced disconnects and 15,000 trades", () =>
-    feed!.stats().disconnects >= 2 && ing.counts().accepted.trades > 15_000 ? true : undefined,
+  await until(
+    "two forced disconnects and 15,000 trades",
+    () => (feed!.stats().disconnects >= 2 && ing.counts().accepted.trades > 15_000 ? true : undefined),
+    60_000,
   );
   await ing.close();
   const c = ing.counts();
@@ -74,7 +76,7 @@ test("under every fault: accepted + quarantined + duplicates = received, and the
   const [panes] = await db.ds.query(`SELECT sum(n)::int AS n, sum(volume)::float8 AS v FROM panes_10s`);
   const [sums] = await db.ds.query(`SELECT count(*)::int AS n, sum(size)::float8 AS v FROM quotes`);
   expect(panes).toEqual(sums);
-});
+}, 90_000);
 
 test("after a dropped connection the gap in trade ids is backfilled over REST before the stream goes on", async () => {
   feed = await startMockFeed({ seed: 12, rate: 2000, symbols: 8 });

@@ -56,7 +56,7 @@ async function metric(name: string): Promise<number> {
   return line ? Number(line.split(" ")[1]) : 0;
 }
 
-async function until(what: string, ok: () => Promise<boolean> | boolean, ms = 10_000): Promise<void> {
+async function until(what: string, ok: () => Promise<boolean> | boolean, ms = 30_000): Promise<void> {
   const give = Date.now() + ms;
   while (!(await ok())) {
     if (Date.now() > give) throw new Error(`gave up waiting for ${what}`);
@@ -171,7 +171,7 @@ test("eight subscribers of one operation and view share one stream: one read per
     return ends.length >= 4;
   });
   expect(ends).toEqual(Array(4).fill({ phase: "END", rowCount: 10, decision: "ALLOWED" }));
-});
+}, 90_000);
 
 const TICKS = `subscription($s: [String!]!) { quoteTicks(symbols: $s) { symbol bid } }`;
 type Tick = { quoteTicks: { symbol: string; bid: number | null } };
@@ -224,7 +224,7 @@ test("an entitlement revoked mid-stream moves the subscriber to its new view wit
   expect(masked.extensions).toEqual({ masked: ["Quote.bid"] });
   expect(dave.errors).toEqual([]);
   dave.stop();
-});
+}, 60_000);
 
 test("a client that stops reading its ticks is closed with 4008, and only that client", async () => {
   const { raw, closed } = await rawConnect("slow");
@@ -260,7 +260,7 @@ test("a client that stops reading its ticks is closed with 4008, and only that c
   // The client that reads gets every tick.
   await until("every tick", () => reader.events.length === published, 20_000);
   reader.stop();
-});
+}, 90_000);
 
 test("per-principal caps: a connection over the cap closes with 4029, a subscription over it is RATE_LIMITED", async () => {
   const conns = await Promise.all([1, 2, 3, 4].map(() => connect("capped")));
@@ -291,4 +291,4 @@ test("per-principal caps: a connection over the cap closes with 4029, a subscrip
   await until("subscribed", async () => (await metric("tickgraph_subscribers")) === 6);
   expect(again.errors).toEqual([]);
   [...subs, again].forEach((s) => s.stop());
-});
+}, 90_000);

@@ -97,18 +97,21 @@ export async function lateIds(ds: DataSource): Promise<Map<string, Set<number>>>
 /**
  * Checks the database against the feed's history for ids from[symbol] (1 unless given)…upTo[symbol]:
  * every trade is stored exactly once with the feed's price, size and time, or quarantined as LATE;
- * nothing else is stored.
+ * nothing else is stored. Rows past upTo (stored beyond a hole still open) must be the feed's trades
+ * too; `beyond` counts them (and `lateBeyond` the LATE ones there).
  */
 export async function expectMatchesHistory(
   ds: DataSource,
   feed: Pick<MockFeed, "restUrl">,
   upTo: Record<string, number>,
   from: Record<string, number> = {},
-): Promise<{ stored: number; late: number }> {
+): Promise<{ stored: number; late: number; beyond: number; lateBeyond: number }> {
   const stored = await storedTrades(ds);
   const late = await lateIds(ds);
   let nStored = 0;
   let nLate = 0;
+  let nBeyond = 0;
+  let nLateBeyond = 0;
   for (const [symbol, last] of Object.entries(upTo)) {
     const first = from[symbol] ?? 1;
     const all = await history(feed.restUrl, symbol);
@@ -124,6 +127,16 @@ export async function expectMatchesHistory(
     for (const id of lateSet) expect(id).toBeLessThanOrEqual(all.length);
     nStored += rows.length;
     nLate += [...lateSet].filter((id) => id >= first && id <= last).length;
+    nLateBeyond += [...lateSet].filter((id) => id > last).length;
+    const byId = new Map(all.map((t) => [t.i, t]));
+    const beyond = (stored.get(symbol) ?? []).filter((r) => r.seq > last);
+    expect(beyond).toEqual(
+      beyond.map((r) => {
+        const t = byId.get(r.seq);
+        return t ? { symbol, seq: t.i, price: t.p, size: t.s, time: t.t } : { missing: r.seq };
+      }),
+    );
+    nBeyond += beyond.length;
   }
-  return { stored: nStored, late: nLate };
+  return { stored: nStored, late: nLate, beyond: nBeyond, lateBeyond: nLateBeyond };
 }

@@ -227,39 +227,48 @@ test("an entitlement revoked mid-stream moves the subscriber to its new view wit
 }, 60_000);
 
 test("a client that stops reading its ticks is closed with 4008, and only that client", async () => {
+  // Ticks of a symbol with a thousand-character name (about 1 KB an event): the socket's buffers fill
+  // within a few batches, well before graphql-ws's keep-alive (12 s) would drop the silent socket.
+  const symbol = `D${"d".repeat(999)}`;
   const { raw, closed } = await rawConnect("slow");
   await new Promise((r) => raw.once("message", r));
   raw.send(
     JSON.stringify({
       id: "s1",
       type: "subscribe",
-      payload: { query: `subscription { quoteTicks(symbols: ["DDD"]) { symbol bid ask exchange } }` },
+      payload: {
+        query: `subscription($s: [String!]!) { quoteTicks(symbols: $s) { symbol bid ask exchange } }`,
+        variables: { s: [symbol] },
+      },
     }),
   );
-  const reader = stream<Tick>(await connect("rita"), TICKS, { s: ["DDD"] });
-  await until("2 subscribers", async () => (await metric("tickgraph_subscribers")) === 2);
-  // Stop reading: the kernel's buffers fill, then the server's, then the subscription's queue.
-  (raw as unknown as { _socket: { pause(): void; resume(): void } })._socket.pause();
-  const slowBefore = await metric("tickgraph_subscription_slow_consumers_total");
-  const batch = trades(Array.from({ length: 2000 }, () => ({ symbol: "DDD", bid: 12.34 })));
-  let published = 0;
-  await until(
-    "the slow client closed",
-    async () => {
-      bus.publish(Topic.QUOTES, batch);
-      published += 2000;
-      return (await metric("tickgraph_subscription_slow_consumers_total")) > slowBefore;
-    },
-    30_000,
-  );
-  (raw as unknown as { _socket: { resume(): void } })._socket.resume();
-  expect(await closed).toEqual({
-    code: SLOW_CONSUMER,
-    reason: expect.stringMatching(/^Slow consumer: more than 50 events waiting for subscription s1/),
-  });
-  // The client that reads gets every tick.
-  await until("every tick", () => reader.events.length === published, 20_000);
-  reader.stop();
+  const reader = stream<Tick>(await connect("rita"), TICKS, { s: [symbol] });
+  try {
+    await until("2 subscribers", async () => (await metric("tickgraph_subscribers")) === 2);
+    // Stop reading: the kernel's buffers fill, then the server's, then the subscription's queue.
+    (raw as unknown as { _socket: { pause(): void; resume(): void } })._socket.pause();
+    const slowBefore = await metric("tickgraph_subscription_slow_consumers_total");
+    const batch = trades(Array.from({ length: 2000 }, () => ({ symbol, bid: 12.34 })));
+    let published = 0;
+    await until(
+      "the slow client closed",
+      async () => {
+        bus.publish(Topic.QUOTES, batch);
+        published += 2000;
+        return (await metric("tickgraph_subscription_slow_consumers_total")) > slowBefore;
+      },
+      30_000,
+    );
+    (raw as unknown as { _socket: { resume(): void } })._socket.resume();
+    expect(await closed).toEqual({
+      code: SLOW_CONSUMER,
+      reason: expect.stringMatching(/^Slow consumer: more than 50 events waiting for subscription s1/),
+    });
+    // The client that reads gets every tick.
+    await until("every tick", () => reader.events.length === published, 30_000);
+  } finally {
+    reader.stop();
+  }
 }, 90_000);
 
 test("per-principal caps: a connection over the cap closes with 4029, a subscription over it is RATE_LIMITED", async () => {

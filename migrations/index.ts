@@ -3,6 +3,7 @@ import { Ingest1763750000000 } from "./1763750000000-ingest";
 import { Windows1763760000000 } from "./1763760000000-windows";
 import { Governance1763800000000 } from "./1763800000000-governance";
 import { AccessLogKeyed1764000000000 } from "./1764000000000-access-log-keyed";
+import { QuarantineMarketTime1764000100000 } from "./1764000100000-quarantine-market-time";
 import { IngestEpoch1764100000000 } from "./1764100000000-ingest-epoch";
 
 /** Every migration, oldest first. Hand-written; the schema is never synchronized from entities. */
@@ -12,5 +13,6 @@ export const migrations = [
   Windows1763760000000,
   Governance1763800000000,
   AccessLogKeyed1764000000000,
+  QuarantineMarketTime1764000100000,
   IngestEpoch1764100000000,
 ];

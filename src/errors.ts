@@ -14,6 +14,8 @@ export enum ErrorCode {
   PERSISTED_QUERY_NOT_FOUND = "PERSISTED_QUERY_NOT_FOUND",
   PERSISTED_QUERY_NOT_SUPPORTED = "PERSISTED_QUERY_NOT_SUPPORTED",
   AUDIT_UNAVAILABLE = "AUDIT_UNAVAILABLE",
+  /** The result would exceed MAX_RESPONSE_BYTES. */
+  RESPONSE_TOO_LARGE = "RESPONSE_TOO_LARGE",
   INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR",
 }
 
@@ -67,9 +69,14 @@ export class RateLimitedError extends ClientError {
   }
 }
 
-/** Closes an exhaustive switch: the compiler proves it unreachable, the runtime reports the stray value. */
-export class UnreachableCaseError extends Error {
-  constructor(value: never) {
-    super(`Unreachable case: ${JSON.stringify(value)}`);
+/** The client's answer when its operation could not be logged: the response is withheld. */
+export class AuditUnavailableError extends ClientError {
+  constructor() {
+    super(
+      ErrorCode.AUDIT_UNAVAILABLE,
+      "The access log could not be written, so the response is withheld. Try again shortly.",
+      {},
+      503,
+    );
   }
 }

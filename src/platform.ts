@@ -8,12 +8,12 @@ import { chunksOf } from "./ingest/committed";
 import { IngestLease, type ReplicaIngestStatus } from "./ingest/lease";
 import { log, setLogLevel } from "./log";
 import { seedDemoPrincipals } from "./policy/demo";
-import { ObservedClock, type MarketClock } from "./policy/market-clock";
+import { ObservedClock, type MarketClock } from "./core/market-clock";
 import { createTokenVerifier } from "./policy/tokens";
 import { createEventBus, Topic, type EventBus } from "./events/bus";
 import { createPgEventBus, type PgEventBus } from "./events/pg-bus";
 import { buildTickgraphSchema } from "./schema/schema";
-import { startServer, type RunningServer } from "./server/server";
+import { checkPortFree, Server, type RunningServer } from "./server/server";
 import { splitWindowsEvent, WindowEngine } from "./windows/window.engine";
 
 /** Trades per QUOTES event: at most ~140 bytes each encoded, so a piece stays under NOTIFY's 8000 bytes. */
@@ -56,6 +56,7 @@ export interface PlatformOptions {
  */
 export async function startPlatform(config: Config, opts: PlatformOptions = {}): Promise<Platform> {
   setLogLevel(config.logLevel);
+  await checkPortFree(config.port, config.host);
   const db = await openDatabase(config);
   let server: RunningServer | undefined;
   let feed: MockFeed | null = null;
@@ -133,30 +134,38 @@ export async function startPlatform(config: Config, opts: PlatformOptions = {}):
       await mock?.close();
     };
 
+    // Every replica that does not ingest (a follower, or one with INGEST=off) measures delays on the
+    // market time it can prove reached: the newest stored trade, the committed checkpoint, the
+    // watermarks of window events. Read before it serves, and again every LEASE_RETRY_MS.
+    const follower = async (): Promise<void> => {
+      if (ingest) return;
+      try {
+        const [row]: { watermark: Date | null; latest: Date | null; newest: Date | null }[] =
+          await db.dataSource.query(
+            `SELECT (SELECT watermark FROM ingest_checkpoints WHERE stream = $1) AS watermark,
+                    (SELECT max(watermark) FROM ingest_checkpoints) AS latest,
+                    (SELECT max(event_time) FROM quotes) AS newest`,
+            [stream],
+          );
+        if (ingest) return;
+        followerWatermark = row.watermark ?? followerWatermark;
+        // Any stream's checkpoint counts: they all follow the one market.
+        if (row.latest) observed.observe(row.latest.getTime() + WATERMARK_DELAY_MS);
+        if (row.newest) observed.observe(row.newest.getTime());
+      } catch (err) {
+        log.warn({ err: (err as Error).message }, "reading the market's progress failed");
+      }
+    };
+    follow = setInterval(() => void follower(), config.leaseRetryMs);
+    windowEvents = bus.subscribe(Topic.WINDOWS);
+    void (async () => {
+      for await (const e of windowEvents as AsyncIterableIterator<{ watermark: Date }>)
+        if (!ingest) observed.observe(new Date(e.watermark).getTime() + WATERMARK_DELAY_MS);
+    })();
+
     if (config.ingest) {
       // A demo on the mock market: principals for every role, so that tokens show what each may see.
       if (!config.feedUrl) await seedDemoPrincipals(db.dataSource);
-      const follower = async (): Promise<void> => {
-        if (ingest) return;
-        try {
-          const rows: { watermark: Date | null }[] = await db.dataSource.query(
-            `SELECT watermark FROM ingest_checkpoints WHERE stream = $1`,
-            [stream],
-          );
-          const w = rows[0]?.watermark ?? null;
-          if (!w || ingest) return;
-          followerWatermark = w;
-          observed.observe(w.getTime() + WATERMARK_DELAY_MS);
-        } catch (err) {
-          log.warn({ err: (err as Error).message }, "reading the ingest checkpoint failed");
-        }
-      };
-      follow = setInterval(() => void follower(), config.leaseRetryMs);
-      windowEvents = bus.subscribe(Topic.WINDOWS);
-      void (async () => {
-        for await (const e of windowEvents as AsyncIterableIterator<{ watermark: Date }>)
-          if (!ingest) observed.observe(new Date(e.watermark).getTime() + WATERMARK_DELAY_MS);
-      })();
       lease = new IngestLease({
         url: db.url,
         stream,
@@ -166,9 +175,9 @@ export async function startPlatform(config: Config, opts: PlatformOptions = {}):
         onReleased: stopIngesting,
       });
       await lease.start();
-      // A follower knows the market's time before it serves (wall time only on a database never ingested).
-      await follower();
     }
+    // A replica knows the market's time before it serves (nothing delayed on a database never ingested).
+    await follower();
     const contest = lease;
     const status = (): ReplicaIngestStatus | null => {
       if (!contest) return null;
@@ -189,22 +198,18 @@ export async function startPlatform(config: Config, opts: PlatformOptions = {}):
         leaseHolder: contest.holder,
       };
     };
-    server = await startServer({
+    server = await Server.start({
       config,
-      schema: buildTickgraphSchema({
-        bus,
-        ingest: { status, quarantine: new QuarantineRepo(db.dataSource) },
-      }),
+      schema: buildTickgraphSchema(),
+      ingest: { status, quarantine: new QuarantineRepo(db.dataSource) },
       dataSource: db.dataSource,
       verifier,
       bus,
       policy: opts.policy,
+      clock,
+      // A replica that does not hold the lease is ready while it is able to take it over.
       ...(contest
-        ? {
-            clock,
-            // A replica that does not hold the lease is ready while it is able to take it over.
-            readiness: async () => ({ ingest: ingest ? ingest.running : contest.connected }),
-          }
+        ? { readiness: async () => ({ ingest: ingest ? ingest.running : contest.connected }) }
         : {}),
     });
   } catch (err) {

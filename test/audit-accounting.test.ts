@@ -7,8 +7,7 @@ import { startTestPlatform, wsQuery, type TestPlatform } from "./support/server"
 // Every operation a client sends, whatever becomes of it, leaves exactly one access-log entry.
 let t: TestPlatform;
 beforeAll(async () => {
-  t = await startTestPlatform();
-  await seedQuotes(t.databaseUrl, { symbols: ["AAPL"], perSymbol: 3 });
+  t = await startTestPlatform({}, {}, (url) => seedQuotes(url, { symbols: ["AAPL"], perSymbol: 3 }));
 });
 afterAll(() => t.close());
 

@@ -7,7 +7,6 @@ test("defaults", () => {
     delaySeconds: 900,
     logLevel: "info",
     databaseUrl: undefined,
-    production: false,
   });
   expect(c.limits).toEqual({
     maxDepth: 12,
@@ -15,6 +14,8 @@ test("defaults", () => {
     maxAliases: 30,
     maxPageSize: 1000,
     maxRequestBytes: 1048576,
+    maxResponseBytes: 16777216,
+    maxSubscriptionCost: 50000,
     statementTimeoutMs: 5000,
     maxConnectionsPerPrincipal: 32,
     maxSubscriptionsPerPrincipal: 200,

@@ -6,8 +6,7 @@ import { startTestPlatform, type TestPlatform } from "./support/server";
 let t: TestPlatform;
 let user: string;
 beforeAll(async () => {
-  t = await startTestPlatform();
-  await seedQuotes(t.databaseUrl, { symbols: ["AAPL", "MSFT"], perSymbol: 5 });
+  t = await startTestPlatform({}, {}, (url) => seedQuotes(url, { symbols: ["AAPL", "MSFT"], perSymbol: 5 }));
   user = await t.token("uma", [Role.USER]);
 });
 afterAll(() => t.close());

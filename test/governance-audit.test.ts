@@ -2,18 +2,17 @@ import { createHash } from "node:crypto";
 import type { Client as WsClient } from "graphql-ws";
 import { Client } from "pg";
 import { Role } from "../src/policy/principal";
-import { until } from "./ingest/ingest.helpers";
 import { seedQuotes } from "./support/seed";
 import { startTestPlatform, wsQuery, type TestPlatform } from "./support/server";
 import { record, type Recording } from "./support/subscriptions";
+import { until } from "./support/wait";
 
 let t: TestPlatform;
 let steward: string;
 let pg: Client;
 
 beforeAll(async () => {
-  t = await startTestPlatform();
-  await seedQuotes(t.databaseUrl, { symbols: ["AAPL", "MSFT"], perSymbol: 10 });
+  t = await startTestPlatform({}, {}, (url) => seedQuotes(url, { symbols: ["AAPL", "MSFT"], perSymbol: 10 }));
   steward = await t.token("sasha", [Role.STEWARD]);
   pg = new Client({ connectionString: t.databaseUrl });
   await pg.connect();
@@ -115,7 +114,11 @@ describe("one entry per operation", () => {
       "Steal",
     );
     expect(status).toBe(401);
-    const entries = (await log({ decision: "DENIED" })).filter((x) => x.seq > before);
+    // A refusal is logged once its response is sent.
+    const entries = await until("the refusal's entry", async () => {
+      const found = (await log({ decision: "DENIED" })).filter((x) => x.seq > before && x.principal === null);
+      return found.length ? found : undefined;
+    });
     expect(entries).toEqual([
       expect.objectContaining({
         principal: null,

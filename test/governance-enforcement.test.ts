@@ -11,8 +11,7 @@ let steward: string;
 const DEPTH_FIELDS = ["Quote.ask", "Quote.askSize", "Quote.bid", "Quote.bidSize"];
 
 beforeAll(async () => {
-  t = await startTestPlatform();
-  await seedQuotes(t.databaseUrl, { symbols: ["AAPL", "MSFT"], perSymbol: 20 });
+  t = await startTestPlatform({}, {}, (url) => seedQuotes(url, { symbols: ["AAPL", "MSFT"], perSymbol: 20 }));
   user = await t.token("uma", [Role.USER]);
   custodian = await t.token("cato", [Role.CUSTODIAN]);
   steward = await t.token("stella", [Role.STEWARD]);

@@ -13,14 +13,16 @@ const STEP_MS = 5000;
 const SPAN_MS = 40 * 60 * 1000;
 
 beforeAll(async () => {
-  t = await startTestPlatform({ DELAY_SECONDS: String(DELAY_SECONDS) });
-  // Quotes every 5 s over the last 40 minutes, up to now on the market (here: wall) clock.
-  await seedQuotes(t.databaseUrl, {
-    symbols: ["AAPL", "MSFT", "NVDA"],
-    perSymbol: SPAN_MS / STEP_MS,
-    start: new Date(Date.now() - SPAN_MS),
-    stepMs: STEP_MS,
-  });
+  // Quotes every 5 s over the last 40 minutes: the newest stored trade is the market's now.
+  t = await startTestPlatform({ DELAY_SECONDS: String(DELAY_SECONDS) }, {}, (url) =>
+    seedQuotes(url, {
+      symbols: ["AAPL", "MSFT", "NVDA"],
+      perSymbol: SPAN_MS / STEP_MS,
+      start: new Date(Date.now() - SPAN_MS),
+      stepMs: STEP_MS,
+      marketNow: null,
+    }),
+  );
   owner = await t.token("olga", [Role.OWNER]);
   owner2 = await t.token("otto", [Role.OWNER, Role.USER]);
   steward = await t.token("stan", [Role.STEWARD]);

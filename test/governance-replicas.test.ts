@@ -13,8 +13,7 @@ let owner: string;
 let steward: string;
 
 beforeAll(async () => {
-  t = await startTestPlatform();
-  await seedQuotes(t.databaseUrl, { symbols: ["AAPL"], perSymbol: 5 });
+  t = await startTestPlatform({}, {}, (url) => seedQuotes(url, { symbols: ["AAPL"], perSymbol: 5 }));
   const bus = createEventBus();
   b = await startReplica(t, bus);
   owner = await t.token("orla", [Role.OWNER]);

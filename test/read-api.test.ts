@@ -5,8 +5,7 @@ let t: TestPlatform;
 const SYMBOLS = ["AAPL", "MSFT", "NVDA"];
 
 beforeAll(async () => {
-  t = await startTestPlatform();
-  await seedQuotes(t.databaseUrl, { symbols: SYMBOLS, perSymbol: 250 });
+  t = await startTestPlatform({}, {}, (url) => seedQuotes(url, { symbols: SYMBOLS, perSymbol: 250 }));
 });
 afterAll(() => t.close());
 

@@ -6,7 +6,8 @@ import { subscribers as subscribersGauge } from "../../src/metrics";
 import type { CommittedTrades } from "../../src/ingest/committed";
 import { createTokenVerifier } from "../../src/policy/tokens";
 import { buildTickgraphSchema } from "../../src/schema/schema";
-import { startServer } from "../../src/server/server";
+import { wallClock } from "../../src/core/market-clock";
+import { Server } from "../../src/server/server";
 import { WindowSize } from "../../src/windows/windows";
 import { answerCommands, report } from "./fanout.protocol";
 
@@ -38,12 +39,14 @@ async function main() {
   const ds = createDataSource({ url: config.databaseUrl!, statementTimeoutMs: 5000, poolSize: 8 });
   await ds.initialize();
   const bus = createEventBus();
-  const server = await startServer({
+  const server = await Server.start({
     config,
-    schema: buildTickgraphSchema({ bus }),
+    schema: buildTickgraphSchema(),
     dataSource: ds,
     verifier: createTokenVerifier({ secret: config.jwtSecret! }),
     bus,
+    // The bench's synthetic ticks are stamped with wall time.
+    clock: wallClock,
   });
   let seq = 1;
   answerCommands({

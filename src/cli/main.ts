@@ -20,12 +20,18 @@ function config(overrides: Record<string, string | undefined> = {}): Config {
   return c;
 }
 
-/** Runs `work` until SIGINT/SIGTERM, then `stop`; a second signal exits at once. */
+/**
+ * Runs until SIGINT/SIGTERM, then `stop`. A terminal's Ctrl-C reaches both npm and tickgraph, and npm
+ * passes it on: a repeat within a second is the same request. A later one exits at once.
+ */
 function untilSignal(stop: () => Promise<void>): void {
-  let stopping = false;
+  let stoppingSince: number | null = null;
   const onSignal = (signal: string) => {
-    if (stopping) process.exit(130);
-    stopping = true;
+    if (stoppingSince !== null) {
+      if (Date.now() - stoppingSince > 1000) process.exit(130);
+      return;
+    }
+    stoppingSince = Date.now();
     log.info({ signal }, "shutting down");
     stop().then(
       () => process.exit(0),
@@ -83,7 +89,7 @@ export function buildCli(): Command {
               ``,
               `Dashboard (as alice):   ${await demoLink("alice", Role.USER)}`,
               `Access log (as sam):    ${await demoLink("sam", Role.STEWARD, "/access-log")}`,
-              `GraphQL explorer:       ${home}/explorer`,
+              `Explorer (as alice):    ${await demoLink("alice", Role.USER, "/explorer")}`,
             ]
           : [``, `Dashboard: ${home}/   GraphQL explorer: ${home}/explorer   Access log: ${home}/access-log`];
       const db = platform.db.embedded ? `embedded Postgres under ${c.dataDir}` : "DATABASE_URL";
@@ -204,7 +210,7 @@ export function run(argv: string[] = process.argv): void {
     .parseAsync(argv)
     .catch((err: unknown) => {
       if (err instanceof ConfigError) process.stderr.write(`configuration error: ${err.message}\n`);
-      else process.stderr.write(`error: ${(err as Error).message}\n`);
+      else process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
       log.debug({ err }, "command failed");
       process.exit(1);
     });

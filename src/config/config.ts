@@ -19,12 +19,19 @@ export interface Limits {
   maxPageSize: number;
   /** Largest request: an HTTP body or a WebSocket message, in bytes; larger is refused unread. @default 1048576 */
   maxRequestBytes: number;
+  /** Largest response body (one HTTP result or WebSocket event), in bytes; larger is replaced by an error. @default 16777216 */
+  maxResponseBytes: number;
   /** Postgres statement_timeout for every query. @default 5000 */
   statementTimeoutMs: number;
   /** Open WebSocket connections one principal may hold on this replica. @default 32 */
   maxConnectionsPerPrincipal: number;
   /** Running subscriptions one principal may hold on this replica. @default 200 */
   maxSubscriptionsPerPrincipal: number;
+  /**
+   * The total cost (as the cost limit counts it, per event) of the subscriptions one principal may
+   * hold running on this replica. @default 50000
+   */
+  maxSubscriptionCost: number;
   /**
    * Events one subscription may have waiting while its client reads too slowly (rankings and boards
    * keep only the newest); past it the connection is closed with 4008. @default 1000
@@ -75,8 +82,6 @@ export interface Config {
   delaySeconds: number;
   /** @default "info" */
   logLevel: string;
-  /** NODE_ENV === "production": no stack traces or internals in responses. */
-  production: boolean;
   limits: Limits;
 }
 
@@ -183,16 +188,17 @@ export function loadConfig(overrides: Env = {}, env: Env = process.env): Config 
     auditCheckpointSeconds: int(e, "AUDIT_CHECKPOINT_SECONDS", 10, 1, 3600),
     delaySeconds: int(e, "DELAY_SECONDS", 900, 0, 86400 * 7),
     logLevel,
-    production: e.NODE_ENV === "production",
     limits: {
       maxDepth: int(e, "MAX_DEPTH", 12, 2, 100),
       maxCost: int(e, "MAX_COST", 50_000, 10, 10_000_000),
       maxAliases: int(e, "MAX_ALIASES", 30, 0, 1000),
       maxPageSize: int(e, "MAX_PAGE_SIZE", 1000, 1, 100_000),
       maxRequestBytes: int(e, "MAX_REQUEST_BYTES", 1024 * 1024, 1024, 256 * 1024 * 1024),
+      maxResponseBytes: int(e, "MAX_RESPONSE_BYTES", 16 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
       statementTimeoutMs: int(e, "STATEMENT_TIMEOUT_MS", 5000, 100, 600_000),
       maxConnectionsPerPrincipal: int(e, "MAX_CONNECTIONS_PER_PRINCIPAL", 32, 1, 1_000_000),
       maxSubscriptionsPerPrincipal: int(e, "MAX_SUBSCRIPTIONS_PER_PRINCIPAL", 200, 1, 1_000_000),
+      maxSubscriptionCost: int(e, "MAX_SUBSCRIPTION_COST", 50_000, 10, 100_000_000),
       subscriptionQueue: int(e, "SUBSCRIPTION_QUEUE", 1000, 1, 1_000_000),
     },
   };

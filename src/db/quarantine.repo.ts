@@ -12,12 +12,21 @@ export interface QuarantineRow {
 export class QuarantineRepo {
   constructor(private readonly ds: DataSource) {}
 
-  /** Newest first, `limit` rows with an id below `beforeId`, of one reason or all. */
-  page(q: { reason?: string | null; beforeId?: string; limit: number }): Promise<QuarantineRow[]> {
+  /**
+   * Newest first, `limit` rows with an id below `beforeId`, of one reason or all; with `notAfter` (a
+   * delay cutoff), only rows received at or before it on the market clock.
+   */
+  page(q: {
+    reason?: string | null;
+    beforeId?: string;
+    notAfter?: Date;
+    limit: number;
+  }): Promise<QuarantineRow[]> {
     const where: string[] = [];
     const params: unknown[] = [];
     if (q.reason) where.push(`reason = $${params.push(q.reason)}`);
     if (q.beforeId) where.push(`quarantine.id < $${params.push(q.beforeId)}`);
+    if (q.notAfter) where.push(`market_at <= $${params.push(q.notAfter)}`);
     return this.ds.query(
       `SELECT quarantine.id::text AS id, received_at AS "receivedAt", reason, detail, raw FROM quarantine
        ${where.length ? "WHERE " + where.join(" AND ") : ""}

@@ -2,7 +2,7 @@ import { Column, Entity, PrimaryColumn } from "typeorm";
 
 @Entity("instruments")
 export class InstrumentEntity {
-  @PrimaryColumn("text")
+  @PrimaryColumn("text", { primaryKeyConstraintName: "instruments_pkey" })
   symbol: string;
 
   @Column("text")

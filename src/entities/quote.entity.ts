@@ -1,4 +1,4 @@
-import { Column, Entity, Index, PrimaryGeneratedColumn, Unique } from "typeorm";
+import { Check, Column, Entity, Index, PrimaryGeneratedColumn, Unique } from "typeorm";
 
 /**
  * One trade, with the best bid and ask known when it happened. `(symbol, seq)` is unique so that
@@ -8,9 +8,11 @@ import { Column, Entity, Index, PrimaryGeneratedColumn, Unique } from "typeorm";
 @Unique("quotes_symbol_seq_key", ["symbol", "seq"])
 @Index("quotes_symbol_time_idx", ["symbol", "eventTime", "id"])
 @Index("quotes_time_idx", ["eventTime", "id"])
+@Check("quotes_price_check", `price > 0`)
+@Check("quotes_size_check", `size >= 0`)
 export class QuoteEntity {
   /** bigint arrives from pg as a string: kept as one, never rounded through a JS number. */
-  @PrimaryGeneratedColumn("increment", { type: "bigint" })
+  @PrimaryGeneratedColumn("increment", { type: "bigint", primaryKeyConstraintName: "quotes_pkey" })
   id: string;
 
   @Column("text")

@@ -20,10 +20,7 @@ export interface Topics {
   [Topic.QUOTES]: CommittedTrades;
 }
 
-/**
- * The in-process event bus. It is also type-graphql's `pubSub`, so a `@Subscription({ topics })`
- * resolver listens to what domain code publishes here.
- */
+/** The in-process event bus: domain code publishes, live fields subscribe (through the request context). */
 export interface EventBus {
   publish<T extends keyof Topics>(topic: T, payload: Topics[T]): void;
   subscribe<T extends keyof Topics>(topic: T): AsyncIterableIterator<Topics[T]>;

@@ -74,6 +74,8 @@ export interface BatchWriterOptions {
    * @default 2
    */
   connections?: number;
+  /** The market's now (epoch ms, null before any data), stamped on each quarantined input. @default none */
+  marketNow?: () => number | null;
   /** Added to a symbol's trade ids to make `quotes.seq` (a restarted embedded feed counts from 1 again). @default 0 */
   seqOffset?: (symbol: string) => number;
   /**
@@ -99,6 +101,8 @@ class Batch {
   received: number[] = [];
   newestMs: number | null = null;
   qReceived: number[] = [];
+  /** The market's time when each rejected input arrived (null before any): delays of quarantine use it. */
+  qMarket: (number | null)[] = [];
   qRaw: string[] = [];
   qReason: string[] = [];
   qDetail: string[] = [];
@@ -213,8 +217,9 @@ const INSERT_TRADES = insertTrades(true);
 const INSERT_TRADES_LEAN = insertTrades(false);
 
 const INSERT_QUARANTINE = `
-  INSERT INTO quarantine (received_at, raw, reason, detail)
-  SELECT to_timestamp(r / 1000.0), w, n, d FROM unnest($1::float8[], $2::text[], $3::text[], $4::text[]) AS u(r, w, n, d)`;
+  INSERT INTO quarantine (received_at, raw, reason, detail, market_at)
+  SELECT to_timestamp(r / 1000.0), w, n, d, to_timestamp(m / 1000.0)
+  FROM unnest($1::float8[], $2::text[], $3::text[], $4::text[], $5::float8[]) AS u(r, w, n, d, m)`;
 
 // The part's checkpoint, written only while the row carries this writer's epoch: the fence. It comes last
 // in the transaction, so that parts of one batch wait for each other only here; a writer claiming the
@@ -344,6 +349,7 @@ export class BatchWriter {
     const [text, why] = storable(raw, detail);
     const b = this.cur.parts[symbol === undefined ? 0 : this.shard(symbol)];
     b.qReceived.push(receivedMs);
+    b.qMarket.push(this.opts.marketNow?.() ?? null);
     b.qRaw.push(text);
     b.qReason.push(reason);
     b.qDetail.push(why);
@@ -520,7 +526,8 @@ export class BatchWriter {
     await client.query(this.opts.durableCommits ? "BEGIN" : "BEGIN; SET LOCAL synchronous_commit = off");
     try {
       const stored = b.symbol.length ? await trades() : { inserted: 0, buckets: [], committed: [] };
-      if (b.qRaw.length) await client.query(INSERT_QUARANTINE, [b.qReceived, b.qRaw, b.qReason, b.qDetail]);
+      if (b.qRaw.length)
+        await client.query(INSERT_QUARANTINE, [b.qReceived, b.qRaw, b.qReason, b.qDetail, b.qMarket]);
       const { rowCount } = await client.query(UPDATE_CHECKPOINT, [
         this.opts.stream,
         JSON.stringify(cp.lastIds),

@@ -1,7 +1,7 @@
 import type { DataSource } from "typeorm";
 import type { Asset } from "../feed/protocol";
 import { log } from "../log";
-import { wallClock, type MarketClock } from "../policy/market-clock";
+import { wallClock, type MarketClock } from "../core/market-clock";
 import { BatchWriter, claimStream, type BatchResult, type TradeSource } from "./batch.writer";
 import type { CommittedTrades } from "./committed";
 import { FeedRest, streamTrade } from "./feed.rest";
@@ -655,6 +655,7 @@ export function startIngest(opts: IngestOptions): Ingest {
       durableCommits: opts.durableCommits,
       connections: opts.writerConnections,
       seqOffset: (symbol) => seqOffsets.get(symbol) ?? 0,
+      marketNow: () => latestMs(),
       wantTrades: opts.wantTrades,
     });
     if (closed) return;

@@ -1,4 +1,5 @@
 import type { DataSource } from "typeorm";
+import { GrantsRepo } from "../db/grants.repo";
 import { Entitlement, Role } from "./principal";
 
 /** The principals a demo of the embedded platform starts with: one per role, and a delayed user. */
@@ -32,11 +33,8 @@ export const DEMO_PRINCIPALS: { id: string; roles: Role[]; entitlements: Entitle
 
 /** Grants the demo principals their entitlements, unless they hold them already. */
 export async function seedDemoPrincipals(ds: DataSource): Promise<void> {
-  const rows = DEMO_PRINCIPALS.flatMap((p) => p.entitlements.map((e) => [p.id, e]));
-  await ds.query(
-    `INSERT INTO grants (principal, entitlement, granted_by)
-     SELECT principal, entitlement, 'tickgraph-demo' FROM unnest($1::text[], $2::text[]) AS g(principal, entitlement)
-     ON CONFLICT (principal, entitlement) WHERE revoked_at IS NULL DO NOTHING`,
-    [rows.map((r) => r[0]), rows.map((r) => r[1])],
+  const pairs = DEMO_PRINCIPALS.flatMap((p) =>
+    p.entitlements.map((entitlement) => ({ principal: p.id, entitlement })),
   );
+  await new GrantsRepo(ds).grantMissing(pairs, "tickgraph-demo");
 }

@@ -8,7 +8,7 @@ import {
   type GraphQLNamedType,
   type GraphQLSchema,
 } from "graphql";
-import type { FieldPolicyRow } from "../db/governance.repo";
+import type { FieldPolicyRow } from "../db/field-policies.repo";
 import { LEVELS, rankOf } from "./levels";
 import { Classification, Entitlement } from "./principal";
 

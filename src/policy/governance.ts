@@ -1,10 +1,13 @@
-import { createHash } from "node:crypto";
-import { getOperationAST, parse, type DocumentNode, type GraphQLSchema } from "graphql";
+import type { GraphQLSchema } from "graphql";
+import { LRUCache } from "lru-cache";
 import { Client } from "pg";
 import type { DataSource } from "typeorm";
-import { GovernanceRepo, POLICY_CHANNEL, type AccessRequestRow, type GrantRow } from "../db/governance.repo";
+import { AccessRequestsRepo, type AccessRequestRow } from "../db/access-requests.repo";
+import { FieldPoliciesRepo } from "../db/field-policies.repo";
+import { GrantsRepo, type GrantRow, type NewGrant } from "../db/grants.repo";
+import { POLICY_CHANNEL } from "../db/policy-changes";
 import { sqlOf } from "../db/sql";
-import { BadUserInputError, ClientError, ErrorCode } from "../errors";
+import { AuditUnavailableError, BadUserInputError } from "../errors";
 import { log } from "../log";
 import {
   AuditLog,
@@ -16,7 +19,7 @@ import {
   type OperationKind,
 } from "./audit";
 import { FieldRegistry, type EffectiveFieldPolicy } from "./field-registry";
-import type { MarketClock } from "./market-clock";
+import type { MarketClock } from "../core/market-clock";
 import type { Classification, Entitlement, Principal } from "./principal";
 import { PolicySession, type SessionSource } from "./session";
 
@@ -37,18 +40,6 @@ export interface GovernanceOptions {
   onAccessLogged?: (record: AccessLogRecord) => void;
 }
 
-/** The client's answer when its operation could not be logged: the response is withheld. */
-export class AuditUnavailableError extends ClientError {
-  constructor() {
-    super(
-      ErrorCode.AUDIT_UNAVAILABLE,
-      "The access log could not be written, so the response is withheld. Try again shortly.",
-      {},
-      503,
-    );
-  }
-}
-
 /** Who sent an operation and what it was, as the access log describes it. */
 export interface OperationMeta {
   kind: OperationKind;
@@ -57,34 +48,6 @@ export interface OperationMeta {
   hash: string;
   client: string | null;
   ip: string | null;
-}
-
-/** Describes an operation from its text (parsed here unless a document is at hand). */
-export function describeOperation(
-  query: string | undefined,
-  operationName: string | null | undefined,
-  origin: { client: string | null; ip: string | null },
-  document?: DocumentNode,
-): OperationMeta {
-  let kind: OperationKind = "QUERY";
-  let name = operationName ?? null;
-  try {
-    const op = getOperationAST(document ?? parse(query ?? ""), operationName);
-    if (op) {
-      kind = op.operation.toUpperCase() as OperationKind;
-      name = op.name?.value ?? name;
-    }
-  } catch {
-    // Unparseable: logged as a query with the hash of its text.
-  }
-  return {
-    kind,
-    name,
-    hash: createHash("sha256")
-      .update(query ?? "")
-      .digest("hex"),
-    ...origin,
-  };
 }
 
 /** The outcome of an operation (or of one phase of a subscription), for its access-log entry. */
@@ -118,7 +81,7 @@ export const sorted = (s: ReadonlySet<string>): string[] => [...s].sort();
  * NOTIFY, which drops the cached copy on every replica at once; this bound covers a lost notice.
  */
 const ENTITLEMENT_CACHE_MS = 1000;
-/** Cached principals; beyond this the cache starts over (a bound, not an eviction policy). */
+/** Principals whose entitlements are cached (the least recently used forgotten first). */
 const ENTITLEMENT_CACHE_MAX = 50_000;
 
 /**
@@ -127,14 +90,19 @@ const ENTITLEMENT_CACHE_MAX = 50_000;
  * a session per operation and appends an entry when the operation ends.
  */
 export class Governance implements SessionSource {
-  readonly repo: GovernanceRepo;
+  readonly grants: GrantsRepo;
+  readonly requests: AccessRequestsRepo;
+  private readonly policies: FieldPoliciesRepo;
   readonly fields: FieldRegistry;
   readonly audit: AuditLog;
   readonly clock: MarketClock;
   readonly delaySeconds: number;
   private syncing: Promise<void> | null = null;
   private readonly url: string;
-  private readonly cache = new Map<string, { entitlements: Entitlement[]; until: number }>();
+  private readonly cache = new LRUCache<string, Entitlement[]>({
+    max: ENTITLEMENT_CACHE_MAX,
+    ttl: ENTITLEMENT_CACHE_MS,
+  });
   /** Bumped by every invalidation: a lookup that raced one is not cached. */
   private generation = 0;
   private listener: Client | null = null;
@@ -142,7 +110,9 @@ export class Governance implements SessionSource {
   private closed = false;
 
   private constructor(opts: GovernanceOptions) {
-    this.repo = new GovernanceRepo(opts.dataSource);
+    this.grants = new GrantsRepo(opts.dataSource);
+    this.requests = new AccessRequestsRepo(opts.dataSource);
+    this.policies = new FieldPoliciesRepo(opts.dataSource);
     this.fields = new FieldRegistry(opts.schema);
     this.clock = opts.clock;
     this.delaySeconds = opts.delaySeconds;
@@ -227,43 +197,44 @@ export class Governance implements SessionSource {
    */
   async syncPolicies(fresh = false): Promise<void> {
     if (fresh && this.syncing) await this.syncing.catch(() => {});
-    this.syncing ??= this.repo
-      .fieldPolicies()
+    this.syncing ??= this.policies
+      .current()
       .then(({ rows, revision }) => this.fields.setOverrides(rows, revision))
       .finally(() => (this.syncing = null));
     return this.syncing;
   }
 
   async entitlementsOf(principal: Principal): Promise<Entitlement[]> {
-    const now = Date.now();
     const hit = this.listener && this.cache.get(principal.id);
-    if (hit && now < hit.until) return hit.entitlements;
+    if (hit) return hit;
     const generation = this.generation;
-    const snap = await this.repo.snapshot(principal.id);
+    const snap = await this.grants.snapshot(principal.id);
     if (snap.revision !== this.fields.revision) await this.syncPolicies();
     if (this.listener && generation === this.generation) {
-      if (this.cache.size >= ENTITLEMENT_CACHE_MAX) this.cache.clear();
-      const until = Math.min(now + ENTITLEMENT_CACHE_MS, snap.nextExpiry?.getTime() ?? Infinity);
-      this.cache.set(principal.id, { entitlements: snap.entitlements, until });
+      // Not past the first of its grants to expire.
+      const expiresIn = (snap.nextExpiry?.getTime() ?? Infinity) - Date.now();
+      this.cache.set(principal.id, snap.entitlements, {
+        ttl: Math.max(1, Math.min(ENTITLEMENT_CACHE_MS, expiresIn)),
+      });
     }
     return snap.entitlements;
   }
 
   /** Grants, effective at once on this replica (and on the others as soon as the NOTIFY arrives). */
-  async grant(g: Parameters<GovernanceRepo["grant"]>[0]): Promise<GrantRow> {
-    const row = await this.repo.grant(g);
+  async grant(g: NewGrant): Promise<GrantRow> {
+    const row = await this.grants.grant(g);
     this.invalidate(g.principal);
     return row;
   }
 
   async revoke(principal: string, entitlement: Entitlement, by: string): Promise<GrantRow | null> {
-    const row = await this.repo.revoke(principal, entitlement, by);
+    const row = await this.grants.revoke(principal, entitlement, by);
     this.invalidate(principal);
     return row;
   }
 
-  async decide(d: Parameters<GovernanceRepo["decide"]>[0]): Promise<AccessRequestRow | null> {
-    const row = await this.repo.decide(d);
+  async decide(d: Parameters<AccessRequestsRepo["decide"]>[0]): Promise<AccessRequestRow | null> {
+    const row = await this.requests.decide(d);
     if (row) this.invalidate(row.principal);
     return row;
   }
@@ -282,7 +253,7 @@ export class Governance implements SessionSource {
         { argument: "coordinate" },
       );
     }
-    await this.repo.classify(coordinate, level, by);
+    await this.policies.classify(coordinate, level, by);
     await this.syncPolicies(true);
     return this.fields.policies().find((p) => p.coordinate === coordinate)!;
   }

@@ -1,24 +1,7 @@
-/** What a principal does on the platform (JWT claim `roles`). */
-export enum Role {
-  USER = "USER",
-  CUSTODIAN = "CUSTODIAN",
-  STEWARD = "STEWARD",
-  OWNER = "OWNER",
-}
+import { Role } from "../core/access";
 
-/** Licensed market-data rights an owner grants. */
-export enum Entitlement {
-  REALTIME = "REALTIME",
-  DEPTH = "DEPTH",
-}
-
-/** Sensitivity of a field, lowest first. */
-export enum Classification {
-  PUBLIC = "PUBLIC",
-  INTERNAL = "INTERNAL",
-  CONFIDENTIAL = "CONFIDENTIAL",
-  RESTRICTED = "RESTRICTED",
-}
+// The vocabulary of access lives in core, below every room; policy and the API read it from here too.
+export { Classification, Entitlement, Role } from "../core/access";
 
 /** An authenticated caller. */
 export interface Principal {

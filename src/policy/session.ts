@@ -1,7 +1,7 @@
 import { ForbiddenError } from "../errors";
 import type { FieldRegistry } from "./field-registry";
 import { LEVELS, readableRank } from "./levels";
-import type { MarketClock } from "./market-clock";
+import type { MarketClock } from "../core/market-clock";
 import { Entitlement, type Principal } from "./principal";
 
 /** The outcome of the check of one field coordinate. */

@@ -1,3 +1,4 @@
+import { LRUCache } from "lru-cache";
 import { SignJWT, createRemoteJWKSet, errors, jwtVerify, type JWTVerifyGetKey } from "jose";
 import { UnauthenticatedError } from "../errors";
 import { parseRoles, type Principal, type Role } from "./principal";
@@ -5,7 +6,7 @@ import { parseRoles, type Principal, type Role } from "./principal";
 const ISSUER = "tickgraph";
 /** Longest principal id a token may carry (ids are logged and compared, never parsed). */
 const MAX_SUBJECT = 200;
-/** Verified tokens remembered (oldest forgotten first). */
+/** Verified tokens remembered (the least recently used forgotten first). */
 const VERIFIED_TOKENS = 10_000;
 
 export interface TokenVerifier {
@@ -28,7 +29,7 @@ export function createTokenVerifier(opts: { secret?: string; jwksUrl?: string })
   }
   // A token verified once stays valid until it expires: the same bearer on every request of a client
   // then costs a map lookup instead of a signature check.
-  const verified = new Map<string, Principal>();
+  const verified = new LRUCache<string, Principal>({ max: VERIFIED_TOKENS });
   return {
     async verify(token) {
       if (!token) throw new UnauthenticatedError();
@@ -49,7 +50,6 @@ export function createTokenVerifier(opts: { secret?: string; jwksUrl?: string })
           );
         }
         const principal = { id: payload.sub, roles: parseRoles(payload.roles), expiresAt: payload.exp };
-        if (verified.size >= VERIFIED_TOKENS) verified.delete(verified.keys().next().value!);
         verified.set(token, principal);
         return principal;
       } catch (err) {

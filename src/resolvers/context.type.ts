@@ -1,9 +1,13 @@
 import DataLoader from "dataloader";
 import type { Config } from "../config/config";
 import type { InstrumentRow, MarketRepo, QuoteRow } from "../db/market.repo";
+import type { QuarantineRepo } from "../db/quarantine.repo";
+import type { EventBus } from "../events/bus";
+import type { IngestStatus } from "../ingest/ingest";
+import type { ReplicaIngestStatus } from "../ingest/lease";
 import type { WindowsRepo } from "../windows/windows.repo";
 import type { Governance } from "../policy/governance";
-import type { MarketClock } from "../policy/market-clock";
+import type { MarketClock } from "../core/market-clock";
 import type { Principal } from "../policy/principal";
 import type { PolicySession } from "../policy/session";
 
@@ -13,7 +17,16 @@ export interface Loaders {
   latestQuote: DataLoader<string, QuoteRow | null>;
 }
 
-/** What every resolver receives. Built once per HTTP request or WebSocket operation. */
+/** What the ingest fields read: the running loop's status (null with ingest off) and the quarantine. */
+export interface IngestServices {
+  status(): IngestStatus | ReplicaIngestStatus | null;
+  quarantine: QuarantineRepo;
+}
+
+/**
+ * What every resolver receives, and the only way it reaches anything: built once per HTTP request or
+ * WebSocket operation.
+ */
 export interface Context {
   principal: Principal;
   config: Config;
@@ -26,6 +39,10 @@ export interface Context {
   policy: PolicySession | null;
   /** The market's now (delays are measured on it). */
   clock: MarketClock;
+  /** The events live fields listen to. */
+  bus: EventBus;
+  /** The ingest fields' services. */
+  ingest: IngestServices;
 }
 
 function bySymbol<T extends { symbol: string }>(keys: readonly string[], rows: T[]): (T | null)[] {

@@ -1,4 +1,15 @@
-import { Arg, Ctx, ID, Int, Mutation, Query, Resolver, Root, Subscription } from "type-graphql";
+import {
+  Arg,
+  Ctx,
+  ID,
+  Int,
+  Mutation,
+  Query,
+  Resolver,
+  Root,
+  Subscription,
+  type SubscribeResolverData,
+} from "type-graphql";
 import { Topic } from "../events/bus";
 import { BadUserInputError, ForbiddenError } from "../errors";
 import type { AccessLogRecord } from "../policy/audit";
@@ -18,7 +29,7 @@ import {
   Grant,
   RequestStatus,
 } from "./governance.types";
-import { checkPageSize, decodeCursor, encodeCursor, pagedComplexity, SEQ_PART } from "./page";
+import { checkPageSize, decodeCursor, encodeCursor, SEQ_PART } from "./page";
 
 function requireRole(principal: Principal, role: Role, action: string): void {
   if (!hasRole(principal, role)) {
@@ -70,7 +81,7 @@ export class GovernanceResolver {
     @Arg("status", () => RequestStatus, { nullable: true }) status?: RequestStatus | null,
   ): Promise<AccessRequest[]> {
     const all = hasRole(ctx.principal, Role.STEWARD, Role.OWNER);
-    return ctx.governance.repo.requests({ principal: all ? undefined : ctx.principal.id, status });
+    return ctx.governance.requests.list({ principal: all ? undefined : ctx.principal.id, status });
   }
 
   @Mutation(() => AccessRequest, { description: "Asks the owners for an entitlement." })
@@ -80,7 +91,7 @@ export class GovernanceResolver {
     @Arg("reason") reason: string,
   ): Promise<AccessRequest> {
     if (!reason.trim()) throw new BadUserInputError("Give a reason for the request.", { argument: "reason" });
-    const req = await ctx.governance.repo.requestAccess(ctx.principal.id, entitlement, reason.trim());
+    const req = await ctx.governance.requests.create(ctx.principal.id, entitlement, reason.trim());
     if (!req) {
       throw new BadUserInputError(`You already have a pending request for ${entitlement}.`, {
         argument: "entitlement",
@@ -102,7 +113,7 @@ export class GovernanceResolver {
     @Arg("expiresAt", () => Date, { nullable: true }) expiresAt?: Date | null,
   ): Promise<AccessRequest> {
     requireRole(ctx.principal, Role.OWNER, "decide access requests");
-    const req = /^\d{1,18}$/.test(id) ? await ctx.governance.repo.request(id) : null;
+    const req = /^\d{1,18}$/.test(id) ? await ctx.governance.requests.get(id) : null;
     if (!req) throw new BadUserInputError(`No access request with id ${id}.`, { argument: "id" });
     notSelf(ctx.principal, req.principal, "decide a request of");
     if (req.status !== "PENDING") {
@@ -167,7 +178,7 @@ export class GovernanceResolver {
     @Ctx() ctx: Context,
     @Arg("principal", () => String, { nullable: true }) principal?: string | null,
   ): Promise<Grant[]> {
-    return ctx.governance.repo.grants(principal);
+    return ctx.governance.grants.list(principal);
   }
 
   @Query(() => [EntitlementHolder], {
@@ -175,13 +186,12 @@ export class GovernanceResolver {
     description: "Who held which entitlement at the instant `at`.",
   })
   entitlementReport(@Ctx() ctx: Context, @Arg("at", () => Date) at: Date): Promise<EntitlementHolder[]> {
-    return ctx.governance.repo.holdersAt(at);
+    return ctx.governance.grants.holdersAt(at);
   }
 
   @Query(() => AccessLogConnection, {
     nullable: true,
     description: "Access-log entries, newest first, paged by cursor.",
-    complexity: pagedComplexity,
   })
   async accessLog(
     @Ctx() ctx: Context,
@@ -215,7 +225,8 @@ export class GovernanceResolver {
 
   @Subscription(() => AccessLogEntry, {
     nullable: true,
-    topics: Topic.ACCESS_LOG,
+    subscribe: ({ context }: SubscribeResolverData<unknown, Record<string, unknown>, Context>) =>
+      context.bus.subscribe(Topic.ACCESS_LOG),
     description: "Each access-log entry as it is committed.",
   })
   accessEvents(@Root() entry: AccessLogRecord): AccessLogEntry {

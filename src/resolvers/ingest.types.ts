@@ -78,7 +78,8 @@ export class QuarantineConnection {
   pageInfo: PageInfo;
 }
 
-@ObjectType({ description: "How many inputs were quarantined for one reason." })
+@ObjectType({ description: "How many inputs were quarantined for one reason (a custodian's view)." })
+@Directive("@classified(level: CONFIDENTIAL)")
 export class QualityCount {
   @Field()
   reason: string;

@@ -2,14 +2,12 @@ import { Arg, Ctx, FieldResolver, Query, Resolver, Root } from "type-graphql";
 import { delayCutoff } from "../policy/session";
 import type { Context } from "./context.type";
 import { Instrument } from "./instrument.type";
-import { listComplexity } from "./page";
 import { Quote, toQuote } from "./quote.type";
 
 @Resolver(() => Instrument)
 export class InstrumentResolver {
   @Query(() => [Instrument], {
     description: "Instruments, by symbol; `search` matches symbol or name.",
-    complexity: listComplexity(100),
   })
   instruments(
     @Ctx() ctx: Context,

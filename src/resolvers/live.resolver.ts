@@ -1,8 +1,7 @@
-import { GraphQLSchema, type GraphQLResolveInfo } from "graphql";
 import { Arg, Int, Resolver, Root, Subscription, type SubscribeResolverData } from "type-graphql";
 import { BadUserInputError } from "../errors";
 import { checkSymbolCount } from "./page";
-import { Topic, type EventBus } from "../events/bus";
+import { Topic } from "../events/bus";
 import { log } from "../log";
 import { rowCount, type CommittedTrades } from "../ingest/committed";
 import { delayCutoff } from "../policy/session";
@@ -11,10 +10,10 @@ import { MoverBasis, RankBy, TOP_PRICE_PERIOD_MS, WindowSize } from "../windows/
 import type { Context } from "./context.type";
 import { liveStream, type Due, type LiveSpec } from "./live.stream";
 import { Quote } from "./quote.type";
-import { checkLimit, moversOf, rankingsOf, toAggregate } from "./window.resolver";
+import { moversOf, rankingsOf, served } from "../windows/rankings";
+import { checkLimit } from "./window.resolver";
 import { MoverBoard, WindowAggregate, WindowRanking } from "./window.types";
 
-const KEY = "tickgraphLiveBus";
 /** Most rows one WINDOWS event may emit to a windowAggregates subscriber (an hour of catch-up × 50 symbols). */
 const MAX_ROWS_PER_EVENT = 20_000;
 /** Rankings remembered per subscription to tell a changed correction from an unchanged one. */
@@ -23,25 +22,14 @@ const MAX_REMEMBERED = 1000;
 /** Fields whose events replace each other: a client that reads slowly is sent only the newest. */
 export const CONFLATING: ReadonlySet<string> = new Set(["topSymbols", "topPriceStock", "topMovers"]);
 
-/** The schema carries the bus its live fields listen to, so that every schema built finds its own. */
-export function withLiveBus(schema: GraphQLSchema, bus: EventBus): GraphQLSchema {
-  return new GraphQLSchema({ ...schema.toConfig(), extensions: { ...schema.extensions, [KEY]: bus } });
-}
-
-function busOf(info: GraphQLResolveInfo): EventBus {
-  const bus = info.schema.extensions[KEY] as EventBus | undefined;
-  if (!bus) throw new Error("this schema was built without a bus for its live fields");
-  return bus;
-}
-
 type Data = SubscribeResolverData<unknown, Record<string, unknown>, Context>;
 
 function live<E, K, O>(
-  { context, info }: Data,
+  { context }: Data,
   topic: Topic.WINDOWS | Topic.QUOTES,
   spec: LiveSpec<E, K, O>,
 ): AsyncIterableIterator<O> {
-  const events = busOf(info).subscribe(topic) as AsyncIterableIterator<unknown> as AsyncIterableIterator<E>;
+  const events = context.bus.subscribe(topic) as AsyncIterableIterator<unknown> as AsyncIterableIterator<E>;
   return liveStream(events, spec, { policy: context.policy, cutoff: () => delayCutoff(context) });
 }
 
@@ -188,7 +176,7 @@ export class LiveResolver {
             );
           return rows
             .filter((r) => changed.get(r.windowEnd.getTime())?.has(r.symbol) ?? true)
-            .map((r) => toAggregate(r, delayed));
+            .map((r) => served(r, delayed));
         },
       });
     },

@@ -8,7 +8,7 @@ export class MeResolver {
   async me(@Ctx() ctx: Context): Promise<PrincipalView> {
     const entitlements = ctx.policy
       ? [...ctx.policy.entitlements]
-      : (await ctx.governance.repo.snapshot(ctx.principal.id)).entitlements;
+      : (await ctx.governance.grants.snapshot(ctx.principal.id)).entitlements;
     return { id: ctx.principal.id, roles: ctx.principal.roles, entitlements: entitlements.sort() };
   }
 }

@@ -67,23 +67,6 @@ export function checkSymbolCount(symbols: ReadonlySet<string> | readonly string[
   if (n > max) throw new BadUserInputError(`At most ${max} symbols at once.`, { argument: "symbols" });
 }
 
-/** Cost of a paged list field for the complexity limit: each of its `first` rows costs its selection. */
-export function pagedComplexity({
-  args,
-  childComplexity,
-}: {
-  args: Record<string, unknown>;
-  childComplexity: number;
-}) {
-  const first = typeof args.first === "number" ? args.first : 100;
-  return 1 + Math.max(first, 1) * Math.max(childComplexity, 1);
-}
-
-/** Cost of an unpaged list field (instruments, latestQuotes): assumed as many rows as a full page. */
-export function listComplexity(rows: number) {
-  return ({ childComplexity }: { childComplexity: number }) => 1 + rows * Math.max(childComplexity, 1);
-}
-
 /**
  * One page of a connection from `rows` fetched with one extra row (which tells whether another page
  * follows). Edges, with a cursor each, are built only if the query selects them.

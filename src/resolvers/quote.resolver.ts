@@ -10,8 +10,6 @@ import {
   encodeCursor,
   EPOCH_US_PART,
   ID_PART,
-  listComplexity,
-  pagedComplexity,
   rangePage,
   RangePageArgs,
 } from "./page";
@@ -23,7 +21,6 @@ const quoteCursor = (row: QuoteRow) => encodeCursor([row.eventUs, row.id]);
 export class QuoteResolver {
   @Query(() => QuoteConnection, {
     description: "Stored quotes, newest first by default, paged by cursor.",
-    complexity: pagedComplexity,
   })
   async quotes(@Ctx() ctx: Context, @Args() args: RangePageArgs): Promise<QuoteConnection> {
     const { size, order, symbols, from, to } = rangePage(args, ctx.config.limits.maxPageSize);
@@ -50,7 +47,6 @@ export class QuoteResolver {
 
   @Query(() => [Quote], {
     description: "The latest quote of each symbol (all instruments when symbols is omitted).",
-    complexity: listComplexity(100),
   })
   async latestQuotes(
     @Ctx() ctx: Context,

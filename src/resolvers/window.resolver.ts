@@ -1,28 +1,19 @@
 import { Arg, Args, Ctx, Float, Int, Query, Resolver } from "type-graphql";
 import { BadUserInputError } from "../errors";
 import { delayCutoff } from "../policy/session";
-import {
-  MoverBasis,
-  RANK_COLUMN,
-  RankBy,
-  TOP_PRICE_PERIOD_MS,
-  WindowSize,
-  type MoverRow,
-  type WindowRow,
-} from "../windows/windows";
-import type { RankedRow } from "../windows/windows.repo";
+import { MoverBasis, RankBy, TOP_PRICE_PERIOD_MS, WindowSize, type WindowRow } from "../windows/windows";
+import { moversOf, rankingsOf, served } from "../windows/rankings";
 import type { Context } from "./context.type";
 import {
   connectionOf,
   decodeCursor,
   encodeCursor,
   EPOCH_MS_PART,
-  pagedComplexity,
   rangePage,
   RangePageArgs,
   SYMBOL_PART,
 } from "./page";
-import { Mover, MoverBoard, WindowAggregate, WindowAggregateConnection, WindowRanking } from "./window.types";
+import { MoverBoard, WindowAggregateConnection, WindowRanking } from "./window.types";
 
 /** Most windows one history query may span (about 2.8 hours of 10-second hops). */
 const MAX_HISTORY_WINDOWS = 1000;
@@ -50,69 +41,12 @@ function checkSpan(from: Date, to: Date, stepMs: number): void {
   }
 }
 
-export function toAggregate(row: WindowRow, delayed: boolean): WindowAggregate {
-  const a = row as WindowRow & WindowAggregate;
-  a.delayed = delayed;
-  return a;
-}
-
-/** Groups ranked rows (ordered by window, then rank) into one ranking per window. */
-export function rankingsOf(
-  rows: RankedRow[],
-  size: WindowSize,
-  by: RankBy,
-  delayed: boolean,
-): WindowRanking[] {
-  const out: WindowRanking[] = [];
-  const col = RANK_COLUMN[by] as keyof WindowRow;
-  for (const row of rows) {
-    let r = out.at(-1);
-    if (!r || r.windowEnd.getTime() !== row.windowEnd.getTime()) {
-      out.push(
-        (r = { size, by, windowStart: row.windowStart, windowEnd: row.windowEnd, entries: [], delayed }),
-      );
-    }
-    r.entries.push({
-      rank: Number(row.rank),
-      symbol: row.symbol,
-      value: row[col] as number,
-      aggregate: toAggregate(row, delayed),
-    });
-  }
-  return out;
-}
-
-export function moversOf(rows: MoverRow[], limit: number): { gainers: Mover[]; losers: Mover[] } {
-  const movers = rows
-    .filter((r) => r.referencePrice > 0)
-    .map((r) => ({
-      rank: 0,
-      symbol: r.symbol,
-      price: r.price,
-      referencePrice: r.referencePrice,
-      change: r.price - r.referencePrice,
-      changePercent: (100 * (r.price - r.referencePrice)) / r.referencePrice,
-      volume: Number(r.volume),
-    }));
-  const bySymbol = (a: Mover, b: Mover) => (a.symbol < b.symbol ? -1 : a.symbol > b.symbol ? 1 : 0);
-  const ranked = (list: Mover[]) => list.slice(0, limit).map((m, i) => ({ ...m, rank: i + 1 }));
-  return {
-    gainers: ranked(
-      movers.filter((m) => m.change > 0).sort((a, b) => b.changePercent - a.changePercent || bySymbol(a, b)),
-    ),
-    losers: ranked(
-      movers.filter((m) => m.change < 0).sort((a, b) => a.changePercent - b.changePercent || bySymbol(a, b)),
-    ),
-  };
-}
-
 /** Windows, rankings and movers: all read from stored results, never computed from raw quotes here. */
 @Resolver()
 export class WindowResolver {
   @Query(() => WindowAggregateConnection, {
     description:
       "Stored window aggregates, newest window first by default; from/to select windows by their end.",
-    complexity: pagedComplexity,
   })
   async windowAggregates(
     @Ctx() ctx: Context,
@@ -132,7 +66,7 @@ export class WindowResolver {
     }
     const rows = q.symbols?.length === 0 ? [] : await ctx.windows.page(q);
     return connectionOf(
-      rows.map((r) => toAggregate(r, cutoff !== null)),
+      rows.map((r) => served(r, cutoff !== null)),
       limit,
       windowCursor,
     );

@@ -9,16 +9,15 @@ import {
   type GraphQLNamedType,
 } from "graphql";
 import { buildSchemaSync, type PubSub } from "type-graphql";
-import { createEventBus, type EventBus } from "../events/bus";
 import { GovernanceResolver } from "../resolvers/governance.resolver";
-import { IngestResolver, withIngestServices, type IngestServices } from "../resolvers/ingest.resolver";
+import { IngestResolver } from "../resolvers/ingest.resolver";
 import { InstrumentResolver } from "../resolvers/instrument.resolver";
 import { MeResolver } from "../resolvers/me.resolver";
 import { QuoteResolver } from "../resolvers/quote.resolver";
 import { DateTimeScalar } from "../resolvers/scalars";
 import { WindowResolver } from "../resolvers/window.resolver";
 // After the other resolvers: type-graphql lists fields in the order their classes load.
-import { LiveResolver, withLiveBus } from "../resolvers/live.resolver";
+import { LiveResolver } from "../resolvers/live.resolver";
 import { Classification, Entitlement } from "../resolvers/enums";
 
 export const resolvers = [
@@ -65,21 +64,27 @@ function withGovernanceDirectives(schema: GraphQLSchema): GraphQLSchema {
 }
 
 /**
- * The one schema of the platform, built from the resolvers' classes. `bus` feeds the
- * `@Subscription({ topics })` fields: pass the one domain code publishes to. `ingest` backs the ingest
- * and quarantine fields (without it ingestStatus is null and the quarantine fields fail).
+ * type-graphql wants a pubSub as soon as any subscription exists; every subscription here subscribes to
+ * the bus through its request context instead, so this one only says so if it is ever reached.
  */
-export function buildTickgraphSchema(opts: { bus?: EventBus; ingest?: IngestServices } = {}): GraphQLSchema {
-  const bus = opts.bus ?? createEventBus();
+const CONTEXT_BUS_ONLY: PubSub = {
+  publish() {
+    throw new Error("publish on the context's bus");
+  },
+  subscribe() {
+    throw new Error("a subscription subscribes to the context's bus (ctx.bus), never by topics");
+  },
+};
+
+/** The one schema of the platform, built from the resolvers' classes (they reach everything through the context). */
+export function buildTickgraphSchema(): GraphQLSchema {
   const schema = buildSchemaSync({
     resolvers,
     scalarsMap: [{ type: Date, scalar: DateTimeScalar }],
     validate: false,
-    // Topics are plain strings at run time; the bus's typed signature is narrower than type-graphql's.
-    pubSub: bus as unknown as PubSub,
+    pubSub: CONTEXT_BUS_ONLY,
   });
-  const governed = withLiveBus(withGovernanceDirectives(schema), bus);
-  return opts.ingest ? withIngestServices(governed, opts.ingest) : governed;
+  return withGovernanceDirectives(schema);
 }
 
 /** SDL with applied directives: what `schema.graphql` holds. */

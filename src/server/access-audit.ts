@@ -1,17 +1,49 @@
 import type { IncomingMessage } from "node:http";
-import type { ApolloServerPlugin } from "@apollo/server";
-import type { DocumentNode, ExecutionResult, FormattedExecutionResult, GraphQLError } from "graphql";
-import { ErrorCode } from "../errors";
-import { log } from "../log";
+import type { GraphQLRequestContextWillSendResponse } from "@apollo/server";
+import { createHash } from "node:crypto";
 import {
-  AuditUnavailableError,
-  describeOperation,
-  sorted,
-  type Governance,
-  type OperationMeta,
-} from "../policy/governance";
+  getOperationAST,
+  parse,
+  type DocumentNode,
+  type ExecutionResult,
+  type FormattedExecutionResult,
+  type GraphQLError,
+} from "graphql";
+import type { AccessLogInput } from "../policy/audit";
+import { AuditUnavailableError, ErrorCode } from "../errors";
+import { log } from "../log";
+import { sorted, type Governance, type OperationMeta } from "../policy/governance";
+import type { OperationKind } from "../policy/audit";
 import type { Principal } from "../policy/principal";
 import type { Context } from "../resolvers/context.type";
+
+/** Describes an operation from its text (parsed here unless a document is at hand). */
+export function describeOperation(
+  query: string | undefined,
+  operationName: string | null | undefined,
+  origin: { client: string | null; ip: string | null },
+  document?: DocumentNode,
+): OperationMeta {
+  let kind: OperationKind = "QUERY";
+  let name = operationName ?? null;
+  try {
+    const op = getOperationAST(document ?? parse(query ?? ""), operationName);
+    if (op) {
+      kind = op.operation.toUpperCase() as OperationKind;
+      name = op.name?.value ?? name;
+    }
+  } catch {
+    // Unparseable: logged as a query with the hash of its text.
+  }
+  return {
+    kind,
+    name,
+    hash: createHash("sha256")
+      .update(query ?? "")
+      .digest("hex"),
+    ...origin,
+  };
+}
 
 /** Who sent a request: the client's name (Apollo's header, else the user agent) and address. */
 export interface Origin {
@@ -30,8 +62,90 @@ export function originOf(req: IncomingMessage): Origin {
   };
 }
 
+/** The error code of a refused HTTP response: its body's first error's, else what its status says. */
+export function refusalCode(status: number, body: unknown): string {
+  if (typeof body === "string" && body.length < 65_536) {
+    try {
+      const code = codeOf(
+        (JSON.parse(body) as { errors?: { extensions?: Record<string, unknown> }[] }).errors,
+      );
+      if (code) return code;
+    } catch {
+      // not JSON: the status speaks
+    }
+  }
+  return status === 401 ? ErrorCode.UNAUTHENTICATED : `HTTP_${status}`;
+}
+
 const codeOf = (errors: readonly { extensions?: Record<string, unknown> }[] | undefined): string | null =>
   (errors?.[0]?.extensions?.code as string | undefined) ?? null;
+
+/** An HTTP request on the GraphQL route: whether it got its access-log entry, and what it answered. */
+export interface RequestRecord {
+  origin: Origin;
+  startedAt: number;
+  logged: boolean;
+  /** The body sent, kept only until the request is logged (a refusal's error code is read from it). */
+  body?: unknown;
+}
+
+/** Anonymous refusals are aggregated per interval: at most this many entries, and one per key at once. */
+const ANONYMOUS_INTERVAL_MS = 10_000;
+const ANONYMOUS_KEYS = 100;
+
+/**
+ * Refusals of callers without a valid token, bounded so that they cannot flood the log: the first one
+ * of each (address, error code) in an interval is written at once; the others of the interval become
+ * one entry at its end, whose `occurrences` counts them. Past ANONYMOUS_KEYS keys in one interval, the
+ * rest share one key per error code, with no address.
+ */
+class AnonymousRefusals {
+  private seen = new Set<string>();
+  private held = new Map<string, { entry: AccessLogInput; n: number }>();
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(private readonly write: (entry: AccessLogInput) => Promise<unknown>) {
+    this.timer = setInterval(() => void this.flush(), ANONYMOUS_INTERVAL_MS);
+    this.timer.unref();
+  }
+
+  add(entry: AccessLogInput): void {
+    const key = `${entry.ip}|${entry.errorCode}`;
+    if (!this.seen.has(key) && this.seen.size < ANONYMOUS_KEYS) {
+      this.seen.add(key);
+      this.save(entry);
+      return;
+    }
+    const k = this.seen.has(key) ? key : `*|${entry.errorCode}`;
+    const held = this.held.get(k);
+    if (held) held.n++;
+    else this.held.set(k, { entry: k === key ? entry : { ...entry, ip: null, client: null }, n: 1 });
+  }
+
+  /** Writes what the interval held, one entry per key, and starts a new interval. */
+  flush(): Promise<unknown> {
+    const held = [...this.held.values()];
+    this.held.clear();
+    this.seen.clear();
+    return Promise.all(
+      held.map(({ entry, n }) =>
+        this.save({ ...entry, at: new Date(), operationName: null, occurrences: n, durationMs: null }),
+      ),
+    );
+  }
+
+  private save(entry: AccessLogInput): Promise<unknown> {
+    // Nothing is withheld for a refusal: a failed write is logged for the custodians.
+    return this.write(entry).catch((err) =>
+      log.error({ err, code: ErrorCode.AUDIT_UNAVAILABLE }, "access-log entry of a refusal not written"),
+    );
+  }
+
+  close(): Promise<unknown> {
+    clearInterval(this.timer);
+    return this.flush();
+  }
+}
 
 /** An operation between its start and its access-log entry. */
 interface Tracked {
@@ -49,13 +163,52 @@ interface Tracked {
  */
 export class AccessAudit {
   // Keyed by the policy session: Apollo hands plugins a shallow clone of the context, which shares it.
-  private readonly tracked = new WeakMap<object, Tracked>();
+  private readonly tracked = new WeakMap<object, Tracked & { request?: RequestRecord }>();
+  private readonly anonymous: AnonymousRefusals;
 
-  constructor(private readonly governance: Governance) {}
+  constructor(private readonly governance: Governance) {
+    this.anonymous = new AnonymousRefusals((entry) => governance.log(entry));
+  }
 
   /** Starts tracking an operation's context (called when the context is created). */
-  track(ctx: Context, origin: Origin): void {
-    if (ctx.policy) this.tracked.set(ctx.policy, { origin, startedAt: ctx.policy.startedAt });
+  track(ctx: Context, origin: Origin, request?: RequestRecord): void {
+    if (ctx.policy) this.tracked.set(ctx.policy, { origin, startedAt: ctx.policy.startedAt, request });
+  }
+
+  /**
+   * Logs a refusal that no operation's entry covers: an HTTP request refused before or around GraphQL
+   * (by method, body, CSRF prevention, batching, parameters, authentication), or a WebSocket connection
+   * the server closed. Anonymous ones are aggregated; the rest are one entry each.
+   */
+  logRefusal(
+    principal: Principal | null,
+    origin: Origin,
+    request: { query?: unknown; operationName?: unknown },
+    errorCode: string,
+    startedAt: number,
+  ): Promise<unknown> {
+    const query = typeof request.query === "string" ? request.query : undefined;
+    const meta = describeOperation(
+      query,
+      typeof request.operationName === "string" ? request.operationName : null,
+      origin,
+    );
+    if (query === undefined) meta.kind = "REQUEST";
+    const entry = this.governance.entry(meta, principal, null, { errorCode, executed: false }, startedAt);
+    if (!principal) {
+      this.anonymous.add(entry);
+      return Promise.resolve();
+    }
+    return this.governance
+      .log(entry)
+      .catch((err) =>
+        log.error({ err, code: ErrorCode.AUDIT_UNAVAILABLE }, "access-log entry of a refusal not written"),
+      );
+  }
+
+  /** Writes the anonymous refusals held for the current interval. */
+  close(): Promise<unknown> {
+    return this.anonymous.close();
   }
 
   /**
@@ -86,36 +239,44 @@ export class AccessAudit {
     }
   }
 
-  /** The Apollo plugin: logs each HTTP operation before its response leaves, and adds `extensions.masked`. */
-  apolloPlugin(): ApolloServerPlugin<Context> {
-    return {
-      requestDidStart: async () => ({
-        willSendResponse: async ({ contextValue, request, response, document }) => {
-          const t = contextValue.policy && this.tracked.get(contextValue.policy);
-          if (!t || response.body.kind !== "single") return;
-          const result = response.body.singleResult;
-          const s = contextValue.policy;
-          if (s?.masked.size) result.extensions = { ...result.extensions, masked: sorted(s.masked) };
-          const meta = describeOperation(request.query, request.operationName, t.origin, document);
-          const entry = this.governance.entry(
-            meta,
-            contextValue.principal,
-            s,
-            { errorCode: codeOf(result.errors), executed: result.data !== undefined },
-            t.startedAt,
-          );
-          try {
-            await this.governance.log(entry);
-          } catch (err) {
-            const e = err as AuditUnavailableError;
-            response.body.singleResult = {
-              errors: [{ message: e.message, extensions: { code: e.extensions.code } }],
-            };
-            if (response.http) response.http.status = 503;
-          }
-        },
-      }),
-    };
+  /** Lists the coordinates masked in an HTTP operation's result under `extensions.masked`. */
+  addMasked(ctx: Context, result: FormattedExecutionResult): void {
+    const s = ctx.policy;
+    if (s?.masked.size) result.extensions = { ...result.extensions, masked: sorted(s.masked) };
+  }
+
+  /**
+   * Writes an HTTP operation's entry before its response leaves; when it cannot be written, the
+   * response is replaced by AUDIT_UNAVAILABLE (503).
+   */
+  async logHttp(
+    rc: Pick<
+      GraphQLRequestContextWillSendResponse<Context>,
+      "contextValue" | "request" | "response" | "document"
+    >,
+  ): Promise<void> {
+    const { contextValue, request, response, document } = rc;
+    const t = contextValue.policy && this.tracked.get(contextValue.policy);
+    if (!t || response.body.kind !== "single") return;
+    if (t.request) t.request.logged = true;
+    const result = response.body.singleResult;
+    const meta = describeOperation(request.query, request.operationName, t.origin, document);
+    const entry = this.governance.entry(
+      meta,
+      contextValue.principal,
+      contextValue.policy,
+      { errorCode: codeOf(result.errors), executed: result.data !== undefined },
+      t.startedAt,
+    );
+    try {
+      await this.governance.log(entry);
+    } catch (err) {
+      const e = err as AuditUnavailableError;
+      response.body.singleResult = {
+        errors: [{ message: e.message, extensions: { code: e.extensions.code } }],
+      };
+      if (response.http) response.http.status = 503;
+    }
   }
 
   /**

@@ -1,10 +1,20 @@
-import { getOperationAST, subscribe, type ExecutionArgs, type ExecutionResult } from "graphql";
+import {
+  getOperationAST,
+  Kind,
+  print,
+  subscribe,
+  type DocumentNode,
+  type ExecutionArgs,
+  type ExecutionResult,
+  type OperationDefinitionNode,
+} from "graphql";
 import { log } from "../log";
 import { subscribers, subscriptionsShared, subscriptionSlowClosed } from "../metrics";
 import { sorted } from "../policy/governance";
 import { PolicySession, RECHECK_MS } from "../policy/session";
 import { createLoaders, type Context } from "../resolvers/context.type";
 import { maskError } from "./errors";
+import { tooLarge, withinBytes } from "./responses";
 
 /** The part of a `ws` WebSocket the fan-out writes to. */
 export interface Socket {
@@ -29,8 +39,32 @@ export interface Transport {
   /** Whether the connection runs other subscriptions too (then its writes are gathered per turn). */
   multiplexed?: () => boolean;
   id: string;
-  /** The operation as the client sent it (name, variables, text): equal keys, equal operations. */
+  /** The operation as executed (`sharingKey`): equal keys, equal events for equal views. */
   operation: string;
+}
+
+/**
+ * What decides a subscription's events (with the subscriber's view): the operation as executed, its
+ * name left out and printed canonically, with the document's fragments, and its variables with keys
+ * sorted. Subscribers whose operations differ only in name, spacing or key order share one stream.
+ */
+export function sharingKey(
+  document: DocumentNode,
+  operation: OperationDefinitionNode,
+  variables: Record<string, unknown> | null | undefined,
+): string {
+  const fragments = document.definitions.filter((d) => d.kind === Kind.FRAGMENT_DEFINITION);
+  const executed = print({
+    kind: Kind.DOCUMENT,
+    definitions: [{ ...operation, name: undefined }, ...fragments],
+  });
+  return `${executed}\n${JSON.stringify(variables ?? {}, sortedKeys)}`;
+}
+
+/** A JSON.stringify replacer that writes every object's keys in order (arrays keep theirs). */
+function sortedKeys(_key: string, value: unknown): unknown {
+  if (!value || typeof value !== "object" || Array.isArray(value)) return value;
+  return Object.fromEntries(Object.entries(value).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
 /** Close code for a client that does not read its events fast enough. */
@@ -44,6 +78,8 @@ export interface FanOutOptions {
   conflating: ReadonlySet<string>;
   /** Bytes a socket may buffer before events wait in their subscription's queue. @default 256 KiB */
   highWaterBytes?: number;
+  /** Largest event payload; a larger one is replaced by a RESPONSE_TOO_LARGE error. @default no cap */
+  maxPayloadBytes?: number;
 }
 
 /**
@@ -263,7 +299,7 @@ class Group {
         this.ctx.loaders = createLoaders(this.ctx.market, () => shared?.delayCutoff() ?? null);
         const r = await this.stream.next();
         if (r.done || this.ended) break;
-        const body = payloadOf(r.value, shared);
+        const body = payloadOf(r.value, shared, this.hub.opts.maxPayloadBytes ?? Infinity);
         for (const m of this.members) m.deliver(body, shared);
       }
       this.finish();
@@ -414,13 +450,14 @@ class Member implements AsyncIterableIterator<ExecutionResult> {
 }
 
 /** An event as the client receives it: errors masked, masked coordinates listed. Serialized once. */
-function payloadOf(result: ExecutionResult, shared: PolicySession | null): string {
+function payloadOf(result: ExecutionResult, shared: PolicySession | null, maxBytes: number): string {
   const masked = shared?.eventMasked.size ? { masked: sorted(shared.eventMasked) } : null;
-  return JSON.stringify({
+  const body = JSON.stringify({
     ...(result.errors?.length ? { errors: result.errors.map((e) => maskError(e.toJSON(), e)) } : {}),
     data: result.data,
     ...(result.extensions || masked ? { extensions: { ...result.extensions, ...masked } } : {}),
   });
+  return withinBytes(body, maxBytes) ? body : JSON.stringify(tooLarge(maxBytes));
 }
 
 function isAsyncIterable<T>(v: unknown): v is AsyncIterable<T> {

@@ -1,47 +1,16 @@
-/** Hopping window sizes; every window hops by one 10-second pane. */
-export enum WindowSize {
-  ONE_MINUTE = "ONE_MINUTE",
-  FIVE_MINUTES = "FIVE_MINUTES",
-  FIFTEEN_MINUTES = "FIFTEEN_MINUTES",
-}
+import type { WindowSize } from "../core/market";
 
-/** Window length in milliseconds. */
-export const WINDOW_MS: Record<WindowSize, number> = {
-  [WindowSize.ONE_MINUTE]: 60_000,
-  [WindowSize.FIVE_MINUTES]: 300_000,
-  [WindowSize.FIFTEEN_MINUTES]: 900_000,
-};
-
-export const LONGEST_WINDOW_MS = WINDOW_MS[WindowSize.FIFTEEN_MINUTES];
-
-/** Tumbling period of the "top price stock": FIVE_MINUTES windows whose end is a multiple of it. */
-export const TOP_PRICE_PERIOD_MS = 300_000;
-
-/** A window becomes final this long after the watermark passes its end (allowed lateness). */
-export const ALLOWED_LATENESS_MS = 30_000;
-
-/** What a ranking orders windows by (highest first, ties by symbol ascending). */
-export enum RankBy {
-  MEAN = "MEAN",
-  VWAP = "VWAP",
-  HIGH = "HIGH",
-  CLOSE = "CLOSE",
-}
-
-/** Column of window_aggregates a measure reads. */
-export const RANK_COLUMN: Record<RankBy, string> = {
-  [RankBy.MEAN]: "mean",
-  [RankBy.VWAP]: "vwap",
-  [RankBy.HIGH]: "high",
-  [RankBy.CLOSE]: "close",
-};
-
-export enum MoverBasis {
-  /** Change from the window's open to its close. */
-  WINDOW = "WINDOW",
-  /** Change from the previous session's (UTC day's) close to the latest price. */
-  SESSION = "SESSION",
-}
+// The vocabulary of windows lives in core, below every room; the domain and the API read it from here too.
+export {
+  ALLOWED_LATENESS_MS,
+  LONGEST_WINDOW_MS,
+  MoverBasis,
+  RANK_COLUMN,
+  RankBy,
+  TOP_PRICE_PERIOD_MS,
+  WINDOW_MS,
+  WindowSize,
+} from "../core/market";
 
 /** One stored window aggregate. */
 export interface WindowRow {

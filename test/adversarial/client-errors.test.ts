@@ -1,7 +1,7 @@
 import { SignJWT } from "jose";
 import { Role } from "../../src/policy/principal";
 import WebSocket from "ws";
-import { startTestPlatform, TEST_SECRET, type TestPlatform } from "../support/server";
+import { startTestPlatform, TEST_SECRET, wsQuery, type TestPlatform } from "../support/server";
 
 // A client's mistake is answered as one, never as a server failure: no 500, no INTERNAL_SERVER_ERROR,
 // no stack trace or file path, GraphQL JSON errors even for a body that is not JSON. Status codes as
@@ -186,4 +186,24 @@ test("other routes answer unknown methods and bodies without a stack trace", asy
   const put = await fetch(t.url, { method: "PUT", headers: { authorization: `Bearer ${token}` } });
   expect(put.status).toBe(405);
   expect(await put.text()).not.toMatch(/\n\s+at |node_modules/);
+});
+
+test("over WebSocket the same mistakes are errors of their operation, and the connection serves on", async () => {
+  const ws = t.ws({ connectionParams: { authorization: `Bearer ${token}` } });
+  const cursor = Buffer.from("9223372036854775807:1").toString("base64url");
+  const cases: [string, Record<string, unknown> | undefined, string][] = [
+    [`{ quotes(first: 1001) { nodes { id } } }`, undefined, "BAD_USER_INPUT"],
+    [`query($c: String) { quotes(first: 1, after: $c) { nodes { id } } }`, { c: cursor }, "BAD_USER_INPUT"],
+    [
+      `query($s: [String!]) { quotes(symbols: $s, first: 1) { nodes { id } } }`,
+      { s: ["a\u0000"] },
+      "BAD_USER_INPUT",
+    ],
+  ];
+  for (const [query, variables, code] of cases) {
+    const r = await wsQuery(ws, query, variables);
+    expect(r.errors?.[0].extensions?.code).toBe(code);
+    expect(JSON.stringify(r)).not.toMatch(/\n\s+at |node_modules|\/src\//);
+  }
+  expect(await wsQuery(ws, `{ me { id } }`)).toEqual({ data: { me: { id: "cleo" } } });
 });

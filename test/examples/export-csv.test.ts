@@ -20,8 +20,9 @@ let token: string;
 let out: string;
 
 beforeAll(async () => {
-  t = await startTestPlatform();
-  await seedQuotes(t.databaseUrl, { symbols: SYMBOLS, perSymbol: 240, start: START, stepMs: 1500 });
+  t = await startTestPlatform({}, {}, (url) =>
+    seedQuotes(url, { symbols: SYMBOLS, perSymbol: 240, start: START, stepMs: 1500 }),
+  );
   // Quotes stored straight into the table: panes and windows are computed from them as after a backfill,
   // up to where a window engine would have emitted.
   const ds = t.platform.db.dataSource;

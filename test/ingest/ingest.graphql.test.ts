@@ -1,6 +1,7 @@
 import { startMockFeed, type MockFeed } from "../../src/feed";
 import { setLogLevel } from "../../src/log";
-import { Role } from "../../src/policy/principal";
+import { Entitlement, Role } from "../../src/policy/principal";
+import { grantEntitlements } from "../support/governance";
 import { startTestPlatform, type TestPlatform } from "../support/server";
 import { until } from "./ingest.helpers";
 
@@ -18,6 +19,8 @@ beforeAll(async () => {
     FEED_SECRET: "tickgraph",
   });
   custodian = await t.token("carol", [Role.CUSTODIAN]);
+  // Quarantined input holds market data: the custodian reads it as it arrives (REALTIME).
+  await grantEntitlements(t, "carol", [Entitlement.REALTIME]);
   const ingest = t.platform.ingest!;
   await until("quarantined input of several reasons, enough for three pages", () => {
     const r = ingest.counts().rejected;

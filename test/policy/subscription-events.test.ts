@@ -1,6 +1,6 @@
 import { Repeater } from "@graphql-yoga/subscription";
 import { buildSchema, parse, subscribe, type ExecutionResult } from "graphql";
-import { enforcePolicy } from "../../src/policy/enforce";
+import { enforcePolicy } from "../../src/schema/enforce";
 import { FieldRegistry } from "../../src/policy/field-registry";
 import { Classification, Entitlement, Role } from "../../src/policy/principal";
 import { delayCutoff, PolicySession, RECHECK_MS, type SessionSource } from "../../src/policy/session";

@@ -5,7 +5,7 @@ import { createEventBus, Topic, type EventBus } from "../../src/events/bus";
 import type { CommittedTrades } from "../../src/ingest/committed";
 import { Entitlement, Role } from "../../src/policy/principal";
 import { SLOW_CONSUMER } from "../../src/server/fanout";
-import { TOO_MANY_CONNECTIONS } from "../../src/server/server";
+import { TOO_MANY_CONNECTIONS } from "../../src/server/ws-gateway";
 import { WindowSize } from "../../src/windows/windows";
 import { grantEntitlements, TEST_OWNER } from "../support/governance";
 import { seedQuotes, seedWindows } from "../support/seed";
@@ -21,9 +21,10 @@ const ENDS = Array.from({ length: 10 }, (_, k) => new Date(Date.parse("2026-01-0
 const CAPS = { maxConnectionsPerPrincipal: 4, maxSubscriptionsPerPrincipal: 6, subscriptionQueue: 50 };
 
 beforeAll(async () => {
-  t = await startTestPlatform();
-  await seedQuotes(t.databaseUrl, { symbols: SYMBOLS, perSymbol: 1 });
-  await seedWindows(t.databaseUrl, { symbols: SYMBOLS, ends: ENDS });
+  t = await startTestPlatform({}, {}, async (url) => {
+    await seedQuotes(url, { symbols: SYMBOLS, perSymbol: 1 });
+    await seedWindows(url, { symbols: SYMBOLS, ends: ENDS });
+  });
   for (const p of ["rita", "rosa", "dave", "slow", "capped"]) await grantEntitlements(t, p);
   await grantEntitlements(t, "nora", [Entitlement.REALTIME]);
   bus = createEventBus();

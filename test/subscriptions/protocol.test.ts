@@ -3,7 +3,7 @@ import { SignJWT } from "jose";
 import WebSocket from "ws";
 import { createEventBus, Topic, type EventBus } from "../../src/events/bus";
 import { Role } from "../../src/policy/principal";
-import { TOO_MANY_CONNECTIONS } from "../../src/server/server";
+import { TOO_MANY_CONNECTIONS } from "../../src/server/ws-gateway";
 import { WindowSize } from "../../src/windows/windows";
 import { until } from "../ingest/ingest.helpers";
 import { grantEntitlements } from "../support/governance";

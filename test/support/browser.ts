@@ -25,14 +25,16 @@ export interface Browser {
 
 /**
  * Headless Chromium with a fresh profile. The machine refuses outbound connections, so every flag that
- * would make Chromium reach out on its own (updates, sync, QUIC probes…) is off.
+ * would make Chromium reach out on its own (updates, sync, QUIC probes…) is off. `timezoneId` sets the
+ * browser's time zone (the machine's when unset).
  */
-export async function launchBrowser(): Promise<Browser> {
+export async function launchBrowser(opts: { timezoneId?: string } = {}): Promise<Browser> {
   const profile = mkdtempSync(join(tmpdir(), "tickgraph-chromium-"));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     headless: true,
     viewport: { width: 1400, height: 900 },
+    timezoneId: opts.timezoneId,
     args: [
       "--headless",
       "--no-sandbox",

@@ -7,6 +7,30 @@ export interface SeedOptions {
   start?: Date;
   /** Milliseconds between a symbol's quotes. */
   stepMs?: number;
+  /**
+   * How far the market has come, as an ingest checkpoint records it: delays are measured against it.
+   * @default a day after the newest quote (history, old enough for every delayed view); null: none
+   * recorded, the newest quote is the market's now
+   */
+  marketNow?: Date | null;
+}
+
+/** The checkpoint stream seeded data is recorded under. */
+const SEEDED_STREAM = "seeded";
+
+/** Records that the market has reached `at` (the watermark trails it by 2 s, as ingest's does). */
+export async function seedMarketNow(databaseUrl: string, at: Date): Promise<void> {
+  const c = new Client({ connectionString: databaseUrl });
+  await c.connect();
+  try {
+    await c.query(
+      `INSERT INTO ingest_checkpoints (stream, watermark) VALUES ($1, $2)
+       ON CONFLICT (stream) DO UPDATE SET watermark = greatest(ingest_checkpoints.watermark, excluded.watermark)`,
+      [SEEDED_STREAM, new Date(at.getTime() - 2000)],
+    );
+  } finally {
+    await c.end();
+  }
 }
 
 /** Inserts instruments and `perSymbol` quotes per symbol with one set-based statement each. */
@@ -29,6 +53,10 @@ export async function seedQuotes(databaseUrl: string, opts: SeedOptions): Promis
   } finally {
     await c.end();
   }
+  const newest =
+    (opts.start ?? new Date("2026-01-05T14:30:00Z")).getTime() + (opts.stepMs ?? 1000) * opts.perSymbol;
+  const marketNow = opts.marketNow === undefined ? new Date(newest + 86_400_000) : opts.marketNow;
+  if (marketNow) await seedMarketNow(databaseUrl, marketNow);
 }
 
 /**
@@ -37,7 +65,7 @@ export async function seedQuotes(databaseUrl: string, opts: SeedOptions): Promis
  */
 export async function seedWindows(
   databaseUrl: string,
-  opts: { symbols: string[]; ends: Date[]; size?: string; sizeMs?: number },
+  opts: { symbols: string[]; ends: Date[]; size?: string; sizeMs?: number; marketNow?: Date | null },
 ): Promise<void> {
   const c = new Client({ connectionString: databaseUrl });
   await c.connect();
@@ -55,4 +83,7 @@ export async function seedWindows(
   } finally {
     await c.end();
   }
+  const last = Math.max(...opts.ends.map((e) => e.getTime()));
+  const marketNow = opts.marketNow === undefined ? new Date(last + 86_400_000) : opts.marketNow;
+  if (marketNow) await seedMarketNow(databaseUrl, marketNow);
 }

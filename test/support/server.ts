@@ -11,7 +11,7 @@ import { startPlatform, type Platform, type PlatformOptions } from "../../src/pl
 import { Role } from "../../src/policy/principal";
 import { createTokenVerifier, mintToken } from "../../src/policy/tokens";
 import { buildTickgraphSchema } from "../../src/schema/schema";
-import { startServer, type RunningServer } from "../../src/server/server";
+import { Server, type RunningServer } from "../../src/server/server";
 import { createTestDatabase } from "./database";
 
 export const TEST_SECRET = "test-secret-of-at-least-thirty-two-bytes!";
@@ -61,10 +61,11 @@ export function testConfig(databaseUrl: string, env: Record<string, string> = {}
 export async function startTestPlatform(
   env: Record<string, string> = {},
   opts: PlatformOptions = {},
-  before?: (databaseUrl: string) => Promise<void>,
+  /** Fills the fresh database before the platform starts (e.g. what it reads once at start). */
+  seed?: (databaseUrl: string) => Promise<void>,
 ): Promise<TestPlatform> {
   const db = await createTestDatabase();
-  await before?.(db.url);
+  await seed?.(db.url);
   // Tests that want the feed and ingest loop pass INGEST: "on" (with FEED_URL for a feed they control).
   const config = testConfig(db.url, { INGEST: "off", ...env });
   const platform = await startPlatform(config, opts);
@@ -145,15 +146,19 @@ export async function startReplica(
 ): Promise<RunningServer & { dataSource: DataSource }> {
   const ds = createDataSource({ url: t.databaseUrl, statementTimeoutMs: 5000, poolSize: 4 });
   await ds.initialize();
-  const server = await startServer({
+  const server = await Server.start({
     config,
-    schema: buildTickgraphSchema({ bus }),
+    schema: buildTickgraphSchema(),
     dataSource: ds,
     verifier: createTokenVerifier({ secret: TEST_SECRET }),
     bus,
+    // The same market as the platform's, on the same database.
+    clock: t.platform.clock,
   });
   return {
-    ...server,
+    url: server.url,
+    wsUrl: server.wsUrl,
+    port: server.port,
     dataSource: ds,
     async close() {
       await server.close();

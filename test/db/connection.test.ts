@@ -1,5 +1,5 @@
 import { Client } from "pg";
-import { createTestDatabase } from "./support/database";
+import { createTestDatabase } from "../support/database";
 
 test("each test database is cloned from the migrated template", async () => {
   const db = await createTestDatabase();

@@ -1,8 +1,8 @@
 import { MapperKind, mapSchema } from "@graphql-tools/utils";
 import { defaultFieldResolver, type GraphQLFieldResolver, type GraphQLSchema } from "graphql";
 import { ErrorCode } from "../errors";
-import type { FieldRegistry } from "./field-registry";
-import { Access, type PolicySession } from "./session";
+import type { FieldRegistry } from "../policy/field-registry";
+import { Access, type PolicySession } from "../policy/session";
 
 type Ctx = { policy?: PolicySession | null } | undefined;
 type Resolver = GraphQLFieldResolver<unknown, Ctx>;

@@ -1,5 +1,5 @@
 import { Client } from "pg";
-import { until } from "./ingest/ingest.helpers";
+import { until } from "./support/wait";
 import { ADMIN_ENV } from "./support/env";
 import { startTestPlatform, wsQuery, type TestPlatform } from "./support/server";
 

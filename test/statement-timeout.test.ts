@@ -6,7 +6,7 @@ import { Client } from "pg";
 import WebSocket from "ws";
 import { Role } from "../src/policy/principal";
 import { mintToken } from "../src/policy/tokens";
-import { until } from "./ingest/ingest.helpers";
+import { until } from "./support/wait";
 import { createTestDatabase } from "./support/database";
 import { killAll, run, type Proc } from "./support/processes";
 import { seedQuotes } from "./support/seed";

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { promisify } from "node:util";
 import { Role } from "../../src/policy/principal";
-import { until } from "../ingest/ingest.helpers";
+import { until } from "../support/wait";
 import { startTestPlatform, TEST_SECRET, type TestPlatform } from "../support/server";
 
 // What examples/README.md and the README tell users to run, run as written against a live server on the

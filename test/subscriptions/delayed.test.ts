@@ -4,7 +4,7 @@ import { createPgEventBus, type PgEventBus } from "../../src/events/pg-bus";
 import { Entitlement } from "../../src/policy/principal";
 import { rebuildWindows } from "../../src/windows/rebuild";
 import { WindowSize } from "../../src/windows/windows";
-import { until } from "../ingest/ingest.helpers";
+import { until } from "../support/wait";
 import { grantEntitlements } from "../support/governance";
 import { startPlatformAtMarketTime, type ClockedPlatform } from "../support/market-clock";
 import { seedQuotes } from "../support/seed";
@@ -120,7 +120,13 @@ describe("against a market clock the test moves", () => {
 
   beforeAll(async () => {
     c = await startPlatformAtMarketTime(at(360), { EVENT_BUS: "postgres", DELAY_SECONDS: "60" });
-    await seedQuotes(c.databaseUrl, { symbols: ["AAA", "BBB", "CCC"], perSymbol: 600, start: at(0) });
+    // Trades up to 359 s: the newest stored trade is a market time the replica may observe too.
+    await seedQuotes(c.databaseUrl, {
+      symbols: ["AAA", "BBB", "CCC"],
+      perSymbol: 359,
+      start: at(0),
+      marketNow: null,
+    });
     const ds = c.platform.db.dataSource;
     await ds.query(`INSERT INTO window_progress (id, emitted_until, final_until) VALUES (1, $1, $1)`, [
       at(700),
@@ -202,8 +208,13 @@ describe("against a market clock the test moves", () => {
   }
 
   test("each live field releases exactly what the cutoff passed, and the rest as the clock moves on", async () => {
-    // Subscribed once a probe gets through to every subscription; what came before is left out. Each
-    // probe is a new window: a ranking already sent for a window is not sent again.
+    // Subscribed once the server counts all eight and a probe gets through to each; what came before is
+    // left out. Each probe is a new window: a ranking already sent for a window is not sent again (also
+    // when it was made while its subscriber was still being admitted).
+    await until("eight subscribers admitted", async () => {
+      const text = await (await fetch(c.url.replace("/graphql", "/metrics"))).text();
+      return Number(/^tickgraph_subscribers (\d+)/m.exec(text)?.[1] ?? 0) >= 8 ? true : undefined;
+    });
     let probe = 0;
     await until("every subscription live", () => {
       probe = (probe % 20) + 1;

@@ -5,7 +5,7 @@ import { createEventBus, Topic, type EventBus } from "../../src/events/bus";
 import { Role } from "../../src/policy/principal";
 import { TOO_MANY_CONNECTIONS } from "../../src/server/ws-gateway";
 import { WindowSize } from "../../src/windows/windows";
-import { until } from "../ingest/ingest.helpers";
+import { until } from "../support/wait";
 import { grantEntitlements } from "../support/governance";
 import { seedQuotes, seedWindows } from "../support/seed";
 import { startReplica, startTestPlatform, TEST_SECRET, type TestPlatform } from "../support/server";

@@ -3,7 +3,7 @@ import WebSocket from "ws";
 import { createPgEventBus, type PgEventBus } from "../../src/events/pg-bus";
 import { Role } from "../../src/policy/principal";
 import type { RunningServer } from "../../src/server/server";
-import { until } from "../ingest/ingest.helpers";
+import { until } from "../support/wait";
 import { grantEntitlements } from "../support/governance";
 import { startReplica, startTestPlatform, type TestPlatform } from "../support/server";
 import { record, type Recording } from "../support/subscriptions";

@@ -1,4 +1,4 @@
-import { until } from "../ingest/ingest.helpers";
+import { until } from "../support/wait";
 import { grantEntitlements } from "../support/governance";
 import { startTestPlatform, type TestPlatform } from "../support/server";
 import { record, type Recording } from "../support/subscriptions";

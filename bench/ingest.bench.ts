@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import type { DataSource } from "typeorm";
 import { createDataSource, migrate } from "../src/db/data-source";
-import { BatchWriter } from "../src/ingest/batch.writer";
+import { BatchWriter, claimStream } from "../src/ingest/batch.writer";
 import { decodeServerFrame } from "../src/feed/protocol";
 import { startIngest } from "../src/ingest/ingest";
 import { StreamClient } from "../src/ingest/stream.client";
@@ -104,6 +104,7 @@ async function writerAlone(ds: DataSource, seconds: number): Promise<number> {
   const writer = new BatchWriter({
     dataSource: ds,
     stream: "bench",
+    epoch: await claimStream(ds, "bench"),
     batchSize: flags.batch,
     connections: flags.connections,
     checkpoint: () => ({ lastIds: {}, watermarkMs: null }),

@@ -4,6 +4,7 @@ import { Windows1763760000000 } from "./1763760000000-windows";
 import { Governance1763800000000 } from "./1763800000000-governance";
 import { AccessLogKeyed1764000000000 } from "./1764000000000-access-log-keyed";
 import { QuarantineMarketTime1764000100000 } from "./1764000100000-quarantine-market-time";
+import { IngestEpoch1764100000000 } from "./1764100000000-ingest-epoch";
 
 /** Every migration, oldest first. Hand-written; the schema is never synchronized from entities. */
 export const migrations = [
@@ -13,4 +14,5 @@ export const migrations = [
   Governance1763800000000,
   AccessLogKeyed1764000000000,
   QuarantineMarketTime1764000100000,
+  IngestEpoch1764100000000,
 ];

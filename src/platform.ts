@@ -91,7 +91,7 @@ export async function startPlatform(config: Config, opts: PlatformOptions = {}):
     if (config.eventBus === "postgres") pgBus = await createPgEventBus(db.url);
     const bus: EventBus = pgBus ?? createEventBus();
 
-    const startIngesting = async (): Promise<void> => {
+    const startIngesting = async (epoch: string): Promise<void> => {
       // Started before ingest, so that it sees every commit; it loads how far windows got from the database.
       const engine = new WindowEngine(db.dataSource, {
         onWindows: (e) => splitWindowsEvent(e).forEach((piece) => bus.publish(Topic.WINDOWS, piece)),
@@ -113,6 +113,7 @@ export async function startPlatform(config: Config, opts: PlatformOptions = {}):
         // New rows come back from the insert only while someone may subscribe to ticks.
         wantTrades: () => bus.listening(Topic.QUOTES),
         clockFallback: observed,
+        epoch,
         ...(mock ? { freshFeed: true, feedClock: () => mock.clock() } : {}),
       });
       run.onCommit((e) => engine.onCommit(e));

@@ -1,4 +1,6 @@
 import { Client } from "pg";
+import { until } from "./support/wait";
+import { ADMIN_ENV } from "./support/env";
 import { startTestPlatform, wsQuery, type TestPlatform } from "./support/server";
 
 let t: TestPlatform;
@@ -43,7 +45,54 @@ test("client errors keep their message and code, without a stack trace", async (
   expect(body.errors?.[0].extensions).toEqual({ code: "BAD_USER_INPUT", argument: "first", max: 1000 });
 });
 
-test("readiness reports the broken database honestly enough: the server still answers /healthz", async () => {
-  const res = await fetch(t.url.replace("/graphql", "/healthz"));
-  expect(res.status).toBe(200);
+test("liveness holds while readiness answers 503 naming what fails: pending migrations, then the database", async () => {
+  const ready = async () => {
+    const res = await fetch(t.url.replace("/graphql", "/readyz"));
+    return { status: res.status, body: await res.json() };
+  };
+  const health = () => fetch(t.url.replace("/graphql", "/healthz")).then((r) => r.status);
+  expect(await ready()).toEqual({
+    status: 200,
+    body: { status: "ready", checks: { database: true, migrations: true } },
+  });
+
+  // A migration the database has not applied.
+  const c = new Client({ connectionString: t.databaseUrl });
+  await c.connect();
+  const [newest] = (
+    await c.query(`DELETE FROM migrations WHERE id = (SELECT max(id) FROM migrations) RETURNING *`)
+  ).rows;
+  try {
+    expect(await ready()).toEqual({
+      status: 503,
+      body: { status: "not ready", checks: { database: true, migrations: false } },
+    });
+    expect(await health()).toBe(200);
+  } finally {
+    await c.query(`INSERT INTO migrations (id, "timestamp", name) VALUES ($1, $2, $3)`, [
+      newest.id,
+      newest.timestamp,
+      newest.name,
+    ]);
+    await c.end();
+  }
+  expect((await ready()).status).toBe(200);
+
+  // The database refuses the server's connections: every open one is cut, no new one is let in.
+  const name = new URL(t.databaseUrl).pathname.slice(1);
+  const admin = new Client({ connectionString: process.env[ADMIN_ENV] });
+  await admin.connect();
+  try {
+    await admin.query(`ALTER DATABASE "${name}" ALLOW_CONNECTIONS false`);
+    await admin.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1`, [name]);
+    expect(await ready()).toEqual({
+      status: 503,
+      body: { status: "not ready", checks: { database: false } },
+    });
+    expect(await health()).toBe(200);
+  } finally {
+    await admin.query(`ALTER DATABASE "${name}" ALLOW_CONNECTIONS true`);
+    await admin.end();
+  }
+  await until("ready again", async () => ((await ready()).status === 200 ? true : undefined));
 });

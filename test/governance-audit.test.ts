@@ -4,6 +4,7 @@ import { Client } from "pg";
 import { Role } from "../src/policy/principal";
 import { seedQuotes } from "./support/seed";
 import { startTestPlatform, wsQuery, type TestPlatform } from "./support/server";
+import { record, type Recording } from "./support/subscriptions";
 import { until } from "./support/wait";
 
 let t: TestPlatform;
@@ -218,14 +219,6 @@ describe("accessEvents", () => {
     return { events, stop, finished };
   }
 
-  async function until(cond: () => boolean, ms = 3000) {
-    const end = Date.now() + ms;
-    while (!cond()) {
-      if (Date.now() > end) throw new Error("timed out waiting");
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
-
   test("a steward receives each new entry; the subscription logs its START and its END with events delivered", async () => {
     const client = t.ws({ connectionParams: { authorization: `Bearer ${steward}` } });
     const sub = collect(
@@ -236,28 +229,23 @@ describe("accessEvents", () => {
       sub.events.filter((e) => e.data?.accessEvents.principal === "eli").map((e) => e.data!.accessEvents);
     const token = await t.token("eli");
     // Live once an entry of another principal's operation arrives.
-    for (let i = 0; i < 100 && !eli().length; i++) {
+    await until("the subscription live", async () => {
       await t.gql(`query Ping { me { id } }`, { token });
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    const live = eli().length;
-    expect(live).toBeGreaterThan(0);
+      return eli().length ? true : undefined;
+    });
     await t.gql(`query One { me { id } }`, { token });
     await t.gql(`query Two { accessLog { nodes { id } } }`, { token });
-    await until(() => eli().length === live + 2);
-    expect(eli().slice(live)).toEqual([
+    const ops = () => eli().filter((e) => e.operationName !== "Ping");
+    await until("both entries", () => (ops().length >= 2 ? true : undefined));
+    expect(ops()).toEqual([
       { principal: "eli", operationName: "One", decision: "ALLOWED", phase: null },
       { principal: "eli", operationName: "Two", decision: "DENIED", phase: null },
     ]);
     const delivered = sub.events.length;
     sub.stop();
-    let end: Entry | undefined;
-    for (let i = 0; i < 100 && !end; i++) {
-      end = (await log({ principal: "sasha" }, 20)).find(
-        (e) => e.operationName === "Watch" && e.phase === "END",
-      );
-      if (!end) await new Promise((r) => setTimeout(r, 20));
-    }
+    const end = await until("the subscription's END entry", async () =>
+      (await log({ principal: "sasha" }, 20)).find((e) => e.operationName === "Watch" && e.phase === "END"),
+    );
     expect(end).toMatchObject({ operation: "SUBSCRIPTION", decision: "ALLOWED", rowCount: delivered });
     const start = (await log({ principal: "sasha" }, 50)).find(
       (e) => e.operationName === "Watch" && e.phase === "START",
@@ -384,5 +372,48 @@ describe("fail closed", () => {
     expect(again.body.errors).toBeUndefined();
     const { body } = await t.gql(`{ verifyAccessLog { ok } }`, { token: steward });
     expect(body.data.verifyAccessLog.ok).toBe(true);
+  });
+});
+
+describe("fail closed for subscriptions", () => {
+  test("a subscription whose START entry cannot be written is refused with AUDIT_UNAVAILABLE and sent nothing", async () => {
+    const watcher = t.ws({ connectionParams: { authorization: `Bearer ${steward}` } });
+    // Every access-log write fails inside Postgres, as a full disk or a broken table would make it.
+    await pg.query(`CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS $$
+                      BEGIN RAISE EXCEPTION 'the access log refuses writes'; END $$;
+                    CREATE TRIGGER refuse_audit BEFORE INSERT ON access_log
+                      FOR EACH ROW EXECUTE FUNCTION refuse_audit();`);
+    let refused: Recording<{ accessEvents: { operationName: string } }>;
+    try {
+      refused = record(watcher, `subscription Refused { accessEvents { operationName } }`);
+      await until("the refusal", () => (refused.ended ? true : undefined));
+    } finally {
+      await pg.query(`DROP TRIGGER refuse_audit ON access_log; DROP FUNCTION refuse_audit()`);
+    }
+    expect(refused.events).toEqual([]);
+    expect(refused.errors).toEqual([
+      expect.objectContaining({
+        message: expect.stringMatching(/access log could not be written.*withheld/i),
+        extensions: { code: "AUDIT_UNAVAILABLE" },
+      }),
+    ]);
+
+    // Once the log takes writes again, a new subscription gets entries; the refused one got none of them.
+    const healthy = record<{ accessEvents: { operationName: string } }>(
+      watcher,
+      `subscription Healthy { accessEvents { operationName } }`,
+    );
+    const user = await t.token("hugo");
+    await until("the healthy subscription live", async () => {
+      await t.gql(`query Later { me { id } }`, { token: user });
+      return healthy.events.some((e) => e.data.accessEvents.operationName === "Later") ? true : undefined;
+    });
+    expect(refused.events).toEqual([]);
+    expect(healthy.errors).toEqual([]);
+    // The refused subscription left no START (nor END) entry; the healthy one did.
+    const starts = (await log({ principal: "sasha" }, 100)).filter((e) => e.phase === "START");
+    expect(starts.map((e) => e.operationName)).toContain("Healthy");
+    expect(starts.map((e) => e.operationName)).not.toContain("Refused");
+    healthy.stop();
   });
 });

@@ -118,10 +118,35 @@ describe("RESTRICTED data (access log, grants, holders)", () => {
     }
   });
 
-  test("a STEWARD reads them", async () => {
-    const { body } = await t.gql(`{ verifyAccessLog { ok checked } grants { id } }`, { token: steward });
-    expect(body.errors).toBeUndefined();
-    expect(body.data.verifyAccessLog.ok).toBe(true);
+  test("a STEWARD and an OWNER read all four", async () => {
+    await grantEntitlements(t, "gail");
+    const owner = await t.token("oona", [Role.OWNER]);
+    for (const token of [steward, owner]) {
+      const { body } = await t.gql(
+        `query($now: DateTime!) {
+          accessLog(first: 5) { nodes { seq principal hash } }
+          verifyAccessLog { ok checked }
+          grants { principal entitlement }
+          entitlementReport(at: $now) { principal entitlement }
+        }`,
+        { token, variables: { now: new Date().toISOString() } },
+      );
+      expect(body.errors).toBeUndefined();
+      expect(body.data.accessLog.nodes).toHaveLength(5);
+      expect(body.data.accessLog.nodes[0]).toEqual({
+        seq: expect.any(Number),
+        principal: expect.any(String),
+        hash: expect.any(String),
+      });
+      expect(body.data.verifyAccessLog.ok).toBe(true);
+      expect(body.data.verifyAccessLog.checked).toBeGreaterThan(0);
+      const gail = [
+        { principal: "gail", entitlement: "DEPTH" },
+        { principal: "gail", entitlement: "REALTIME" },
+      ];
+      expect(body.data.grants).toEqual(expect.arrayContaining(gail));
+      expect(body.data.entitlementReport).toEqual(expect.arrayContaining(gail));
+    }
   });
 
   test("a mutation returning a RESTRICTED type is refused before it runs", async () => {
@@ -245,5 +270,50 @@ describe("forged tokens get nothing", () => {
       }),
     );
     expect(closed.code).toBe(4403);
+  });
+});
+
+describe("a non-null field a steward restricts", () => {
+  afterAll(async () => {
+    for (const coordinate of ["Quote.price", "Instrument.name"])
+      await t.gql(`mutation($c: String!) { classifyField(coordinate: $c, level: PUBLIC) { level } }`, {
+        token: steward,
+        variables: { c: coordinate },
+      });
+  });
+
+  test("nulls its nearest nullable parent, with the error naming it", async () => {
+    for (const coordinate of ["Quote.price", "Instrument.name"]) {
+      const { body } = await t.gql(
+        `mutation($c: String!) { classifyField(coordinate: $c, level: RESTRICTED) { level } }`,
+        { token: steward, variables: { c: coordinate } },
+      );
+      expect(body.data.classifyField.level).toBe("RESTRICTED");
+    }
+    // Quote.price is Float!: its quote (nullable) is nulled, the instrument above it is served.
+    const quote = await t.gql(`{ instrument(symbol: "AAPL") { symbol latestQuote { symbol price } } }`, {
+      token: user,
+    });
+    expect(quote.body.data).toEqual({ instrument: { symbol: "AAPL", latestQuote: null } });
+    expect(quote.body.errors).toEqual([
+      expect.objectContaining({
+        path: ["instrument", "latestQuote", "price"],
+        extensions: expect.objectContaining({ code: "FORBIDDEN", coordinate: "Quote.price" }),
+      }),
+    ]);
+    // Instrument.name is String!: the instrument is nulled, its sibling root field is served.
+    const named = await t.gql(`{ instrument(symbol: "AAPL") { symbol name } me { id } }`, { token: user });
+    expect(named.body.data).toEqual({ instrument: null, me: { id: "uma" } });
+    expect(forbidden(named.body.errors)).toEqual(["Instrument.name"]);
+    // Through a list of non-null items up to a non-null root field: the whole data is null.
+    const listed = await t.gql(`{ quotes(first: 2) { nodes { price } } }`, { token: user });
+    expect(listed.body.data).toBeNull();
+    expect(forbidden(listed.body.errors)).toContain("Quote.price");
+    // Who may read RESTRICTED reads it all.
+    const asSteward = await t.gql(`{ instrument(symbol: "AAPL") { name latestQuote { price } } }`, {
+      token: steward,
+    });
+    expect(asSteward.body.errors).toBeUndefined();
+    expect(asSteward.body.data.instrument.latestQuote.price).toEqual(expect.any(Number));
   });
 });

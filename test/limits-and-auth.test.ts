@@ -1,5 +1,15 @@
+import { createClient } from "graphql-ws";
 import { SignJWT } from "jose";
-import { startTestPlatform, TEST_SECRET, wsQuery, type TestPlatform } from "./support/server";
+import WebSocket from "ws";
+import { createEventBus } from "../src/events/bus";
+import {
+  startReplica,
+  startTestPlatform,
+  TEST_SECRET,
+  testConfig,
+  wsQuery,
+  type TestPlatform,
+} from "./support/server";
 
 let t: TestPlatform;
 beforeAll(async () => {
@@ -126,6 +136,66 @@ describe("the WebSocket path applies the same rules", () => {
     );
   });
 
+  test("too many aliases are rejected, and as many as allowed run", async () => {
+    const aliased = (n: number) => `{ ${Array.from({ length: n }, (_, i) => `a${i}: me { id }`).join(" ")} }`;
+    const c = t.ws();
+    const refused = await wsQuery(c, aliased(40));
+    expect(refused.data).toBeUndefined();
+    expect(refused.errors?.[0].extensions?.code).toBe("QUERY_TOO_COMPLEX");
+    expect(refused.errors?.[0].message).toMatch(/Aliases limit/i);
+    expect((await wsQuery(c, aliased(30))).errors).toBeUndefined();
+  });
+
+  test("cost counts first, through variables too", async () => {
+    const c = t.ws();
+    const pages = `query($n: Int) { ${Array.from({ length: 20 }, (_, i) => `q${i}: quotes(first: $n) { nodes { symbol instrument { name } } }`).join(" ")} }`;
+    const big = await wsQuery(c, pages, { n: 1000 });
+    expect(big.errors?.[0].extensions?.code).toBe("QUERY_TOO_COMPLEX");
+    expect(big.errors?.[0].message).toMatch(/cost \d+ exceeds the limit of 50000/);
+    expect((await wsQuery(c, pages, { n: 10 })).errors).toBeUndefined();
+  });
+
+  test("MAX_ALIASES and MAX_COST as configured hold on both transports", async () => {
+    const strict = await startReplica(
+      t,
+      createEventBus(),
+      testConfig(t.databaseUrl, { MAX_ALIASES: "3", MAX_COST: "200" }),
+    );
+    try {
+      const c = createClient({
+        url: strict.wsUrl,
+        webSocketImpl: WebSocket,
+        retryAttempts: 0,
+        connectionParams: { authorization: `Bearer ${await t.token()}` },
+      });
+      const http = async (query: string) => {
+        const res = await fetch(strict.url, {
+          method: "POST",
+          headers: { "content-type": "application/json", authorization: `Bearer ${await t.token()}` },
+          body: JSON.stringify({ query }),
+        });
+        return (await res.json()) as { errors?: { message: string; extensions?: Record<string, unknown> }[] };
+      };
+      try {
+        const four = `{ a: me { id } b: me { id } c: me { id } d: me { id } }`;
+        const three = `{ a: me { id } b: me { id } c: me { id } }`;
+        const costly = `{ quotes(first: 300) { nodes { symbol } } }`;
+        for (const run of [http, (q: string) => wsQuery(c, q)]) {
+          expect((await run(four)).errors?.[0].message).toMatch(/Aliases limit of 3/i);
+          expect((await run(three)).errors).toBeUndefined();
+          const tooCostly = (await run(costly)).errors?.[0];
+          expect(tooCostly?.extensions?.code).toBe("QUERY_TOO_COMPLEX");
+          expect(tooCostly?.message).toMatch(/exceeds the limit of 200/);
+          expect((await run(`{ quotes(first: 5) { nodes { symbol } } }`)).errors).toBeUndefined();
+        }
+      } finally {
+        await c.dispose();
+      }
+    } finally {
+      await strict.close();
+    }
+  });
+
   test("validation errors are reported, not skipped", async () => {
     const r = await wsQuery(t.ws(), `{ nope }`);
     expect(r.errors?.[0].extensions?.code).toBe("GRAPHQL_VALIDATION_FAILED");
@@ -145,12 +215,33 @@ describe("the WebSocket path applies the same rules", () => {
     expect((await closeOf({ connectionParams: { authorization: "Bearer x.y.z" } })).code).toBe(4403);
   });
 
-  test("the socket closes when the token expires", async () => {
-    const token = await t.token("alice", undefined, 1);
-    const closed = await closeOf({ connectionParams: { authorization: `Bearer ${token}` } });
+  test("an open socket closes when its token expires, not before", async () => {
+    // An expiry with room for the handshake on a loaded machine (the token is valid for 5 to 6 s).
+    const exp = Math.floor(Date.now() / 1000) + 6;
+    const token = await new SignJWT({ roles: ["USER"] })
+      .setProtectedHeader({ alg: "HS256" })
+      .setSubject("alice")
+      .setExpirationTime(exp)
+      .sign(new TextEncoder().encode(TEST_SECRET));
+    let acknowledged = false;
+    const closed = await new Promise<{ code: number; reason: string; at: number }>((resolve) =>
+      t.ws({
+        connectionParams: { authorization: `Bearer ${token}` },
+        on: {
+          connected: () => void (acknowledged = true),
+          closed: (e) => {
+            const { code, reason } = e as { code: number; reason: string };
+            resolve({ code, reason, at: Date.now() });
+          },
+        },
+      }),
+    );
+    expect(acknowledged).toBe(true);
     expect({ code: closed.code, reason: closed.reason }).toEqual({
       code: 4403,
       reason: "Forbidden: token expired",
     });
+    // Closed by the expiry, not sooner (a timer may run a few ms ahead of the wall clock's reading).
+    expect(closed.at).toBeGreaterThanOrEqual(exp * 1000 - 250);
   });
 });

@@ -17,4 +17,8 @@ export class IngestCheckpointEntity {
 
   @Column("timestamptz", { name: "updated_at", default: () => "now()" })
   updatedAt: Date;
+
+  /** The epoch of the writer that last claimed the stream (from `ingest_epochs`); null until one has. */
+  @Column("bigint", { nullable: true })
+  epoch: string | null;
 }

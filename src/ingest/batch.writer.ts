@@ -43,6 +43,16 @@ export interface BatchWriterOptions {
   dataSource: DataSource;
   /** Checkpoint key (`ingest_checkpoints.stream`). */
   stream: string;
+  /**
+   * This writer's claim on the stream (`claimStream`): every part commits only while the checkpoint row
+   * still carries it, so a writer another one has since replaced writes nothing more.
+   */
+  epoch: string;
+  /**
+   * Called once when a commit finds the stream claimed by another writer: the writer has dropped what
+   * it held and refuses everything from then on; stop feeding it. @default none
+   */
+  onTaken?: () => void;
   /** Trades + quarantine rows that make a batch; adding more waits for the batch in flight. @default 5000 */
   batchSize?: number;
   /** Longest a row waits before its batch is written, in ms. @default 50 */
@@ -211,13 +221,47 @@ const INSERT_QUARANTINE = `
   SELECT to_timestamp(r / 1000.0), w, n, d, to_timestamp(m / 1000.0)
   FROM unnest($1::float8[], $2::text[], $3::text[], $4::text[], $5::float8[]) AS u(r, w, n, d, m)`;
 
-const UPSERT_CHECKPOINT = `
-  INSERT INTO ingest_checkpoints AS c (stream, last_ids, watermark, updated_at)
-  VALUES ($1, $2::jsonb, $3, now())
-  ON CONFLICT (stream) DO UPDATE SET
-    last_ids = c.last_ids || excluded.last_ids,
-    watermark = greatest(c.watermark, excluded.watermark),
-    updated_at = now()`;
+// The part's checkpoint, written only while the row carries this writer's epoch: the fence. It comes last
+// in the transaction, so that parts of one batch wait for each other only here; a writer claiming the
+// stream meanwhile either waits for this row lock (and then reads this commit) or makes this match nothing.
+const UPDATE_CHECKPOINT = `
+  UPDATE ingest_checkpoints AS c SET
+    last_ids = c.last_ids || $2::jsonb,
+    watermark = greatest(c.watermark, $3::timestamptz),
+    updated_at = now()
+  WHERE c.stream = $1 AND c.epoch = $4::int8`;
+
+/**
+ * Makes the caller the stream's only writer ($1: the stream): a new epoch on its checkpoint row (made
+ * when missing), which each batch of the writer holding it checks in its own transaction. A batch an
+ * earlier writer still has in flight either commits before the claim, and so before anything read
+ * after it, or fails at its checkpoint and rolls back. Returns `epoch` (a bigint, as text).
+ */
+export const CLAIM_STREAM = `
+  INSERT INTO ingest_checkpoints AS c (stream, epoch) VALUES ($1, nextval('ingest_epochs'))
+  ON CONFLICT (stream) DO UPDATE SET epoch = excluded.epoch, updated_at = now()
+  RETURNING c.epoch::text AS epoch`;
+
+/**
+ * Claims the stream (CLAIM_STREAM) and returns the epoch to hand its writer. The ingest lease claims on
+ * the session that holds its lock, so that a replica whose lock is gone cannot claim; this is for a
+ * writer without a lease.
+ */
+export async function claimStream(ds: DataSource, stream: string): Promise<string> {
+  const [row] = (await ds.query(CLAIM_STREAM, [stream])) as { epoch: string }[];
+  return row.epoch;
+}
+
+/** Another writer claimed the stream after this one: this one must write nothing more. */
+export class StreamTakenError extends Error {
+  override name = "StreamTakenError";
+  constructor(
+    readonly stream: string,
+    readonly epoch: string,
+  ) {
+    super(`ingest stream "${stream}" was claimed by another writer after epoch ${epoch}`);
+  }
+}
 
 /** What Postgres cannot hold (NUL, unpaired surrogates) is kept escaped, and the detail says so. */
 function storable(raw: string, detail: string): [string, string] {
@@ -234,7 +278,8 @@ function storable(raw: string, detail: string): [string, string] {
  * symbols, so a crash never leaves them out of step.
  * While a batch is in flight the next one fills; once it is full, `room()` makes the producer wait, so
  * memory stays bounded when Postgres is slower than the feed. A failed part is retried (with backoff)
- * until it commits or the writer closes.
+ * until it commits or the writer closes; a part that finds the stream claimed by another writer (see
+ * `epoch`) ends the writer.
  */
 export class BatchWriter {
   private readonly n: number;
@@ -244,6 +289,8 @@ export class BatchWriter {
   private waiters: (() => void)[] = [];
   private closed = false;
   private closing = false;
+  /** Another writer claimed the stream: nothing more is written. */
+  private taken = false;
   private readonly shards = new Map<string, number>();
   readonly batchSize: number;
   readonly maxDelayMs: number;
@@ -273,6 +320,7 @@ export class BatchWriter {
   }
 
   addTrade(t: AcceptedTrade, receivedMs: number, source: TradeSource): void {
+    if (this.taken) return;
     const b = this.cur.parts[this.shard(t.symbol)];
     b.symbol.push(t.symbol);
     b.time.push(t.time);
@@ -297,6 +345,7 @@ export class BatchWriter {
    * counts as handled in the symbol's checkpoint, so both must commit together.
    */
   addQuarantine(raw: string, reason: string, detail: string, receivedMs: number, symbol?: string): void {
+    if (this.taken) return;
     const [text, why] = storable(raw, detail);
     const b = this.cur.parts[symbol === undefined ? 0 : this.shard(symbol)];
     b.qReceived.push(receivedMs);
@@ -309,6 +358,7 @@ export class BatchWriter {
 
   /** Asks for a commit even without rows (the checkpoint moved on its own, e.g. after a backfill). */
   touch(): void {
+    if (this.taken) return;
     this.cur.touched = true;
     if (this.cur.firstAt === 0) this.cur.firstAt = performance.now();
     this.schedule();
@@ -412,6 +462,11 @@ export class BatchWriter {
       try {
         return await this.commit(b, cp);
       } catch (err) {
+        if (err instanceof StreamTakenError) {
+          this.lose(err);
+          return null;
+        }
+        if (this.taken) return null;
         if (this.closing) {
           log.error({ err, rows: b.rows }, "ingest: batch not written at shutdown; a restart backfills it");
           return null;
@@ -473,11 +528,13 @@ export class BatchWriter {
       const stored = b.symbol.length ? await trades() : { inserted: 0, buckets: [], committed: [] };
       if (b.qRaw.length)
         await client.query(INSERT_QUARANTINE, [b.qReceived, b.qRaw, b.qReason, b.qDetail, b.qMarket]);
-      await client.query(UPSERT_CHECKPOINT, [
+      const { rowCount } = await client.query(UPDATE_CHECKPOINT, [
         this.opts.stream,
         JSON.stringify(cp.lastIds),
         cp.watermarkMs === null ? null : new Date(cp.watermarkMs),
+        this.opts.epoch,
       ]);
+      if (rowCount !== 1) throw new StreamTakenError(this.opts.stream, this.opts.epoch);
       await client.query("COMMIT");
       return stored;
     } catch (err) {
@@ -533,6 +590,24 @@ export class BatchWriter {
     };
   }
 
+  /** Stops for good once another writer holds the stream: drops what it holds, tells the owner once. */
+  private lose(err: StreamTakenError): void {
+    if (this.taken) return;
+    this.taken = this.closing = this.closed = true;
+    clearTimeout(this.timer);
+    this.cur = new Round(this.n);
+    for (const w of this.waiters.splice(0)) w();
+    log.error(
+      { stream: err.stream, epoch: err.epoch },
+      "ingest: another writer claimed the stream; this one stops without writing what it held",
+    );
+    try {
+      this.opts.onTaken?.();
+    } catch (e) {
+      log.error({ err: e }, "ingest: handling the loss of the stream failed");
+    }
+  }
+
   /** Waits until every row added before the call is committed (rows added meanwhile may wait longer). */
   async flush(): Promise<void> {
     if (this.inflight) await this.inflight;
@@ -558,8 +633,8 @@ export class BatchWriter {
   async close(): Promise<void> {
     clearTimeout(this.timer);
     this.closing = true;
-    while (this.inflight || this.cur.rows > 0 || this.cur.touched) await this.flush();
-    if (this.storedWatermarkMs !== this.wholeWatermarkMs) {
+    while (!this.taken && (this.inflight || this.cur.rows > 0 || this.cur.touched)) await this.flush();
+    if (!this.taken && this.storedWatermarkMs !== this.wholeWatermarkMs) {
       // The last batch stored the one before's watermark: a checkpoint-only commit (one transaction)
       // stores the latest, so that a restart resumes exactly where this run stopped.
       this.touch();

@@ -3,7 +3,7 @@ import { unpack } from "../feed/msgpack";
 import type { Asset, RawFrame, WireFormat } from "../feed/protocol";
 import { log } from "../log";
 import { wallClock, type MarketClock } from "../core/market-clock";
-import { BatchWriter, type BatchResult, type TradeSource } from "./batch.writer";
+import { BatchWriter, claimStream, type BatchResult, type TradeSource } from "./batch.writer";
 import type { CommittedTrades } from "./committed";
 import { FeedRest, streamTrade } from "./feed.rest";
 import {
@@ -75,6 +75,11 @@ export interface IngestOptions {
   onBatch?: (result: BatchResult) => void;
   /** What `clock` answers before any data or checkpoint gives it a time. @default wall time */
   clockFallback?: MarketClock;
+  /**
+   * This writer's claim on the stream, made when the ingest lease was taken (`IngestLease` claims on the
+   * session holding its lock). Without it the ingest claims the stream itself at start. @default claimed at start
+   */
+  epoch?: string;
 }
 
 /** What commit listeners receive after each committed batch. */
@@ -635,8 +640,22 @@ export function startIngest(opts: IngestOptions): Ingest {
     await upsertInstruments(ds, assets);
     const symbols = assets.map((a) => a.symbol);
     validator = new Validator({ symbols, maxSkewMs: opts.maxSkewMs, clock: feedNow });
+    // Claimed before anything the stream wrote is read: whatever an earlier writer still commits is then
+    // in what follows, or is refused.
+    const epoch = opts.epoch ?? (await claimStream(ds, stream));
     if (opts.freshFeed) {
-      await ds.query(`DELETE FROM ingest_checkpoints WHERE stream = $1`, [stream]);
+      // The checkpoint starts over, as long as the stream is still this writer's.
+      const [{ n }]: { n: number }[] = await ds.query(
+        `WITH reset AS (UPDATE ingest_checkpoints SET last_ids = '{}', watermark = NULL, updated_at = now()
+                        WHERE stream = $1 AND epoch = $2::int8 RETURNING 1)
+         SELECT count(*)::int AS n FROM reset`,
+        [stream, epoch],
+      );
+      if (!n) {
+        log.error({ stream, epoch }, "ingest: another writer claimed the stream before this one started");
+        void abort();
+        return;
+      }
       const rows: { symbol: string; max: string | null }[] = await ds.query(
         `SELECT s AS symbol, (SELECT max(seq) FROM quotes q WHERE q.symbol = s)::text AS max FROM unnest($1::text[]) AS s`,
         [symbols],
@@ -656,6 +675,9 @@ export function startIngest(opts: IngestOptions): Ingest {
     writer = new BatchWriter({
       dataSource: ds,
       stream,
+      epoch,
+      // Another writer holds the stream now (this replica lost its lease): stop reading the feed too.
+      onTaken: () => void abort(),
       batchSize: opts.batchSize,
       maxDelayMs: opts.maxBatchDelayMs,
       checkpoint: () => ({ lastIds: v.takeCheckpoint(), watermarkMs: v.watermarkMs }),
@@ -709,6 +731,17 @@ export function startIngest(opts: IngestOptions): Ingest {
     })();
     return closing;
   };
+  const abort = (): Promise<void> => {
+    aborting ??= (async () => {
+      closed = aborted = true;
+      wake?.();
+      // Nothing more reaches Postgres, even while the stream and the pump wind down.
+      const abandoned = writer?.abandon();
+      await close();
+      await abandoned;
+    })();
+    return aborting;
+  };
   const fallback = opts.clockFallback ?? wallClock;
   return {
     clock: {
@@ -758,16 +791,6 @@ export function startIngest(opts: IngestOptions): Ingest {
       await writer?.flush();
     },
     close,
-    abort() {
-      aborting ??= (async () => {
-        closed = aborted = true;
-        wake?.();
-        // Nothing more reaches Postgres, even while the stream and the pump wind down.
-        const abandoned = writer?.abandon();
-        await close();
-        await abandoned;
-      })();
-      return aborting;
-    },
+    abort,
   };
 }

@@ -1,5 +1,6 @@
 import { Client } from "pg";
 import { log } from "../log";
+import { CLAIM_STREAM } from "./batch.writer";
 import type { IngestState, IngestStatus } from "./ingest";
 import { ingestLeaseHeld } from "./ingest.metrics";
 
@@ -36,8 +37,11 @@ export interface IngestLeaseOptions {
   replica: string;
   /** How often a replica without the lease tries to take it, and the holder checks its session, ms. @default 1000 */
   retryMs?: number;
-  /** Called once the lease is taken: start the work it guards. */
-  onAcquired: () => Promise<void>;
+  /**
+   * Called once the lease is taken, with the stream's new epoch (see CLAIM_STREAM), claimed on the
+   * session holding the lock: hand it to the writer. Start the work the lease guards.
+   */
+  onAcquired: (epoch: string) => Promise<void>;
   /**
    * Called when the lease is lost (its connection dropped) or given up at close: stop the work at once.
    * `graceful` is true at close, while the lease is still held, so buffered work may still be committed.
@@ -116,6 +120,11 @@ export class IngestLease {
         await client.query<{ ok: boolean }>("SELECT pg_try_advisory_lock($1, $2) AS ok", this.key)
       ).rows;
       if (ok && this.client === client && !this.closed) {
+        // Claimed on this session: while it lives it holds the lock, so a replica that lost the lock
+        // cannot claim the stream back from the one that took it over.
+        const { rows } = await client.query<{ epoch: string }>(CLAIM_STREAM, [this.opts.stream]);
+        const epoch = rows[0].epoch;
+        if (this.client !== client || this.closed) return;
         this.heldNow = true;
         ingestLeaseHeld.set(1);
         log.info(
@@ -124,7 +133,7 @@ export class IngestLease {
         );
         this.change(async () => {
           try {
-            await this.opts.onAcquired();
+            await this.opts.onAcquired(epoch);
           } catch (err) {
             // Holding the lease without doing its work would stall ingest for everyone: give it back.
             log.error({ err }, "ingest lease: starting ingest failed; giving the lease up");

@@ -13,6 +13,8 @@ import { startTestPlatform, type TestPlatform } from "../support/server";
 const SCRIPT = join(__dirname, "../../examples/export_csv.py");
 const START = new Date("2026-01-05T14:30:00Z");
 const SYMBOLS = ["AAPL", "MSFT", "NVDA"];
+/** Rows per request: both exports take several pages. */
+const PAGE = 30;
 let t: TestPlatform;
 let token: string;
 let out: string;
@@ -107,7 +109,7 @@ test("the Python example pages quotes and windows into CSV files equal to the Gr
       "--symbols",
       "AAPL,NVDA",
       "--page-size",
-      "100",
+      String(PAGE),
       "--out-dir",
       out,
     ],
@@ -140,9 +142,19 @@ test("the Python example pages quotes and windows into CSV files equal to the Gr
     }`,
     {},
   );
-  expect(windows.length).toBeGreaterThan(50); // more than one page of 50
+  expect(windows.length).toBeGreaterThan(2 * PAGE);
   expect(windowRows.map((r, i) => readBack(windowHeader, r, windows[i] ?? {}))).toEqual(windows);
   expect(new Set(windows.map((w) => w.symbol))).toEqual(new Set(["AAPL", "NVDA"]));
+
+  // It paged: one request per page of each, as the access log counts them.
+  const requests: { name: string; n: number }[] = await t.platform.db.dataSource.query(
+    `SELECT operation_name AS name, count(*)::int AS n FROM access_log
+     WHERE principal = 'alice' AND operation_name LIKE 'Export%' GROUP BY 1 ORDER BY 1`,
+  );
+  expect(requests).toEqual([
+    { name: "ExportQuotes", n: Math.ceil(480 / PAGE) },
+    { name: "ExportWindows", n: Math.ceil(windows.length / PAGE) },
+  ]);
 });
 
 test("the Python example fails with the server's error code on a refused request", async () => {

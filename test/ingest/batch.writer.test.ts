@@ -1,4 +1,4 @@
-import { BatchWriter, shardOf, type BatchResult } from "../../src/ingest/batch.writer";
+import { BatchWriter, claimStream, shardOf, type BatchResult } from "../../src/ingest/batch.writer";
 import { Validator, type AcceptedTrade } from "../../src/ingest/validator";
 import { setLogLevel } from "../../src/log";
 import { testDb, until, type TestDb } from "./ingest.helpers";
@@ -36,6 +36,7 @@ test("batches by size, the remainder by time; a full buffer makes the producer w
   const writer = new BatchWriter({
     dataSource: db.ds,
     stream: "test",
+    epoch: await claimStream(db.ds, "test"),
     batchSize: 100,
     maxDelayMs: 20,
     checkpoint: () => ({ lastIds: { AAPL: sent }, watermarkMs: T0 + sent * 37 - 2000 }),
@@ -96,6 +97,7 @@ test("a batch split over several connections commits every part, and the checkpo
   const writer = new BatchWriter({
     dataSource: db.ds,
     stream: "parts",
+    epoch: await claimStream(db.ds, "parts"),
     batchSize: 70,
     connections: 3,
     checkpoint: () => ({ lastIds: { ...last }, watermarkMs: T0 }),
@@ -125,6 +127,7 @@ test("each commit hands over its new rows with their stored ids, and leaves rows
   const writer = new BatchWriter({
     dataSource: db.ds,
     stream: "rows",
+    epoch: await claimStream(db.ds, "rows"),
     batchSize: 1000,
     connections: 2,
     checkpoint: () => ({ lastIds: {}, watermarkMs: T0 }),
@@ -169,6 +172,7 @@ test("a streamed batch that meets stored trades is written again row by row: new
   const writer = new BatchWriter({
     dataSource: db.ds,
     stream: "mixed",
+    epoch: await claimStream(db.ds, "mixed"),
     batchSize: 1000,
     connections: 1,
     checkpoint: () => ({ lastIds: {}, watermarkMs: T0 }),
@@ -198,6 +202,7 @@ test("while nobody wants the new rows, commits count them but hand none over", a
   const writer = new BatchWriter({
     dataSource: db.ds,
     stream: "lean",
+    epoch: await claimStream(db.ds, "lean"),
     batchSize: 1000,
     connections: 1,
     checkpoint: () => ({ lastIds: {}, watermarkMs: T0 }),
@@ -246,6 +251,7 @@ test("a crash between the parts of a batch loses no trade: the stored watermark 
     const writer = new BatchWriter({
       dataSource: db.ds,
       stream: "crash",
+      epoch: await claimStream(db.ds, "crash"),
       batchSize: 1000,
       maxDelayMs: 10_000,
       connections: 2,
@@ -292,6 +298,7 @@ test("after a clean close the checkpoint holds the last batch's own watermark", 
   const writer = new BatchWriter({
     dataSource: db.ds,
     stream: "close",
+    epoch: await claimStream(db.ds, "close"),
     batchSize: 50,
     connections: 2,
     checkpoint: () => ({ lastIds: { AX: sent, BX: sent }, watermarkMs: T0 + sent * 37 - 2000 }),
@@ -328,6 +335,7 @@ test("panes take open and close by the stored microseconds, on the COPY path as 
     const writer = new BatchWriter({
       dataSource: db.ds,
       stream: source,
+      epoch: await claimStream(db.ds, source),
       checkpoint: () => ({ lastIds: {}, watermarkMs: null }),
       onCommitted: () => undefined,
     });
@@ -337,4 +345,57 @@ test("panes take open and close by the stored microseconds, on the COPY path as 
     await writer.close();
     expect(await paneOf()).toEqual([{ n: 2, open_px: 20, open_seq: 2, close_px: 10, close_seq: 1 }]);
   }
+});
+
+test("a writer whose stream another writer claimed commits nothing more, not even repeats the unique key would drop", async () => {
+  await db.ds.query(`TRUNCATE quotes, panes_10s, quarantine, ingest_checkpoints`);
+  const writer = (epoch: string, lastIds: () => Record<string, number>, onTaken?: () => void) => {
+    const results: BatchResult[] = [];
+    const w = new BatchWriter({
+      dataSource: db.ds,
+      stream: "fenced",
+      epoch,
+      batchSize: 1000,
+      connections: 2,
+      checkpoint: () => ({ lastIds: lastIds(), watermarkMs: T0 }),
+      onCommitted: (r) => results.push(r),
+      onTaken,
+    });
+    return { w, results };
+  };
+  let taken = 0;
+  const old = writer(
+    await claimStream(db.ds, "fenced"),
+    () => ({ AX: 10, BX: 10 }),
+    () => taken++,
+  );
+  for (let id = 1; id <= 10; id++)
+    for (const s of ["AX", "BX"]) old.w.addTrade(trade(s, id), Date.now(), "feed");
+  await old.w.flush();
+  expect(old.results.map((r) => r.inserted)).toEqual([20]);
+
+  const next = writer(await claimStream(db.ds, "fenced"), () => ({ AX: 30, BX: 30 }));
+  for (let id = 11; id <= 30; id++)
+    for (const s of ["AX", "BX"]) next.w.addTrade(trade(s, id), Date.now(), "feed");
+  await next.w.close();
+
+  // The old writer sends what the new one already stored (dropped by the unique key) and a trade of its own.
+  for (let id = 11; id <= 20; id++) old.w.addTrade(trade("AX", id), Date.now(), "feed");
+  old.w.addTrade(trade("BX", 31), Date.now(), "feed");
+  old.w.addQuarantine("{", "MALFORMED", "frame is not JSON", Date.now(), "AX");
+  await old.w.flush();
+  expect(taken).toBe(1);
+  expect(old.results).toHaveLength(1);
+  // Refused from then on, without waiting or throwing.
+  old.w.addTrade(trade("BX", 32), Date.now(), "feed");
+  expect(old.w.room()).toBeUndefined();
+  await old.w.close();
+
+  const [cp] = await db.ds.query(`SELECT last_ids FROM ingest_checkpoints WHERE stream = 'fenced'`);
+  expect(cp.last_ids).toEqual({ AX: 30, BX: 30 });
+  const [{ n, bx, q }] = await db.ds.query(
+    `SELECT count(*)::int AS n, max(seq) FILTER (WHERE symbol = 'BX')::int AS bx,
+            (SELECT count(*)::int FROM quarantine) AS q FROM quotes`,
+  );
+  expect({ n, bx, q }).toEqual({ n: 60, bx: 30, q: 0 });
 });

@@ -100,3 +100,32 @@ test("a holder that cannot start its work gives the lease up, so that it is not 
   await until("d takes the lease the broken one gave up", () => (d.lease.held ? true : undefined));
   expect(failures).toBeGreaterThan(0);
 });
+
+test("each holder claims the stream on the session holding the lock: a new epoch per take-over, on its checkpoint", async () => {
+  const epochs: string[] = [];
+  const claimant = (replica: string) => {
+    const lease = new IngestLease({
+      url: db.url,
+      stream: "feed-e",
+      replica,
+      retryMs: 100,
+      onAcquired: async (epoch) => void epochs.push(epoch),
+      onReleased: async () => {},
+    });
+    leases.push(lease);
+    return lease;
+  };
+  const row = async () =>
+    (await admin.query(`SELECT epoch::text FROM ingest_checkpoints WHERE stream = 'feed-e'`)).rows[0]?.epoch;
+  const f = claimant("replica-f");
+  const g = claimant("replica-g");
+  await f.start();
+  await g.start();
+  expect(epochs).toHaveLength(1);
+  expect(await row()).toBe(epochs[0]);
+  await f.close();
+  await until("g takes over", () => (g.held ? true : undefined));
+  expect(epochs).toHaveLength(2);
+  expect(BigInt(epochs[1])).toBeGreaterThan(BigInt(epochs[0]));
+  expect(await row()).toBe(epochs[1]);
+});

@@ -86,4 +86,4 @@ test("kill -9 during ingest, start again: it resumes from its checkpoint with no
   expect(resumed).toBeGreaterThan(0);
   expect(stored + late).toBe(Object.values(last_ids as Record<string, number>).reduce((a, b) => a + b, 0));
   await kill(feed.proc, "SIGTERM");
-});
+}, 90_000);

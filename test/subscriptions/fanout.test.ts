@@ -1,10 +1,10 @@
 import { createClient, type Client as WsClient } from "graphql-ws";
+import type { Pool } from "pg";
 import WebSocket from "ws";
 import { createEventBus, Topic, type EventBus } from "../../src/events/bus";
 import type { CommittedTrades } from "../../src/ingest/committed";
 import { Entitlement, Role } from "../../src/policy/principal";
 import { SLOW_CONSUMER } from "../../src/server/fanout";
-import type { RunningServer } from "../../src/server/server";
 import { TOO_MANY_CONNECTIONS } from "../../src/server/ws-gateway";
 import { WindowSize } from "../../src/windows/windows";
 import { grantEntitlements, TEST_OWNER } from "../support/governance";
@@ -15,7 +15,7 @@ import { startReplica, startTestPlatform, type TestPlatform } from "../support/s
 // each subscriber still governed, queued and counted on its own; per-principal caps.
 let t: TestPlatform;
 let bus: EventBus;
-let server: RunningServer;
+let server: Awaited<ReturnType<typeof startReplica>>;
 const SYMBOLS = ["AAA", "BBB", "CCC", "DDD"];
 const ENDS = Array.from({ length: 10 }, (_, k) => new Date(Date.parse("2026-01-05T14:31:00Z") + k * 10_000));
 const CAPS = { maxConnectionsPerPrincipal: 4, maxSubscriptionsPerPrincipal: 6, subscriptionQueue: 50 };
@@ -57,7 +57,7 @@ async function metric(name: string): Promise<number> {
   return line ? Number(line.split(" ")[1]) : 0;
 }
 
-async function until(what: string, ok: () => Promise<boolean> | boolean, ms = 10_000): Promise<void> {
+async function until(what: string, ok: () => Promise<boolean> | boolean, ms = 30_000): Promise<void> {
   const give = Date.now() + ms;
   while (!(await ok())) {
     if (Date.now() > give) throw new Error(`gave up waiting for ${what}`);
@@ -132,12 +132,22 @@ test("eight subscribers of one operation and view share one stream: one read per
   await until("8 subscribers", async () => (await metric("tickgraph_subscribers")) === 8);
   expect(await metric("tickgraph_subscription_streams")).toBe(streamsBefore + 1);
 
-  const queriesBefore = await metric("tickgraph_db_queries_total");
-  for (const end of ENDS) bus.publish(Topic.WINDOWS, opened(end));
-  await until("10 rankings each", () => subs.every((s) => s.events.length === 10));
-  // A stream per subscriber would read the rankings 80 times; the shared one reads them once per event,
-  // plus the entitlement re-reads (at most one a second per principal).
-  expect((await metric("tickgraph_db_queries_total")) - queriesBefore).toBeLessThan(40);
+  // Statements reading windows on this replica's pool (rankings are read straight from it).
+  const pool = (server.dataSource.driver as unknown as { master: Pool }).master;
+  const query = pool.query;
+  let reads = 0;
+  pool.query = function (this: Pool, ...args: Parameters<Pool["query"]>) {
+    if (typeof args[0] === "string" && args[0].includes("window_aggregates")) reads++;
+    return (query as (...a: unknown[]) => unknown).apply(this, args);
+  } as Pool["query"];
+  try {
+    for (const end of ENDS) bus.publish(Topic.WINDOWS, opened(end));
+    await until("10 rankings each", () => subs.every((s) => s.events.length === 10));
+  } finally {
+    pool.query = query;
+  }
+  // A stream per subscriber would read the rankings 80 times; the shared one reads them once per event.
+  expect(reads).toBe(ENDS.length);
 
   for (const s of subs) expect(s.events).toEqual(subs[0].events);
   const { body } = await t.gql(
@@ -150,14 +160,19 @@ test("eight subscribers of one operation and view share one stream: one read per
   expect(await metric("tickgraph_subscription_streams")).toBe(streamsBefore);
 
   // Each subscriber's own access-log account: START and END, the END with the events it was sent.
+  // (Written once each subscription has ended, which may be a moment after it left its stream.)
   const steward = await t.token("sam", [Role.STEWARD]);
-  const log = await t.gql(
-    `{ accessLog(first: 50, filter: { principal: "rosa" }) { nodes { phase rowCount decision } } }`,
-    { token: steward },
-  );
-  const ends = log.body.data.accessLog.nodes.filter((n: { phase: string }) => n.phase === "END");
+  let ends: unknown[] = [];
+  await until("rosa's four END entries", async () => {
+    const log = await t.gql(
+      `{ accessLog(first: 50, filter: { principal: "rosa" }) { nodes { phase rowCount decision } } }`,
+      { token: steward },
+    );
+    ends = log.body.data.accessLog.nodes.filter((n: { phase: string }) => n.phase === "END");
+    return ends.length >= 4;
+  });
   expect(ends).toEqual(Array(4).fill({ phase: "END", rowCount: 10, decision: "ALLOWED" }));
-});
+}, 90_000);
 
 const TICKS = `subscription($s: [String!]!) { quoteTicks(symbols: $s) { symbol bid } }`;
 type Tick = { quoteTicks: { symbol: string; bid: number | null } };
@@ -210,43 +225,52 @@ test("an entitlement revoked mid-stream moves the subscriber to its new view wit
   expect(masked.extensions).toEqual({ masked: ["Quote.bid"] });
   expect(dave.errors).toEqual([]);
   dave.stop();
-});
+}, 60_000);
 
 test("a client that stops reading its ticks is closed with 4008, and only that client", async () => {
+  // Ticks of a symbol with a thousand-character name (about 1 KB an event): the socket's buffers fill
+  // within a few batches, well before graphql-ws's keep-alive (12 s) would drop the silent socket.
+  const symbol = `D${"d".repeat(999)}`;
   const { raw, closed } = await rawConnect("slow");
   await new Promise((r) => raw.once("message", r));
   raw.send(
     JSON.stringify({
       id: "s1",
       type: "subscribe",
-      payload: { query: `subscription { quoteTicks(symbols: ["DDD"]) { symbol bid ask exchange } }` },
+      payload: {
+        query: `subscription($s: [String!]!) { quoteTicks(symbols: $s) { symbol bid ask exchange } }`,
+        variables: { s: [symbol] },
+      },
     }),
   );
-  const reader = stream<Tick>(await connect("rita"), TICKS, { s: ["DDD"] });
-  await until("2 subscribers", async () => (await metric("tickgraph_subscribers")) === 2);
-  // Stop reading: the kernel's buffers fill, then the server's, then the subscription's queue.
-  (raw as unknown as { _socket: { pause(): void; resume(): void } })._socket.pause();
-  const slowBefore = await metric("tickgraph_subscription_slow_consumers_total");
-  const batch = trades(Array.from({ length: 2000 }, () => ({ symbol: "DDD", bid: 12.34 })));
-  let published = 0;
-  await until(
-    "the slow client closed",
-    async () => {
-      bus.publish(Topic.QUOTES, batch);
-      published += 2000;
-      return (await metric("tickgraph_subscription_slow_consumers_total")) > slowBefore;
-    },
-    30_000,
-  );
-  (raw as unknown as { _socket: { resume(): void } })._socket.resume();
-  expect(await closed).toEqual({
-    code: SLOW_CONSUMER,
-    reason: expect.stringMatching(/^Slow consumer: more than 50 events waiting for subscription s1/),
-  });
-  // The client that reads gets every tick.
-  await until("every tick", () => reader.events.length === published, 20_000);
-  reader.stop();
-});
+  const reader = stream<Tick>(await connect("rita"), TICKS, { s: [symbol] });
+  try {
+    await until("2 subscribers", async () => (await metric("tickgraph_subscribers")) === 2);
+    // Stop reading: the kernel's buffers fill, then the server's, then the subscription's queue.
+    (raw as unknown as { _socket: { pause(): void; resume(): void } })._socket.pause();
+    const slowBefore = await metric("tickgraph_subscription_slow_consumers_total");
+    const batch = trades(Array.from({ length: 2000 }, () => ({ symbol, bid: 12.34 })));
+    let published = 0;
+    await until(
+      "the slow client closed",
+      async () => {
+        bus.publish(Topic.QUOTES, batch);
+        published += 2000;
+        return (await metric("tickgraph_subscription_slow_consumers_total")) > slowBefore;
+      },
+      30_000,
+    );
+    (raw as unknown as { _socket: { resume(): void } })._socket.resume();
+    expect(await closed).toEqual({
+      code: SLOW_CONSUMER,
+      reason: expect.stringMatching(/^Slow consumer: more than 50 events waiting for subscription s1/),
+    });
+    // The client that reads gets every tick.
+    await until("every tick", () => reader.events.length === published, 30_000);
+  } finally {
+    reader.stop();
+  }
+}, 90_000);
 
 test("per-principal caps: a connection over the cap closes with 4029, a subscription over it is RATE_LIMITED", async () => {
   const conns = await Promise.all([1, 2, 3, 4].map(() => connect("capped")));
@@ -277,4 +301,4 @@ test("per-principal caps: a connection over the cap closes with 4029, a subscrip
   await until("subscribed", async () => (await metric("tickgraph_subscribers")) === 6);
   expect(again.errors).toEqual([]);
   [...subs, again].forEach((s) => s.stop());
-});
+}, 90_000);

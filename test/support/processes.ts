@@ -55,3 +55,26 @@ export function kill(proc: ChildProcess, signal: NodeJS.Signals): Promise<void> 
 export function killAll(): Promise<void[]> {
   return Promise.all([...children].map((c) => kill(c, "SIGKILL")));
 }
+
+/** Runs `tickgraph …` to its end; resolves with its exit code and output, never rejects on a failure. */
+export function runToEnd(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolvePromise, reject) => {
+    const proc = spawn(process.execPath, [BIN, ...args], {
+      env: { ...process.env, LOG_LEVEL: "silent", ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    children.add(proc);
+    let stdout = "";
+    let stderr = "";
+    proc.stdout!.on("data", (d) => (stdout += d));
+    proc.stderr!.on("data", (d) => (stderr += d));
+    proc.once("error", reject);
+    proc.once("close", (code) => {
+      children.delete(proc);
+      resolvePromise({ code, stdout, stderr });
+    });
+  });
+}

@@ -2,6 +2,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClient, type Client as WsClient, type ClientOptions } from "graphql-ws";
+import type { DataSource } from "typeorm";
 import WebSocket from "ws";
 import { loadConfig, type Config } from "../../src/config/config";
 import { createDataSource } from "../../src/db/data-source";
@@ -53,7 +54,10 @@ export function testConfig(databaseUrl: string, env: Record<string, string> = {}
   });
 }
 
-/** The whole platform on port 0 over a fresh database cloned from the migrated template. */
+/**
+ * The whole platform on port 0 over a fresh database cloned from the migrated template. `before` runs on
+ * that database before the platform starts (e.g. to make it a replica that does not ingest).
+ */
 export async function startTestPlatform(
   env: Record<string, string> = {},
   opts: PlatformOptions = {},
@@ -139,7 +143,7 @@ export async function startReplica(
   t: TestPlatform,
   bus: EventBus,
   config: Config = t.config,
-): Promise<RunningServer> {
+): Promise<RunningServer & { dataSource: DataSource }> {
   const ds = createDataSource({ url: t.databaseUrl, statementTimeoutMs: 5000, poolSize: 4 });
   await ds.initialize();
   const server = await Server.start({
@@ -155,6 +159,7 @@ export async function startReplica(
     url: server.url,
     wsUrl: server.wsUrl,
     port: server.port,
+    dataSource: ds,
     async close() {
       await server.close();
       await ds.destroy();

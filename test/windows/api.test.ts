@@ -2,14 +2,18 @@ import { Client } from "pg";
 import { Role } from "../../src/policy/principal";
 import { rebuildWindows } from "../../src/windows/rebuild";
 import { grantEntitlements } from "../support/governance";
-import { startTestPlatform, type TestPlatform } from "../support/server";
+import { startPlatformAtMarketTime, type ClockedPlatform } from "../support/market-clock";
 
-let t: TestPlatform;
+let t: ClockedPlatform;
 let token: string;
 const T0 = Date.parse("2026-01-05T14:30:00Z");
+// The market's now, 31 minutes and 5 seconds in: a caller without REALTIME (DELAY_SECONDS 900) sees
+// the market up to 16:05 in, in the middle of the data.
+const NOW = T0 + 31 * 60_000 + 5_000;
+const CUTOFF = NOW - 900_000;
 
 beforeAll(async () => {
-  t = await startTestPlatform();
+  t = await startPlatformAtMarketTime(new Date(NOW));
   const c = new Client({ connectionString: t.databaseUrl });
   await c.connect();
   // Five symbols over 30 minutes, one trade per second each, with distinct trends; UP and DOWN also
@@ -28,6 +32,18 @@ beforeAll(async () => {
     `INSERT INTO quotes (symbol, event_time, seq, price, size)
      VALUES ('UP', $1, 100000, 90, 5), ('DOWN', $1, 100000, 250, 5)`,
     [new Date(T0 - 86_400_000)],
+  );
+  // Ten minutes before the others, three symbols whose order by VWAP is not their order by mean: VA
+  // trades 90 in lots of 1 and 80 in lots of 100 (mean 85, VWAP about 80.1); VB and VC trade 82 flat.
+  await c.query(`INSERT INTO instruments (symbol, name, exchange, sector)
+                 SELECT s, s, 'NYSE', 'Tech' FROM unnest(ARRAY['VA','VB','VC']) s`);
+  await c.query(
+    `INSERT INTO quotes (symbol, event_time, seq, price, size)
+     SELECT s, $1::timestamptz + n * interval '1 second', n,
+            CASE WHEN s = 'VA' THEN (CASE WHEN n % 2 = 0 THEN 90 ELSE 80 END) ELSE 82 END,
+            CASE WHEN s = 'VA' THEN (CASE WHEN n % 2 = 0 THEN 1 ELSE 100 END) ELSE 10 END
+     FROM unnest(ARRAY['VA','VB','VC']) s CROSS JOIN generate_series(0, 599) n`,
+    [new Date(T0 - 1_200_000)],
   );
   await c.query(`INSERT INTO window_progress (id, emitted_until, final_until) VALUES (1, $1, $1)`, [
     new Date(T0 + 3_600_000),
@@ -150,6 +166,31 @@ test("topMovers over the latest window and since the previous session's close", 
   expect(body.data.s.losers).toEqual([{ symbol: "DOWN", referencePrice: 250 }]);
 });
 
+test("RankBy.VWAP orders by Σ(price·size)/Σsize, ties by symbol, and reports it as the value", async () => {
+  const at = new Date(T0 - 600_000).toISOString();
+  const { body } = await gql(
+    `query($at: DateTime!, $from: DateTime!, $to: DateTime!) {
+      vwap: topSymbols(size: ONE_MINUTE, by: VWAP, limit: 5, at: $at) { by windowEnd entries { rank symbol value aggregate { vwap mean } } }
+      mean: topSymbols(size: ONE_MINUTE, by: MEAN, limit: 5, at: $at) { entries { symbol } }
+      history: topSymbolsHistory(size: ONE_MINUTE, by: VWAP, limit: 3, from: $from, to: $to) { by entries { symbol } }
+    }`,
+    { at, from: new Date(T0 - 1_080_000).toISOString(), to: at },
+  );
+  expect(body.errors).toBeUndefined();
+  const { vwap, mean, history } = body.data;
+  expect(vwap.by).toBe("VWAP");
+  expect(vwap.windowEnd).toBe(at);
+  expect(vwap.entries.map((e: { symbol: string }) => e.symbol)).toEqual(["VB", "VC", "VA"]);
+  expect(mean.entries.map((e: { symbol: string }) => e.symbol)).toEqual(["VA", "VB", "VC"]);
+  for (const e of vwap.entries) expect(e.value).toBe(e.aggregate.vwap);
+  expect(vwap.entries[2].value).toBeCloseTo((30 * 90 * 1 + 30 * 80 * 100) / (30 + 30 * 100), 9);
+  expect(vwap.entries[2].aggregate.mean).toBeCloseTo(85, 9);
+  // Every full one-minute window of the span ranks the same way.
+  expect(history.length).toBe(48);
+  for (const r of history)
+    expect([r.by, r.entries.map((e: { symbol: string }) => e.symbol)]).toEqual(["VWAP", ["VB", "VC", "VA"]]);
+});
+
 test("bad input is BAD_USER_INPUT", async () => {
   const bad = [
     `{ topSymbols(size: ONE_MINUTE, limit: 0) { windowEnd } }`,
@@ -164,12 +205,92 @@ test("bad input is BAD_USER_INPUT", async () => {
   }
 });
 
-test("a user without REALTIME is served delayed windows, marked so", async () => {
+test("a user without REALTIME is served windows, rankings and movers only up to the delay cutoff, marked delayed", async () => {
   const bob = await t.token("bob", [Role.USER]);
-  const { body } = await t.gql(
-    `{ topSymbols(size: ONE_MINUTE) { delayed entries { aggregate { delayed } } } }`,
-    { token: bob },
+  const asBob = (query: string, variables?: Record<string, unknown>) =>
+    t.gql(query, { token: bob, variables }).then(({ body }) => {
+      expect(body.errors).toBeUndefined();
+      return body.data;
+    });
+  const lastEnd = CUTOFF - (CUTOFF % 10_000); // the newest window end at or before the cutoff
+  const iso = (ms: number) => new Date(ms).toISOString();
+
+  // Every page of UP's windows: exactly alice's up to the cutoff, the same values, marked delayed.
+  const pages = async (gqlAs: typeof asBob) => {
+    const out: Record<string, unknown>[] = [];
+    let after: string | null = null;
+    do {
+      const data = await gqlAs(
+        `query($after: String) { windowAggregates(size: ONE_MINUTE, symbols: ["UP"], first: 40, after: $after) {
+           nodes { windowEnd open close mean volume delayed } pageInfo { hasNextPage endCursor } } }`,
+        { after },
+      );
+      out.push(...data.windowAggregates.nodes);
+      after = data.windowAggregates.pageInfo.hasNextPage ? data.windowAggregates.pageInfo.endCursor : null;
+    } while (after);
+    return out;
+  };
+  const asAlice = (query: string, variables?: Record<string, unknown>) =>
+    gql(query, variables).then(({ body }) => body.data);
+  const [bobs, alices] = await Promise.all([pages(asBob), pages(asAlice)]);
+  const upToCutoff = alices.filter((w) => Date.parse(w.windowEnd as string) <= CUTOFF);
+  expect(upToCutoff.length).toBeLessThan(alices.length);
+  expect(bobs).toEqual(upToCutoff.map((w) => ({ ...w, delayed: true })));
+  expect(bobs[0].windowEnd).toBe(iso(lastEnd));
+
+  // The latest ranking is the cutoff's window, even when asked for a later one.
+  const ranking = `{ windowEnd delayed entries { symbol value aggregate { delayed } } }`;
+  const r = await asBob(
+    `query($at: DateTime) { latest: topSymbols(size: ONE_MINUTE) ${ranking}
+    later: topSymbols(size: ONE_MINUTE, at: $at) ${ranking} }`,
+    { at: iso(T0 + 1_500_000) },
   );
-  expect(body.data.topSymbols.delayed).toBe(true);
-  expect(body.data.topSymbols.entries[0].aggregate.delayed).toBe(true);
+  const atCutoff = await asAlice(
+    `query($at: DateTime) { topSymbols(size: ONE_MINUTE, at: $at) ${ranking} }`,
+    {
+      at: iso(lastEnd),
+    },
+  );
+  for (const got of [r.latest, r.later]) {
+    expect(got.windowEnd).toBe(iso(lastEnd));
+    expect(got.delayed).toBe(true);
+    expect(got.entries).toEqual(
+      atCutoff.topSymbols.entries.map((e: { aggregate: object }) => ({ ...e, aggregate: { delayed: true } })),
+    );
+  }
+
+  // History and the 5-minute tumbling windows stop at the cutoff.
+  const h = await asBob(
+    `query($from: DateTime!, $to: DateTime!) {
+    topSymbolsHistory(size: ONE_MINUTE, from: $from, to: $to) { windowEnd delayed }
+    topPriceStocks(from: $from, to: $to) { windowEnd delayed } }`,
+    { from: iso(T0), to: iso(T0 + 1_800_000) },
+  );
+  const ends = (list: { windowEnd: string; delayed: boolean }[]) => {
+    expect(list.every((x) => x.delayed)).toBe(true);
+    return list.map((x) => Date.parse(x.windowEnd) - T0);
+  };
+  expect(ends(h.topSymbolsHistory)).toEqual(
+    Array.from({ length: (lastEnd - T0) / 10_000 }, (_, k) => (k + 1) * 10_000),
+  );
+  expect(ends(h.topPriceStocks)).toEqual([300_000, 600_000, 900_000]);
+
+  // Movers: the cutoff's window; since the previous session, the last price before the cutoff's pane.
+  const m = await asBob(`{ w: topMovers(size: ONE_MINUTE) { asOf delayed gainers { symbol price } }
+    s: topMovers(basis: SESSION) { asOf delayed gainers { symbol price } } }`);
+  expect(m.w).toEqual({
+    asOf: iso(lastEnd),
+    delayed: true,
+    gainers: [{ symbol: "UP", price: expect.any(Number) }],
+  });
+  expect(m.w.gainers[0].price).toBeCloseTo(100 + 0.01 * ((lastEnd - T0) / 1000 - 1), 9);
+  expect(m.s.asOf).toBe(iso(lastEnd));
+  expect(m.s.delayed).toBe(true);
+  expect(m.s.gainers).toEqual([{ symbol: "UP", price: expect.any(Number) }]);
+  expect(m.s.gainers[0].price).toBeCloseTo(100 + 0.01 * ((lastEnd - T0) / 1000 - 1), 9);
+
+  // As the market moves on, so does what the caller sees.
+  await t.setMarketTime(new Date(NOW + 60_000));
+  const moved = await asBob(`{ topSymbols(size: ONE_MINUTE) { windowEnd } }`);
+  expect(moved.topSymbols.windowEnd).toBe(iso(lastEnd + 60_000));
 });

@@ -3,7 +3,8 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import type { DataSource } from "typeorm";
 import { createDataSource, migrate } from "../src/db/data-source";
-import { BatchWriter, claimStream } from "../src/ingest/batch.writer";
+import { BatchWriter } from "../src/ingest/batch.writer";
+import { CheckpointsRepo } from "../src/db/checkpoints.repo";
 import { decodeServerFrame } from "../src/feed/protocol";
 import { startIngest } from "../src/ingest/ingest";
 import { StreamClient } from "../src/ingest/stream.client";
@@ -104,7 +105,7 @@ async function writerAlone(ds: DataSource, seconds: number): Promise<number> {
   const writer = new BatchWriter({
     dataSource: ds,
     stream: "bench",
-    epoch: await claimStream(ds, "bench"),
+    epoch: await new CheckpointsRepo(ds).claim("bench"),
     batchSize: flags.batch,
     connections: flags.connections,
     checkpoint: () => ({ lastIds: {}, watermarkMs: null }),

@@ -1,17 +1,20 @@
 import { jwtSecretOf, type Config } from "./config/config";
+import { Disposer } from "./core/disposer";
+import type { MarketClock } from "./core/market-clock";
+import { chunksOf } from "./core/trades";
+import { CheckpointsRepo } from "./db/checkpoints.repo";
 import { migrate } from "./db/data-source";
 import { openDatabase, type Database } from "./db/database";
 import { QuarantineRepo } from "./db/quarantine.repo";
+import { createEventBus, Topic, type EventBus } from "./events/bus";
+import { createPgEventBus } from "./events/pg-bus";
 import { startMockFeed, type MockFeed, type MockFeedOptions } from "./feed";
-import { startIngest, WATERMARK_DELAY_MS, type Ingest } from "./ingest";
-import { chunksOf } from "./ingest/committed";
+import { startIngest, type Ingest } from "./ingest";
 import { IngestLease, type ReplicaIngestStatus } from "./ingest/lease";
+import { MarketFollower } from "./ingest/market-follower";
 import { log, setLogLevel } from "./log";
 import { seedDemoPrincipals } from "./policy/demo";
-import { ObservedClock, type MarketClock } from "./core/market-clock";
 import { createTokenVerifier } from "./policy/tokens";
-import { createEventBus, Topic, type EventBus } from "./events/bus";
-import { createPgEventBus, type PgEventBus } from "./events/pg-bus";
 import { buildTickgraphSchema } from "./schema/schema";
 import { checkPortFree, Server, type RunningServer } from "./server/server";
 import { splitWindowsEvent, WindowEngine } from "./windows/window.engine";
@@ -21,27 +24,6 @@ const TRADES_PER_EVENT = 40;
 /** Checkpoint key of the embedded mock feed, which starts over with every run. */
 const EMBEDDED_STREAM = "embedded-mock";
 
-export interface Platform {
-  server: RunningServer;
-  db: Database;
-  /**
-   * The ingest loop while this replica holds the ingest lease (register commit listeners with
-   * `ingest.onCommit`); null while another replica holds it, and with INGEST=off.
-   */
-  readonly ingest: Ingest | null;
-  /** The embedded mock feed while this replica ingests from it; null with FEED_URL set or INGEST=off. */
-  readonly feed: MockFeed | null;
-  /** The ingest lease; null with INGEST=off. */
-  lease: IngestLease | null;
-  /**
-   * The market clock delays are measured on: the ingest's while this replica holds the lease, else the
-   * one observed from the committed checkpoint and window events. Never goes back across a take-over.
-   */
-  clock: MarketClock;
-  /** Stops everything it started, newest first. Safe to call twice. */
-  close(): Promise<void>;
-}
-
 export interface PlatformOptions {
   /** The embedded mock feed's market (seed, rate, speed, symbols, faults, start), when FEED_URL is unset. @default the feed's defaults */
   feed?: MockFeedOptions;
@@ -49,38 +31,98 @@ export interface PlatformOptions {
   policy?: boolean;
 }
 
+/** What the replica holding the ingest lease runs. */
+interface Ingesting {
+  ingest: Ingest;
+  windows: WindowEngine;
+  /** The embedded mock feed, unless FEED_URL is set. */
+  feed: MockFeed | null;
+}
+
+type PlatformState =
+  | { phase: "starting" }
+  | { phase: "running"; server: RunningServer }
+  | { phase: "stopping"; server: RunningServer }
+  | { phase: "stopped"; server: RunningServer };
+
 /**
- * Starts the whole platform: database (embedded or DATABASE_URL), migrations, GraphQL server and, unless
+ * The whole platform: database (embedded or DATABASE_URL), migrations, GraphQL server and, unless
  * INGEST=off, the contest for the ingest lease: the replica holding it runs the feed (embedded unless
  * FEED_URL), the ingest loop and the window engine; the others serve and take over when it dies.
+ * Composes the parts; each part holds its own logic.
  */
-export async function startPlatform(config: Config, opts: PlatformOptions = {}): Promise<Platform> {
-  setLogLevel(config.logLevel);
-  await checkPortFree(config.port, config.host);
-  const db = await openDatabase(config);
-  let server: RunningServer | undefined;
-  let feed: MockFeed | null = null;
-  let ingest: Ingest | null = null;
-  let windows: WindowEngine | null = null;
-  let pgBus: PgEventBus | null = null;
-  let lease: IngestLease | null = null;
-  let follow: NodeJS.Timeout | undefined;
-  let windowEvents: AsyncIterableIterator<unknown> | undefined;
-  const stream = config.feedUrl ?? EMBEDDED_STREAM;
-  // The market's now as the replicas that do not ingest see it: the committed checkpoint and the
-  // watermarks of window events. The replica that ingests uses its own, which falls back to this one.
-  const observed = new ObservedClock();
-  const clock: MarketClock = {
-    now: () => {
-      if (!ingest) return observed.now();
-      // Right after a take-over the restored checkpoint may be a batch behind what was observed.
-      const own = ingest.clock.now();
-      const seen = observed.latest;
-      return seen && seen > own ? seen : own;
-    },
-  };
-  let followerWatermark: Date | null = null;
-  try {
+export class Platform {
+  private state: PlatformState = { phase: "starting" };
+  private readonly disposer = new Disposer();
+  private ingesting: Ingesting | null = null;
+  /** The ingest lease; null with INGEST=off. */
+  lease: IngestLease | null = null;
+  /**
+   * The market clock delays are measured on: the ingest's while this replica holds the lease, else the
+   * one observed from the committed checkpoint and window events. Never goes back across a take-over.
+   */
+  readonly clock: MarketClock;
+  private readonly follower: MarketFollower;
+  private readonly stream: string;
+
+  private constructor(
+    private readonly config: Config,
+    private readonly opts: PlatformOptions,
+    readonly db: Database,
+  ) {
+    this.stream = config.feedUrl ?? EMBEDDED_STREAM;
+    this.follower = new MarketFollower(
+      new CheckpointsRepo(db.dataSource),
+      this.stream,
+      () => !!this.ingesting,
+    );
+    const observed = this.follower.observed;
+    this.clock = {
+      now: () => {
+        const own = this.ingesting?.ingest.clock.now();
+        if (!own) return observed.now();
+        // Right after a take-over the restored checkpoint may be a batch behind what was observed.
+        const seen = observed.latest;
+        return seen && seen > own ? seen : own;
+      },
+    };
+    this.disposer.add("database", () => db.close());
+  }
+
+  static async start(config: Config, opts: PlatformOptions = {}): Promise<Platform> {
+    setLogLevel(config.logLevel);
+    await checkPortFree(config.port, config.host);
+    const platform = new Platform(config, opts, await openDatabase(config));
+    try {
+      await platform.startParts();
+    } catch (err) {
+      await platform.disposer.dispose();
+      throw err;
+    }
+    return platform;
+  }
+
+  /** The GraphQL server (stopped too once the platform is). */
+  get server(): RunningServer {
+    if (this.state.phase === "starting") throw new Error("the platform is starting");
+    return this.state.server;
+  }
+
+  /**
+   * The ingest loop while this replica holds the ingest lease (register commit listeners with
+   * `ingest.onCommit`); null while another replica holds it, and with INGEST=off.
+   */
+  get ingest(): Ingest | null {
+    return this.ingesting?.ingest ?? null;
+  }
+
+  /** The embedded mock feed while this replica ingests from it; null with FEED_URL set or INGEST=off. */
+  get feed(): MockFeed | null {
+    return this.ingesting?.feed ?? null;
+  }
+
+  private async startParts(): Promise<void> {
+    const { config, db } = this;
     const applied = await migrate(db.dataSource);
     if (applied.length) log.info({ applied }, "migrations applied");
     const verifier = createTokenVerifier(
@@ -88,164 +130,130 @@ export async function startPlatform(config: Config, opts: PlatformOptions = {}):
     );
     // One bus: what domain code publishes reaches the schema's topic subscriptions (on every replica
     // with EVENT_BUS=postgres).
-    if (config.eventBus === "postgres") pgBus = await createPgEventBus(db.url);
-    const bus: EventBus = pgBus ?? createEventBus();
+    let bus: EventBus;
+    if (config.eventBus === "postgres") {
+      const pgBus = await createPgEventBus(db.url);
+      this.disposer.add("event bus", () => pgBus.close());
+      bus = pgBus;
+    } else bus = createEventBus();
 
-    const startIngesting = async (epoch: string): Promise<void> => {
-      // Started before ingest, so that it sees every commit; it loads how far windows got from the database.
-      const engine = new WindowEngine(db.dataSource, {
-        onWindows: (e) => splitWindowsEvent(e).forEach((piece) => bus.publish(Topic.WINDOWS, piece)),
-      });
-      windows = engine;
-      await engine.start();
-      // The embedded feed starts over with every run: its ids restart at 1, so it is a new stream.
-      const mock = config.feedUrl
-        ? null
-        : (feed = await startMockFeed({ ...opts.feed, key: config.feedKey, secret: config.feedSecret }));
-      const run = startIngest({
-        dataSource: db.dataSource,
-        feedUrl: config.feedUrl ?? mock!.url,
-        feedRestUrl: config.feedRestUrl ?? mock!.restUrl,
-        format: config.feedFormat,
-        key: config.feedKey,
-        secret: config.feedSecret,
-        stream,
-        // New rows come back from the insert only while someone may subscribe to ticks.
-        wantTrades: () => bus.listening(Topic.QUOTES),
-        clockFallback: observed,
-        epoch,
-        ...(mock ? { freshFeed: true, feedClock: () => mock.clock() } : {}),
-      });
-      run.onCommit((e) => engine.onCommit(e));
-      run.onCommit((e) => {
-        for (const part of e.trades)
-          for (const piece of chunksOf(part, TRADES_PER_EVENT)) bus.publish(Topic.QUOTES, piece);
-      });
-      ingest = run;
-    };
-    /** Stops ingest: gracefully at close; at once when the lease is lost (another replica may write now). */
-    const stopIngesting = async (graceful: boolean): Promise<void> => {
-      const [run, engine, mock] = [ingest, windows, feed];
-      if (run) {
-        const w = run.status().watermark;
-        if (w) observed.observe(w.getTime() + WATERMARK_DELAY_MS);
-      }
-      ingest = windows = feed = null;
-      await (graceful ? run?.close() : run?.abort());
-      await engine?.idle();
-      await mock?.close();
-    };
-
-    // Every replica that does not ingest (a follower, or one with INGEST=off) measures delays on the
-    // market time it can prove reached: the newest stored trade, the committed checkpoint, the
-    // watermarks of window events. Read before it serves, and again every LEASE_RETRY_MS.
-    const follower = async (): Promise<void> => {
-      if (ingest) return;
-      try {
-        const [row]: { watermark: Date | null; latest: Date | null; newest: Date | null }[] =
-          await db.dataSource.query(
-            `SELECT (SELECT watermark FROM ingest_checkpoints WHERE stream = $1) AS watermark,
-                    (SELECT max(watermark) FROM ingest_checkpoints) AS latest,
-                    (SELECT max(event_time) FROM quotes) AS newest`,
-            [stream],
-          );
-        if (ingest) return;
-        followerWatermark = row.watermark ?? followerWatermark;
-        // Any stream's checkpoint counts: they all follow the one market.
-        if (row.latest) observed.observe(row.latest.getTime() + WATERMARK_DELAY_MS);
-        if (row.newest) observed.observe(row.newest.getTime());
-      } catch (err) {
-        log.warn({ err: (err as Error).message }, "reading the market's progress failed");
-      }
-    };
-    follow = setInterval(() => void follower(), config.leaseRetryMs);
-    windowEvents = bus.subscribe(Topic.WINDOWS);
-    void (async () => {
-      for await (const e of windowEvents as AsyncIterableIterator<{ watermark: Date }>)
-        if (!ingest) observed.observe(new Date(e.watermark).getTime() + WATERMARK_DELAY_MS);
-    })();
+    // A replica knows the market's time before it serves (nothing delayed on a database never ingested).
+    await this.follower.start(bus, config.leaseRetryMs);
+    this.disposer.add("market follower", () => this.follower.close());
 
     if (config.ingest) {
       // A demo on the mock market: principals for every role, so that tokens show what each may see.
       if (!config.feedUrl) await seedDemoPrincipals(db.dataSource);
-      lease = new IngestLease({
+      const lease = new IngestLease({
         url: db.url,
-        stream,
+        stream: this.stream,
         replica: config.replica,
         retryMs: config.leaseRetryMs,
-        onAcquired: startIngesting,
-        onReleased: stopIngesting,
+        onAcquired: (epoch) => this.startIngesting(bus, epoch),
+        onReleased: (graceful) => this.stopIngesting(graceful),
       });
+      this.lease = lease;
+      // Closing the lease stops ingest (committing what it holds) before the lease is released.
+      this.disposer.add("ingest lease", () => lease.close());
       await lease.start();
     }
-    // A replica knows the market's time before it serves (nothing delayed on a database never ingested).
-    await follower();
-    const contest = lease;
-    const status = (): ReplicaIngestStatus | null => {
-      if (!contest) return null;
-      const own = ingest?.status();
-      return {
-        ...(own ?? {
-          state: "following",
-          feedUrl: config.feedUrl ?? "embedded",
-          connected: false,
-          watermark: followerWatermark,
-          lagMs: null,
-          accepted: 0,
-          rejected: 0,
-          duplicates: 0,
-          ratePerSecond: 0,
-        }),
-        replica: config.replica,
-        leaseHolder: contest.holder,
-      };
-    };
-    server = await Server.start({
+    const lease = this.lease;
+    const server = await Server.start({
       config,
       schema: buildTickgraphSchema(),
-      ingest: { status, quarantine: new QuarantineRepo(db.dataSource) },
+      ingest: { status: () => this.status(), quarantine: new QuarantineRepo(db.dataSource) },
       dataSource: db.dataSource,
       verifier,
       bus,
-      policy: opts.policy,
-      clock,
+      policy: this.opts.policy,
+      clock: this.clock,
       // A replica that does not hold the lease is ready while it is able to take it over.
-      ...(contest
-        ? { readiness: async () => ({ ingest: ingest ? ingest.running : contest.connected }) }
+      ...(lease
+        ? { readiness: async () => ({ ingest: this.ingest ? this.ingest.running : lease.connected }) }
         : {}),
     });
-  } catch (err) {
-    clearInterval(follow);
-    await windowEvents?.return?.();
-    await lease?.close();
-    await pgBus?.close();
-    await db.close();
-    throw err;
+    this.disposer.add("server", () => server.close());
+    this.state = { phase: "running", server };
   }
-  let closing: Promise<void> | undefined;
-  const running = server;
-  return {
-    server: running,
-    db,
-    get ingest() {
-      return ingest;
-    },
-    get feed() {
-      return feed;
-    },
-    lease,
-    clock,
-    close() {
-      closing ??= (async () => {
-        await running.close();
-        clearInterval(follow);
-        await windowEvents?.return?.();
-        // Stops ingest (committing what it holds) before the lease is released.
-        await lease?.close();
-        await pgBus?.close();
-        await db.close();
-      })();
-      return closing;
-    },
-  };
+
+  /** The lease is taken: the window engine, the embedded feed and the ingest loop start, in that order. */
+  private async startIngesting(bus: EventBus, epoch: string): Promise<void> {
+    const { config, db } = this;
+    // Started before ingest, so that it sees every commit; it loads how far windows got from the database.
+    const windows = new WindowEngine(db.dataSource, {
+      onWindows: (e) => splitWindowsEvent(e).forEach((piece) => bus.publish(Topic.WINDOWS, piece)),
+    });
+    await windows.start();
+    // The embedded feed starts over with every run: its ids restart at 1, so it is a new stream.
+    const feed = config.feedUrl
+      ? null
+      : await startMockFeed({ ...this.opts.feed, key: config.feedKey, secret: config.feedSecret });
+    const ingest = startIngest({
+      dataSource: db.dataSource,
+      feedUrl: config.feedUrl ?? feed!.url,
+      feedRestUrl: config.feedRestUrl ?? feed!.restUrl,
+      format: config.feedFormat,
+      key: config.feedKey,
+      secret: config.feedSecret,
+      stream: this.stream,
+      // New rows come back from the insert only while someone may subscribe to ticks.
+      wantTrades: () => bus.listening(Topic.QUOTES),
+      clockFallback: this.follower.observed,
+      epoch,
+      ...(feed ? { freshFeed: true, feedClock: () => feed.clock() } : {}),
+    });
+    ingest.onCommit((e) => windows.onCommit(e));
+    ingest.onCommit((e) => {
+      for (const part of e.trades)
+        for (const piece of chunksOf(part, TRADES_PER_EVENT)) bus.publish(Topic.QUOTES, piece);
+    });
+    this.ingesting = { ingest, windows, feed };
+  }
+
+  /** Stops ingest: gracefully at close; at once when the lease is lost (another replica may write now). */
+  private async stopIngesting(graceful: boolean): Promise<void> {
+    const run = this.ingesting;
+    if (!run) return;
+    const w = run.ingest.status().watermark;
+    if (w) this.follower.observeWatermark(w);
+    this.ingesting = null;
+    await (graceful ? run.ingest.close() : run.ingest.abort());
+    await run.windows.idle();
+    await run.feed?.close();
+  }
+
+  private status(): ReplicaIngestStatus | null {
+    const lease = this.lease;
+    if (!lease) return null;
+    return {
+      ...(this.ingest?.status() ?? {
+        state: "following",
+        feedUrl: this.config.feedUrl ?? "embedded",
+        connected: false,
+        watermark: this.follower.watermark,
+        lagMs: null,
+        accepted: 0,
+        rejected: 0,
+        duplicates: 0,
+        ratePerSecond: 0,
+      }),
+      replica: this.config.replica,
+      leaseHolder: lease.holder,
+    };
+  }
+
+  /** Stops everything it started, newest first. Safe to call twice. */
+  async close(): Promise<void> {
+    const { state } = this;
+    if (state.phase === "starting") throw new Error("the platform is starting");
+    if (state.phase === "stopped") return;
+    this.state = { phase: "stopping", server: state.server };
+    await this.disposer.dispose();
+    this.state = { phase: "stopped", server: state.server };
+  }
+}
+
+/** Starts the whole platform (see `Platform`). */
+export function startPlatform(config: Config, opts: PlatformOptions = {}): Promise<Platform> {
+  return Platform.start(config, opts);
 }

@@ -3,7 +3,7 @@ import { loadConfig } from "../../src/config/config";
 import { createDataSource } from "../../src/db/data-source";
 import { createEventBus, Topic } from "../../src/events/bus";
 import { subscribers as subscribersGauge } from "../../src/metrics";
-import type { CommittedTrades } from "../../src/ingest/committed";
+import type { CommittedTrades } from "../../src/core/trades";
 import { createTokenVerifier } from "../../src/policy/tokens";
 import { buildTickgraphSchema } from "../../src/schema/schema";
 import { wallClock } from "../../src/core/market-clock";

@@ -19,6 +19,9 @@ export const LONGEST_WINDOW_MS = WINDOW_MS[WindowSize.FIFTEEN_MINUTES];
 /** Tumbling period of the "top price stock": FIVE_MINUTES windows whose end is a multiple of it. */
 export const TOP_PRICE_PERIOD_MS = 300_000;
 
+/** The watermark trails the newest accepted event time by this much. */
+export const WATERMARK_DELAY_MS = 2000;
+
 /** A window becomes final this long after the watermark passes its end (allowed lateness). */
 export const ALLOWED_LATENESS_MS = 30_000;
 

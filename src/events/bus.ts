@@ -1,5 +1,5 @@
 import { Repeater, SlidingBuffer } from "@graphql-yoga/subscription";
-import type { CommittedTrades } from "../ingest/committed";
+import type { CommittedTrades } from "../core/trades";
 import type { AccessLogRecord } from "../policy/audit";
 import type { WindowsEvent } from "../windows/window.engine";
 

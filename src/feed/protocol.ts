@@ -1,3 +1,4 @@
+import { isRecord } from "../core/records";
 import { unpack } from "./msgpack";
 import { timestampOf } from "./timestamp";
 
@@ -291,10 +292,6 @@ export interface RestError {
 }
 
 // ---- validation ----
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
 
 function isNonEmptyString(v: unknown): v is string {
   return typeof v === "string" && v.length > 0;

@@ -1,6 +1,7 @@
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type WebSocket } from "ws";
+import { isRecord } from "../core/records";
 import { log } from "../log";
 import { credentialsMatch } from "./credentials";
 import type { Batch, OutItem } from "./fault.injector";
@@ -91,10 +92,6 @@ function stringList(v: unknown): string[] | undefined | null {
   if (!Array.isArray(v) || !v.every((s) => typeof s === "string" && s.length > 0 && s.length <= 32))
     return null;
   return v as string[];
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
 /**

@@ -1,12 +1,11 @@
 import { performance } from "node:perf_hooks";
-import { finished } from "node:stream/promises";
-import type { PoolClient } from "pg";
-import { from as copyFrom } from "pg-copy-streams";
 import type { DataSource } from "typeorm";
+import { fnv1a } from "../core/hash";
+import { retrying } from "../core/retry";
+import type { CommittedTrades } from "../core/trades";
+import { IngestWrites, StreamTakenError, type PartCheckpoint, type PartRows } from "../db/ingest-writes";
 import { isUnstorable, storableText } from "../db/text";
 import { log } from "../log";
-import { mergePanesSql, PaneSums, UPSERT_PANES_SQL } from "../db/panes.repo";
-import { allCommitted, committedOf, type CommittedTrades } from "./committed";
 import type { AcceptedTrade } from "./validator";
 
 /** How a trade reached the ingest; stored in `quotes.source`. */
@@ -33,18 +32,14 @@ export interface BatchResult {
 }
 
 /** The checkpoint as of the moment a batch is cut: what every row up to then makes true. */
-export interface CheckpointDelta {
-  /** Symbol → highest id below which all are handled; only symbols that moved. */
-  lastIds: Record<string, number>;
-  watermarkMs: number | null;
-}
+export type CheckpointDelta = PartCheckpoint;
 
 export interface BatchWriterOptions {
   dataSource: DataSource;
   /** Checkpoint key (`ingest_checkpoints.stream`). */
   stream: string;
   /**
-   * This writer's claim on the stream (`claimStream`): every part commits only while the checkpoint row
+   * This writer's claim on the stream (`CheckpointsRepo.claim`): every part commits only while the checkpoint row
    * still carries it, so a writer another one has since replaced writes nothing more.
    */
   epoch: string;
@@ -85,7 +80,7 @@ export interface BatchWriterOptions {
   wantTrades?: () => boolean;
 }
 
-class Batch {
+class Batch implements PartRows {
   symbol: string[] = [];
   time: string[] = [];
   timeUs: number[] = [];
@@ -133,36 +128,6 @@ class Batch {
   }
 }
 
-const COPY_ESCAPES: Record<string, string> = { "\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r" };
-/** A text value in COPY's text format. */
-const copyText = (v: string): string =>
-  /[\\\t\n\r]/.test(v) ? v.replace(/[\\\t\n\r]/g, (c) => COPY_ESCAPES[c]) : v;
-const copyValue = (v: number | null): string => (v === null ? "\\N" : String(v));
-
-const COPY_COLUMNS =
-  "symbol, event_time, seq, price, size, bid, bid_size, ask, ask_size, exchange, source, received_at";
-
-/** The trades of a batch as COPY text, in key order, with their ids when given. */
-function copyRows(b: Batch, ids: string[] | null): string {
-  const lines: string[] = [];
-  let receivedMs = NaN;
-  let received = "";
-  for (const k of b.keyOrder()) {
-    if (b.received[k] !== receivedMs) {
-      receivedMs = b.received[k];
-      received = new Date(receivedMs).toISOString();
-    }
-    lines.push(
-      `${ids ? ids[k] + "\t" : ""}${copyText(b.symbol[k])}\t${b.time[k]}\t${b.seq[k]}\t${b.price[k]}\t${b.size[k]}\t` +
-        `${copyValue(b.bid[k])}\t${copyValue(b.bidSize[k])}\t${copyValue(b.ask[k])}\t${copyValue(b.askSize[k])}\t` +
-        `${copyText(b.exchange[k])}\t${b.source[k]}\t${received}\n`,
-    );
-  }
-  return lines.join("");
-}
-
-const ALLOCATE_IDS = `SELECT array_agg(nextval('quotes_id_seq'))::text[] AS ids FROM generate_series(1, $1)`;
-
 /** One batch: a part per connection, each holding the trades of its own symbols. */
 class Round {
   readonly parts: Batch[];
@@ -176,91 +141,9 @@ class Round {
   }
 }
 
-/** What a part's trades left in the database. */
-interface Stored {
-  /** New rows (the rest lost on the unique key: duplicates). */
-  inserted: number;
-  /** Distinct pane starts (epoch ms) that got new trades. */
-  buckets: number[];
-  committed: CommittedTrades[];
-}
-
-const UNIQUE_VIOLATION = "23505";
-
-/** FNV-1a: spreads symbols over the connections, the same way every time. */
+/** Spreads symbols over the connections, the same way every time. */
 export function shardOf(symbol: string, n: number): number {
-  let h = 0x811c9dc5;
-  for (let k = 0; k < symbol.length; k++) h = Math.imul(h ^ symbol.charCodeAt(k), 0x01000193);
-  return (h >>> 0) % n;
-}
-
-// The slow way for trades, with their panes in one statement: only rows that won the unique key reach
-// the panes, so a duplicate is never counted twice. Rows go in key order: neighbouring index entries
-// land on the same pages (a fifth faster than feed order). Returns what the commit listeners need.
-const insertTrades = (withTrades: boolean) => `
-  WITH ins AS (
-    INSERT INTO quotes (symbol, event_time, seq, price, size, bid, bid_size, ask, ask_size, exchange,
-                        source, received_at)
-    SELECT s, t::timestamptz, q, p, z, b, bz, a, az, x, src, to_timestamp(r / 1000.0)
-    FROM unnest($1::text[], $2::text[], $3::int8[], $4::float8[], $5::int4[], $6::float8[], $7::int4[],
-                $8::float8[], $9::int4[], $10::text[], $11::text[], $12::float8[])
-         AS u(s, t, q, p, z, b, bz, a, az, x, src, r)
-    ORDER BY s, q
-    ON CONFLICT (symbol, seq) DO NOTHING
-    RETURNING id, symbol, event_time, seq, price, size
-  ), merged AS (${mergePanesSql("ins")})
-  SELECT count(*)::int AS inserted, ${withTrades ? "array_agg(id) AS ids, array_agg(symbol) AS symbols, array_agg(seq) AS seqs," : ""}
-         coalesce(array_agg(DISTINCT (extract(epoch FROM date_bin('10 seconds', event_time, timestamptz 'epoch'))
-                                      * 1000)::int8), '{}') AS buckets
-  FROM ins`;
-const INSERT_TRADES = insertTrades(true);
-const INSERT_TRADES_LEAN = insertTrades(false);
-
-const INSERT_QUARANTINE = `
-  INSERT INTO quarantine (received_at, raw, reason, detail, market_at)
-  SELECT to_timestamp(r / 1000.0), w, n, d, to_timestamp(m / 1000.0)
-  FROM unnest($1::float8[], $2::text[], $3::text[], $4::text[], $5::float8[]) AS u(r, w, n, d, m)`;
-
-// The part's checkpoint, written only while the row carries this writer's epoch: the fence. It comes last
-// in the transaction, so that parts of one batch wait for each other only here; a writer claiming the
-// stream meanwhile either waits for this row lock (and then reads this commit) or makes this match nothing.
-const UPDATE_CHECKPOINT = `
-  UPDATE ingest_checkpoints AS c SET
-    last_ids = c.last_ids || $2::jsonb,
-    watermark = greatest(c.watermark, $3::timestamptz),
-    updated_at = now()
-  WHERE c.stream = $1 AND c.epoch = $4::int8`;
-
-/**
- * Makes the caller the stream's only writer ($1: the stream): a new epoch on its checkpoint row (made
- * when missing), which each batch of the writer holding it checks in its own transaction. A batch an
- * earlier writer still has in flight either commits before the claim, and so before anything read
- * after it, or fails at its checkpoint and rolls back. Returns `epoch` (a bigint, as text).
- */
-export const CLAIM_STREAM = `
-  INSERT INTO ingest_checkpoints AS c (stream, epoch) VALUES ($1, nextval('ingest_epochs'))
-  ON CONFLICT (stream) DO UPDATE SET epoch = excluded.epoch, updated_at = now()
-  RETURNING c.epoch::text AS epoch`;
-
-/**
- * Claims the stream (CLAIM_STREAM) and returns the epoch to hand its writer. The ingest lease claims on
- * the session that holds its lock, so that a replica whose lock is gone cannot claim; this is for a
- * writer without a lease.
- */
-export async function claimStream(ds: DataSource, stream: string): Promise<string> {
-  const [row] = (await ds.query(CLAIM_STREAM, [stream])) as { epoch: string }[];
-  return row.epoch;
-}
-
-/** Another writer claimed the stream after this one: this one must write nothing more. */
-export class StreamTakenError extends Error {
-  override name = "StreamTakenError";
-  constructor(
-    readonly stream: string,
-    readonly epoch: string,
-  ) {
-    super(`ingest stream "${stream}" was claimed by another writer after epoch ${epoch}`);
-  }
+  return fnv1a(symbol) % n;
 }
 
 /** What Postgres cannot hold (NUL, unpaired surrogates) is kept escaped, and the detail says so. */
@@ -299,8 +182,16 @@ export class BatchWriter {
   private wholeWatermarkMs: number | null = null;
   /** Watermark the last committed checkpoint carries (may lag `wholeWatermarkMs` by one batch). */
   private storedWatermarkMs: number | null = null;
+  private readonly writes: IngestWrites;
+  /** Aborted once the writer is abandoned or loses the stream: a part waiting to retry gives up at once. */
+  private readonly stopping = new AbortController();
 
   constructor(private readonly opts: BatchWriterOptions) {
+    this.writes = new IngestWrites(opts.dataSource, {
+      stream: opts.stream,
+      epoch: opts.epoch,
+      durable: opts.durableCommits ?? false,
+    });
     this.batchSize = opts.batchSize ?? 5000;
     this.maxDelayMs = opts.maxDelayMs ?? 50;
     this.seqOffset = opts.seqOffset ?? (() => 0);
@@ -457,136 +348,40 @@ export class BatchWriter {
 
   /** Commits one part, retrying until it is in; null when the writer is closing and gave up. */
   private async commitWithRetry(b: Batch, cp: CheckpointDelta): Promise<BatchResult | null> {
-    let delay = 100;
-    for (;;) {
-      try {
-        return await this.commit(b, cp);
-      } catch (err) {
-        if (err instanceof StreamTakenError) {
-          this.lose(err);
-          return null;
-        }
-        if (this.taken) return null;
-        if (this.closing) {
-          log.error({ err, rows: b.rows }, "ingest: batch not written at shutdown; a restart backfills it");
-          return null;
-        }
-        log.error({ err, rows: b.rows, retryInMs: delay }, "ingest: batch write failed; retrying");
-        await new Promise((r) => setTimeout(r, delay));
-        delay = Math.min(delay * 2, 5000);
-      }
+    try {
+      return await retrying(() => this.commit(b, cp), {
+        what: "ingest: writing a batch",
+        firstMs: 100,
+        maxMs: 5000,
+        signal: this.stopping.signal,
+        fatal: (err) => err instanceof StreamTakenError || this.closing,
+      });
+    } catch (err) {
+      if (err instanceof StreamTakenError) this.lose(err);
+      else if (!this.taken)
+        log.error({ err, rows: b.rows }, "ingest: batch not written at shutdown; a restart backfills it");
+      return null;
     }
   }
 
-  /**
-   * Commits one part in one transaction. Its trades go in by COPY, their panes merged from sums taken
-   * here: the fast way, when none of them is stored yet. A part that may hold stored trades (a
-   * backfill), or whose COPY meets the unique key, goes in by `INSERT … ON CONFLICT DO NOTHING`
-   * instead, its panes merged from what the insert returns, so that a repeat is never counted twice.
-   */
+  /** Commits one part in one transaction (see IngestWrites.commit). */
   private async commit(b: Batch, cp: CheckpointDelta): Promise<BatchResult> {
     const started = performance.now();
-    const wantTrades = b.symbol.length > 0 && (this.opts.wantTrades?.() ?? true);
-    const qr = this.opts.dataSource.createQueryRunner();
-    const client = (await qr.connect()) as PoolClient;
-    try {
-      let stored: Stored | null = null;
-      if (!b.backfill) {
-        try {
-          stored = await this.transaction(client, b, cp, () => this.copyTrades(client, b, wantTrades));
-        } catch (err) {
-          if ((err as { code?: string }).code !== UNIQUE_VIOLATION) throw err;
-        }
-      }
-      stored ??= await this.transaction(client, b, cp, () => this.insertTrades(client, b, wantTrades));
-      const quarantined = new Map<string, number>();
-      for (const r of b.qReason) quarantined.set(r, (quarantined.get(r) ?? 0) + 1);
-      return {
-        trades: b.symbol.length,
-        inserted: stored.inserted,
-        buckets: stored.buckets.sort((x, y) => x - y).map((ms) => new Date(ms)),
-        quarantined,
-        watermarkMs: cp.watermarkMs,
-        newestMs: b.newestMs,
-        seconds: (performance.now() - started) / 1000,
-        committed: stored.committed,
-      };
-    } finally {
-      await qr.release();
-    }
-  }
-
-  /** One transaction: the trades (as `trades` writes them), quarantine rows and checkpoint of a part. */
-  private async transaction(
-    client: PoolClient,
-    b: Batch,
-    cp: CheckpointDelta,
-    trades: () => Promise<Stored>,
-  ): Promise<Stored> {
-    await client.query(this.opts.durableCommits ? "BEGIN" : "BEGIN; SET LOCAL synchronous_commit = off");
-    try {
-      const stored = b.symbol.length ? await trades() : { inserted: 0, buckets: [], committed: [] };
-      if (b.qRaw.length)
-        await client.query(INSERT_QUARANTINE, [b.qReceived, b.qRaw, b.qReason, b.qDetail, b.qMarket]);
-      const { rowCount } = await client.query(UPDATE_CHECKPOINT, [
-        this.opts.stream,
-        JSON.stringify(cp.lastIds),
-        cp.watermarkMs === null ? null : new Date(cp.watermarkMs),
-        this.opts.epoch,
-      ]);
-      if (rowCount !== 1) throw new StreamTakenError(this.opts.stream, this.opts.epoch);
-      await client.query("COMMIT");
-      return stored;
-    } catch (err) {
-      await client.query("ROLLBACK").catch(() => undefined);
-      throw err;
-    }
-  }
-
-  private async copyTrades(client: PoolClient, b: Batch, wantTrades: boolean): Promise<Stored> {
-    const ids = wantTrades
-      ? ((await client.query(ALLOCATE_IDS, [b.symbol.length])).rows[0] as { ids: string[] }).ids
-      : null;
-    const copy = client.query(copyFrom(`COPY quotes (${ids ? "id, " : ""}${COPY_COLUMNS}) FROM STDIN`));
-    copy.end(copyRows(b, ids));
-    await finished(copy);
-    const panes = new PaneSums();
-    for (let k = 0; k < b.symbol.length; k++)
-      panes.add(b.symbol[k], b.timeUs[k], b.seq[k], b.price[k], b.size[k]);
-    await client.query(UPSERT_PANES_SQL, panes.params());
+    const stored = await this.writes.commit(b, cp, {
+      mayRepeat: b.backfill,
+      wantTrades: this.opts.wantTrades?.() ?? true,
+    });
+    const quarantined = new Map<string, number>();
+    for (const r of b.qReason) quarantined.set(r, (quarantined.get(r) ?? 0) + 1);
     return {
-      inserted: b.symbol.length,
-      buckets: [...new Set(panes.bucket)],
-      committed: ids ? [allCommitted(b, ids)] : [],
-    };
-  }
-
-  private async insertTrades(client: PoolClient, b: Batch, wantTrades: boolean): Promise<Stored> {
-    const { rows } = await client.query(wantTrades ? INSERT_TRADES : INSERT_TRADES_LEAN, [
-      b.symbol,
-      b.time,
-      b.seq,
-      b.price,
-      b.size,
-      b.bid,
-      b.bidSize,
-      b.ask,
-      b.askSize,
-      b.exchange,
-      b.source,
-      b.received,
-    ]);
-    const row = rows[0] as {
-      inserted: number;
-      buckets: string[];
-      ids: string[];
-      symbols: string[];
-      seqs: string[];
-    };
-    return {
-      inserted: row.inserted,
-      buckets: row.buckets.map(Number),
-      committed: row.inserted && wantTrades ? [committedOf(b, row)] : [],
+      trades: b.symbol.length,
+      inserted: stored.inserted,
+      buckets: stored.buckets.map((ms) => new Date(ms)),
+      quarantined,
+      watermarkMs: cp.watermarkMs,
+      newestMs: b.newestMs,
+      seconds: (performance.now() - started) / 1000,
+      committed: stored.committed,
     };
   }
 
@@ -594,6 +389,7 @@ export class BatchWriter {
   private lose(err: StreamTakenError): void {
     if (this.taken) return;
     this.taken = this.closing = this.closed = true;
+    this.stopping.abort();
     clearTimeout(this.timer);
     this.cur = new Round(this.n);
     for (const w of this.waiters.splice(0)) w();
@@ -624,6 +420,7 @@ export class BatchWriter {
     clearTimeout(this.timer);
     this.closing = true;
     this.closed = true;
+    this.stopping.abort();
     this.cur = new Round(this.n);
     for (const w of this.waiters.splice(0)) w();
     await this.inflight;

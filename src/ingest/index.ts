@@ -3,13 +3,13 @@
  * REST backfill after every reconnect or restart. See DESIGN.md, "Architecture" and "Definitions".
  */
 export {
+  Ingest,
   startIngest,
   type CommitEvent,
   type CommitListener,
-  type Ingest,
   type IngestCounts,
   type IngestOptions,
   type IngestState,
   type IngestStatus,
 } from "./ingest";
-export { RejectReason, WATERMARK_DELAY_MS, ALLOWED_LATENESS_MS } from "./validator";
+export { RejectReason } from "./validator";

@@ -1,6 +1,7 @@
 import { Client } from "pg";
 import { log } from "../log";
-import { CLAIM_STREAM } from "./batch.writer";
+import { fnv1a } from "../core/hash";
+import { CLAIM_STREAM } from "../db/checkpoints.repo";
 import type { IngestState, IngestStatus } from "./ingest";
 import { ingestLeaseHeld } from "./ingest.metrics";
 
@@ -12,9 +13,7 @@ const APPLICATION_PREFIX = "tickgraph-lease/";
 
 /** Second half of the key: FNV-1a of the stream name, kept to 31 bits so that it reads the same as an oid. */
 export function leaseKey(stream: string): [number, number] {
-  let h = 0x811c9dc5;
-  for (const byte of Buffer.from(stream, "utf8")) h = Math.imul(h ^ byte, 0x01000193);
-  return [LOCK_NAMESPACE, (h >>> 0) & 0x7fffffff];
+  return [LOCK_NAMESPACE, fnv1a(stream) & 0x7fffffff];
 }
 
 /**

@@ -1,6 +1,7 @@
 import WebSocket from "ws";
 import { pack, unpack } from "../feed/msgpack";
 import { MSGPACK_CONTENT_TYPE, type ClientMessage, type RawFrame, type WireFormat } from "../feed/protocol";
+import { Backoff } from "../core/timers";
 import { log } from "../log";
 
 export interface ReconnectOptions {
@@ -39,24 +40,24 @@ type Handshake = { T?: unknown; msg?: unknown; code?: unknown };
 
 /**
  * One WebSocket connection to an Alpaca-v2-style stream at a time: authenticate, subscribe to every
- * trade and quote, hand data frames on, and reconnect after a capped, jittered exponential backoff
- * (jitter so that many clients cut at once do not come back in lockstep). Binary frames are msgpack,
- * text frames JSON, whichever format was asked for.
+ * trade and quote, hand data frames on, and reconnect after a capped, jittered exponential backoff.
+ * The backoff starts over once a connection is ready, unless its owner cut it for failing
+ * (`reconnect`): then only `settled` starts it over. Binary frames are msgpack, text frames JSON,
+ * whichever format was asked for.
  */
 export class StreamClient {
   private ws: WebSocket | null = null;
-  private attempt = 0;
+  private readonly backoff: Backoff;
+  /** Cut by its owner for a failure that a reconnect retries: the backoff keeps growing until settled. */
+  private failing = false;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   private ready = false;
   private paused = false;
-  private readonly initialMs: number;
-  private readonly maxMs: number;
   private idle: NodeJS.Timeout | undefined;
 
   constructor(private readonly opts: StreamClientOptions) {
-    this.initialMs = opts.reconnect?.initialMs ?? 250;
-    this.maxMs = opts.reconnect?.maxMs ?? 10_000;
+    this.backoff = new Backoff(opts.reconnect?.initialMs ?? 250, opts.reconnect?.maxMs ?? 10_000, true);
   }
 
   get connected(): boolean {
@@ -65,6 +66,24 @@ export class StreamClient {
 
   start(): void {
     this.connect();
+  }
+
+  /**
+   * Cuts the connection for a failure of what it fed (e.g. a backfill that failed): the client comes
+   * back after its backoff, which grows with each such cut until `settled`. The owner sees `onReady`
+   * again, and no frame of the old connection after this call.
+   */
+  reconnect(): void {
+    this.failing = true;
+    this.ready = false;
+    this.ws?.pause();
+    this.ws?.terminate();
+  }
+
+  /** What the connection fed went well: the next reconnect waits the shortest delay again. */
+  settled(): void {
+    this.failing = false;
+    this.backoff.reset();
   }
 
   /** Stops reading the socket: TCP flow control then holds the feed back. */
@@ -116,7 +135,7 @@ export class StreamClient {
           send({ action: "subscribe", trades: ["*"], quotes: ["*"] });
         else if (m?.T === "subscription") {
           this.ready = true;
-          this.attempt = 0;
+          if (!this.failing) this.backoff.reset();
           if (this.paused) ws.pause();
           this.opts.onReady();
         } else if (m?.T === "error")
@@ -132,8 +151,7 @@ export class StreamClient {
       this.ws = null;
       if (this.closed) return;
       if (wasReady) this.opts.onDown();
-      const base = Math.min(this.maxMs, this.initialMs * 2 ** this.attempt++);
-      const delay = Math.round(base / 2 + (Math.random() * base) / 2);
+      const delay = this.backoff.delay();
       log.info({ code, retryInMs: delay }, "feed stream closed; reconnecting");
       this.timer = setTimeout(() => this.connect(), delay);
     });

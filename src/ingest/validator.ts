@@ -1,5 +1,6 @@
 import { rfc3339Micros, timestampOf } from "../feed/timestamp";
-import { paneOf, PANE_MS } from "../core/market";
+import { ALLOWED_LATENESS_MS, paneOf, PANE_MS, WATERMARK_DELAY_MS } from "../core/market";
+import { isRecord } from "../core/records";
 
 /** Why an input was quarantined. Strings, so new reasons need no migration. */
 export const RejectReason = {
@@ -25,11 +26,6 @@ export const RejectReason = {
   UNSUPPORTED: "UNSUPPORTED",
 } as const;
 export type RejectReason = (typeof RejectReason)[keyof typeof RejectReason];
-
-/** Watermark = highest accepted event time − this (DESIGN "Definitions"). */
-export const WATERMARK_DELAY_MS = 2000;
-/** A pane takes late trades until the watermark passes its end by this much. */
-export const ALLOWED_LATENESS_MS = 30_000;
 
 const MAX_INT4 = 2 ** 31 - 1;
 
@@ -125,10 +121,6 @@ export interface ValidatorOptions {
   maxSkewMs?: number;
   /** The feed's now, epoch ms: the reference for the skew bound. */
   clock: () => number;
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
 function reject(reason: RejectReason, detail: string): Verdict {

@@ -3,7 +3,7 @@ import { BadUserInputError } from "../errors";
 import { checkSymbolCount } from "./page";
 import { Topic } from "../events/bus";
 import { log } from "../log";
-import { rowCount, type CommittedTrades } from "../ingest/committed";
+import { rowCount, type CommittedTrades } from "../core/trades";
 import { delayCutoff } from "../policy/session";
 import type { WindowsEvent } from "../windows/window.engine";
 import { MoverBasis, RankBy, TOP_PRICE_PERIOD_MS, WindowSize } from "../windows/windows";

@@ -1,4 +1,5 @@
-import { BatchWriter, claimStream, shardOf, type BatchResult } from "../../src/ingest/batch.writer";
+import { BatchWriter, shardOf, type BatchResult } from "../../src/ingest/batch.writer";
+import { CheckpointsRepo } from "../../src/db/checkpoints.repo";
 import { Validator, type AcceptedTrade } from "../../src/ingest/validator";
 import { setLogLevel } from "../../src/log";
 import { testDb, until, type TestDb } from "./ingest.helpers";
@@ -36,7 +37,7 @@ test("batches by size, the remainder by time; a full buffer makes the producer w
   const writer = new BatchWriter({
     dataSource: db.ds,
     stream: "test",
-    epoch: await claimStream(db.ds, "test"),
+    epoch: await new CheckpointsRepo(db.ds).claim("test"),
     batchSize: 100,
     maxDelayMs: 20,
     checkpoint: () => ({ lastIds: { AAPL: sent }, watermarkMs: T0 + sent * 37 - 2000 }),
@@ -97,7 +98,7 @@ test("a batch split over several connections commits every part, and the checkpo
   const writer = new BatchWriter({
     dataSource: db.ds,
     stream: "parts",
-    epoch: await claimStream(db.ds, "parts"),
+    epoch: await new CheckpointsRepo(db.ds).claim("parts"),
     batchSize: 70,
     connections: 3,
     checkpoint: () => ({ lastIds: { ...last }, watermarkMs: T0 }),
@@ -127,7 +128,7 @@ test("each commit hands over its new rows with their stored ids, and leaves rows
   const writer = new BatchWriter({
     dataSource: db.ds,
     stream: "rows",
-    epoch: await claimStream(db.ds, "rows"),
+    epoch: await new CheckpointsRepo(db.ds).claim("rows"),
     batchSize: 1000,
     connections: 2,
     checkpoint: () => ({ lastIds: {}, watermarkMs: T0 }),
@@ -172,7 +173,7 @@ test("a streamed batch that meets stored trades is written again row by row: new
   const writer = new BatchWriter({
     dataSource: db.ds,
     stream: "mixed",
-    epoch: await claimStream(db.ds, "mixed"),
+    epoch: await new CheckpointsRepo(db.ds).claim("mixed"),
     batchSize: 1000,
     connections: 1,
     checkpoint: () => ({ lastIds: {}, watermarkMs: T0 }),
@@ -202,7 +203,7 @@ test("while nobody wants the new rows, commits count them but hand none over", a
   const writer = new BatchWriter({
     dataSource: db.ds,
     stream: "lean",
-    epoch: await claimStream(db.ds, "lean"),
+    epoch: await new CheckpointsRepo(db.ds).claim("lean"),
     batchSize: 1000,
     connections: 1,
     checkpoint: () => ({ lastIds: {}, watermarkMs: T0 }),
@@ -251,7 +252,7 @@ test("a crash between the parts of a batch loses no trade: the stored watermark 
     const writer = new BatchWriter({
       dataSource: db.ds,
       stream: "crash",
-      epoch: await claimStream(db.ds, "crash"),
+      epoch: await new CheckpointsRepo(db.ds).claim("crash"),
       batchSize: 1000,
       maxDelayMs: 10_000,
       connections: 2,
@@ -298,7 +299,7 @@ test("after a clean close the checkpoint holds the last batch's own watermark", 
   const writer = new BatchWriter({
     dataSource: db.ds,
     stream: "close",
-    epoch: await claimStream(db.ds, "close"),
+    epoch: await new CheckpointsRepo(db.ds).claim("close"),
     batchSize: 50,
     connections: 2,
     checkpoint: () => ({ lastIds: { AX: sent, BX: sent }, watermarkMs: T0 + sent * 37 - 2000 }),
@@ -335,7 +336,7 @@ test("panes take open and close by the stored microseconds, on the COPY path as 
     const writer = new BatchWriter({
       dataSource: db.ds,
       stream: source,
-      epoch: await claimStream(db.ds, source),
+      epoch: await new CheckpointsRepo(db.ds).claim(source),
       checkpoint: () => ({ lastIds: {}, watermarkMs: null }),
       onCommitted: () => undefined,
     });
@@ -365,7 +366,7 @@ test("a writer whose stream another writer claimed commits nothing more, not eve
   };
   let taken = 0;
   const old = writer(
-    await claimStream(db.ds, "fenced"),
+    await new CheckpointsRepo(db.ds).claim("fenced"),
     () => ({ AX: 10, BX: 10 }),
     () => taken++,
   );
@@ -374,7 +375,7 @@ test("a writer whose stream another writer claimed commits nothing more, not eve
   await old.w.flush();
   expect(old.results.map((r) => r.inserted)).toEqual([20]);
 
-  const next = writer(await claimStream(db.ds, "fenced"), () => ({ AX: 30, BX: 30 }));
+  const next = writer(await new CheckpointsRepo(db.ds).claim("fenced"), () => ({ AX: 30, BX: 30 }));
   for (let id = 11; id <= 30; id++)
     for (const s of ["AX", "BX"]) next.w.addTrade(trade(s, id), Date.now(), "feed");
   await next.w.close();

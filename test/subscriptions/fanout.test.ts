@@ -2,7 +2,7 @@ import { createClient, type Client as WsClient } from "graphql-ws";
 import type { Pool } from "pg";
 import WebSocket from "ws";
 import { createEventBus, Topic, type EventBus } from "../../src/events/bus";
-import type { CommittedTrades } from "../../src/ingest/committed";
+import type { CommittedTrades } from "../../src/core/trades";
 import { Entitlement, Role } from "../../src/policy/principal";
 import { SLOW_CONSUMER } from "../../src/server/fanout";
 import { TOO_MANY_CONNECTIONS } from "../../src/server/ws-gateway";

@@ -1,5 +1,5 @@
 import { Client } from "pg";
-import { WATERMARK_DELAY_MS } from "../../src/ingest";
+import { WATERMARK_DELAY_MS } from "../../src/core/market";
 import { leaseKey } from "../../src/ingest/lease";
 import type { PlatformOptions } from "../../src/platform";
 import { startTestPlatform, type TestPlatform } from "./server";

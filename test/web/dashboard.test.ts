@@ -141,9 +141,19 @@ run(`the web pages in Chromium${available ? "" : ` ${SKIPPED_WITHOUT_CHROMIUM}`}
       await updates(page, "#top3", "data-window-end");
       await updates(page, "#top-price", "data-window-end");
 
-      // What the page shows is what the API says for that window.
-      const end = await attr(page, "#top3", "data-window-end");
-      const shown = await page.locator("#top3 ol li strong").allTextContents();
+      // What the page shows is what the API says for that window: read in one go, the page being live.
+      const { end, shown, asOf } = await page.evaluate<{
+        end: string | null;
+        shown: string[];
+        asOf: string;
+      }>(`(() => {
+        const top3 = document.querySelector("#top3");
+        return {
+          end: top3.getAttribute("data-window-end"),
+          shown: [...top3.querySelectorAll("ol li strong")].map((e) => e.textContent),
+          asOf: top3.querySelector(".asof").textContent,
+        };
+      })()`);
       const { body } = await t.gql(
         `query($at: DateTime!) { topSymbols(size: ONE_MINUTE, at: $at) { windowEnd entries { symbol } } }`,
         { token: await t.token("alice"), variables: { at: end } },
@@ -156,7 +166,7 @@ run(`the web pages in Chromium${available ? "" : ` ${SKIPPED_WITHOUT_CHROMIUM}`}
       expect(await page.locator("#tz").textContent()).toMatch(
         /^times in Asia\/(Kolkata|Calcutta) \(UTC\+5:30\)$/,
       );
-      expect(await page.locator("#top3 .asof").textContent()).toBe(`window ending ${asShown(end!)}`);
+      expect(asOf).toBe(`window ending ${asShown(end!)}`);
 
       // By default the chart plots each symbol's % change, on one axis; the URL names the whole view.
       expect(await attr(page, "#series", "data-chart")).toBe("change");

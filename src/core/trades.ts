@@ -22,7 +22,8 @@ export interface CommittedTrades {
   received: number[];
 }
 
-type Columns = Omit<CommittedTrades, "id">;
+/** A batch's trades before they have ids. */
+export type TradeColumns = Omit<CommittedTrades, "id">;
 const COLUMNS = [
   "symbol",
   "time",
@@ -36,7 +37,7 @@ const COLUMNS = [
   "exchange",
   "source",
   "received",
-] as const satisfies readonly (keyof Columns)[];
+] as const satisfies readonly (keyof TradeColumns)[];
 
 export function rowCount(t: CommittedTrades): number {
   return t.id.length;
@@ -47,7 +48,7 @@ export function rowCount(t: CommittedTrades): number {
  * the unique key (duplicates) are left out.
  */
 export function committedOf(
-  batch: Columns,
+  batch: TradeColumns,
   stored: { symbols: string[]; seqs: string[]; ids: string[] },
 ): CommittedTrades {
   const idOf = new Map<string, string>();
@@ -62,8 +63,8 @@ export function committedOf(
 }
 
 /** Every row of `batch`, all stored, with the ids they were stored under. */
-export function allCommitted(batch: Columns, ids: string[]): CommittedTrades {
-  const columns = Object.fromEntries(COLUMNS.map((c) => [c, batch[c]])) as unknown as Columns;
+export function allCommitted(batch: TradeColumns, ids: string[]): CommittedTrades {
+  const columns = Object.fromEntries(COLUMNS.map((c) => [c, batch[c]])) as unknown as TradeColumns;
   return { ...columns, id: ids };
 }
 

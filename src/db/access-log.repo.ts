@@ -1,4 +1,4 @@
-import type { PoolClient, QueryResult } from "pg";
+import type { Pool, PoolClient, QueryResult } from "pg";
 import type { AccessLogEntity } from "../entities";
 import type { AccessDecision } from "../core/access";
 import type { Sql } from "./sql";
@@ -29,11 +29,42 @@ type Row = Omit<AccessLogRecord, "seq" | "id"> & { seq: string };
 
 const toRecord = (r: Row): AccessLogRecord => ({ ...r, seq: Number(r.seq), id: r.seq });
 
+/** The newest entry of the chain: where the next one links. */
+export interface ChainEnd {
+  seq: number;
+  hash: string;
+}
+
+/**
+ * Appends to the chain in one transaction: takes the chain lock, hands `link` the chain's end (null on
+ * an empty log), inserts the records it returns and commits. On a failure the transaction rolls back
+ * and its connection is discarded.
+ */
+export async function appendToChain(
+  pool: Pool,
+  link: (end: ChainEnd | null) => Promise<AccessLogRecord[]>,
+): Promise<AccessLogRecord[]> {
+  const client = await pool.connect();
+  let broken = false;
+  try {
+    const records = await link(await beginAppend(client));
+    await insertEntries(client, records);
+    await client.query("COMMIT");
+    return records;
+  } catch (err) {
+    broken = true;
+    await client.query("ROLLBACK").catch(() => {});
+    throw err;
+  } finally {
+    client.release(broken);
+  }
+}
+
 /**
  * Opens the writer's transaction on `client`, takes the chain lock and reads the chain's end, in one
  * round trip (a parameterless multi-statement query); null on an empty log.
  */
-export async function beginAppend(client: PoolClient): Promise<{ seq: number; hash: string } | null> {
+async function beginAppend(client: PoolClient): Promise<ChainEnd | null> {
   const results = (await client.query(
     `BEGIN; SELECT pg_advisory_xact_lock(${CHAIN_LOCK});
      SELECT seq, hash FROM access_log ORDER BY seq DESC LIMIT 1`,
@@ -79,7 +110,7 @@ export class AccessLogReads {
 }
 
 /** Inserts a batch of chained entries in one statement, whatever its size. */
-export async function insertEntries(client: PoolClient, records: AccessLogRecord[]): Promise<void> {
+async function insertEntries(client: PoolClient, records: AccessLogRecord[]): Promise<void> {
   const json = records.map((r) => ({
     seq: r.seq,
     at: r.at.toISOString(),

@@ -57,3 +57,8 @@ export async function openDatabase(config: Config, opts: { poolSize?: number } =
     },
   };
 }
+
+/** One round trip to Postgres: throws unless the database answers. */
+export async function ping(ds: DataSource): Promise<void> {
+  await ds.query("SELECT 1");
+}

@@ -1,5 +1,6 @@
 import type { Pool } from "pg";
 import type { DataSource } from "typeorm";
+import { PostgresDriver } from "typeorm/driver/postgres/PostgresDriver.js";
 import { dbQueries } from "../metrics";
 
 /** The small interface the read path needs of Postgres. */
@@ -7,12 +8,20 @@ export interface Sql {
   query<T>(text: string, params?: unknown[]): Promise<T[]>;
 }
 
+/** The pg pool that TypeORM's Postgres driver owns: the one way to reach it. */
+export function poolOf(ds: DataSource): Pool {
+  const driver = ds.driver;
+  if (!(driver instanceof PostgresDriver)) throw new Error("tickgraph runs on Postgres only");
+  // The driver declares its pool `any`; with the Postgres driver it is pg's Pool.
+  return driver.master as Pool;
+}
+
 /**
- * Hot read statements go straight to the pg pool that TypeORM's Postgres driver owns (same connections,
- * same settings), skipping a query runner per statement. Counted like every other statement.
+ * Hot read statements go straight to the pg pool (same connections, same settings as TypeORM's),
+ * skipping a query runner per statement. Counted like every other statement.
  */
 export function sqlOf(ds: DataSource): Sql {
-  const pool = (ds.driver as unknown as { master: Pool }).master;
+  const pool = poolOf(ds);
   return {
     async query<T>(text: string, params?: unknown[]) {
       dbQueries.inc();

@@ -3,8 +3,7 @@ import { readFile, rename, writeFile } from "node:fs/promises";
 import { Pool } from "pg";
 import {
   AccessLogReads,
-  beginAppend,
-  insertEntries,
+  appendToChain,
   type AccessLogFilter,
   type AccessLogInput,
   type AccessLogRecord,
@@ -273,10 +272,7 @@ export class AuditLog {
 
   private async write(entries: AccessLogInput[]): Promise<AccessLogRecord[]> {
     await this.loaded;
-    const client = await this.pool.connect();
-    let broken = false;
-    try {
-      const end = await beginAppend(client);
+    const records = await appendToChain(this.pool, async (end) => {
       let seq = end?.seq ?? 0;
       let prevHash = end?.hash ?? GENESIS_HASH;
       if (this.known && seq < this.known.seq) {
@@ -290,25 +286,17 @@ export class AuditLog {
         this.known = merged(this.known, { ...this.known, cutFrom: seq + 1 });
         await this.checkpoint();
       }
-      const records = entries.map((e) => {
+      return entries.map((e) => {
         seq += 1;
         const hash = this.opts.key.chain(prevHash, seq, e);
         const r: AccessLogRecord = { ...e, seq, id: String(seq), prevHash, hash, keyed: true };
         prevHash = hash;
         return r;
       });
-      await insertEntries(client, records);
-      await client.query("COMMIT");
-      const last = records[records.length - 1];
-      this.known = merged(this.known, { seq: last.seq, hash: last.hash, cutFrom: null });
-      return records;
-    } catch (err) {
-      broken = true;
-      await client.query("ROLLBACK").catch(() => {});
-      throw err;
-    } finally {
-      client.release(broken);
-    }
+    });
+    const last = records[records.length - 1];
+    this.known = merged(this.known, { seq: last.seq, hash: last.hash, cutFrom: null });
+    return records;
   }
 
   /**

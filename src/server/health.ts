@@ -1,5 +1,6 @@
 import { Router } from "express";
 import type { DataSource } from "typeorm";
+import { ping } from "../db/database";
 import { log } from "../log";
 import { registry } from "../metrics";
 
@@ -18,7 +19,7 @@ export function healthRoutes(dataSource: DataSource, readiness?: Readiness): Rou
   router.get("/readyz", async (_req, res) => {
     const checks: Record<string, boolean> = { database: false };
     try {
-      await dataSource.query("SELECT 1");
+      await ping(dataSource);
       checks.database = true;
       checks.migrations = !(await dataSource.showMigrations());
       Object.assign(checks, (await readiness?.()) ?? {});

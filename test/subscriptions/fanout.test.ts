@@ -1,5 +1,6 @@
 import { createClient, type Client as WsClient } from "graphql-ws";
 import type { Pool } from "pg";
+import { poolOf } from "../../src/db/sql";
 import WebSocket from "ws";
 import { createEventBus, Topic, type EventBus } from "../../src/events/bus";
 import type { CommittedTrades } from "../../src/core/trades";
@@ -133,7 +134,7 @@ test("eight subscribers of one operation and view share one stream: one read per
   expect(await metric("tickgraph_subscription_streams")).toBe(streamsBefore + 1);
 
   // Statements reading windows on this replica's pool (rankings are read straight from it).
-  const pool = (server.dataSource.driver as unknown as { master: Pool }).master;
+  const pool = poolOf(server.dataSource);
   const query = pool.query;
   let reads = 0;
   pool.query = function (this: Pool, ...args: Parameters<Pool["query"]>) {

@@ -1,3 +1,4 @@
+import { poolOf } from "../../src/db/sql";
 import type { Pool } from "pg";
 import { SignJWT } from "jose";
 import WebSocket from "ws";
@@ -200,7 +201,7 @@ test("a client that reads slowly is sent only the newest ranking once it reads a
   );
 
   // Rankings are read straight from the replica's pool: count them to know each event was handled.
-  const pool = (server.dataSource.driver as unknown as { master: Pool }).master;
+  const pool = poolOf(server.dataSource);
   const query = pool.query;
   let reads = 0;
   pool.query = function (this: Pool, ...args: Parameters<Pool["query"]>) {

@@ -67,3 +67,15 @@ export const auditTailMissing = new Counter({
   help: "Writes that found access-log entries this replica had written missing from the table.",
   registers: [registry],
 });
+
+export const dbListenerConnected = new Gauge({
+  name: "tickgraph_db_listener_connected",
+  help: "1 while the LISTEN connection (events across replicas, policy changes) is up, else 0.",
+  registers: [registry],
+});
+
+export const dbListenerReconnects = new Counter({
+  name: "tickgraph_db_listener_reconnects_total",
+  help: "Times the LISTEN connection was re-established after it was lost.",
+  registers: [registry],
+});

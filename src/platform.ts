@@ -5,7 +5,9 @@ import { chunksOf } from "./core/trades";
 import { CheckpointsRepo } from "./db/checkpoints.repo";
 import { migrate } from "./db/data-source";
 import { openDatabase, type Database } from "./db/database";
+import { PgListener } from "./db/listener";
 import { QuarantineRepo } from "./db/quarantine.repo";
+import { poolOf } from "./db/sql";
 import { createEventBus, Topic, type EventBus } from "./events/bus";
 import { createPgEventBus } from "./events/pg-bus";
 import { startMockFeed, type MockFeed, type MockFeedOptions } from "./feed";
@@ -128,11 +130,14 @@ export class Platform {
     const verifier = createTokenVerifier(
       config.jwksUrl ? { jwksUrl: config.jwksUrl } : { secret: jwtSecretOf(config) },
     );
+    // One LISTEN connection for the process: policy changes and, with EVENT_BUS=postgres, events.
+    const listener = await PgListener.start({ url: db.url });
+    this.disposer.add("LISTEN connection", () => listener.close());
     // One bus: what domain code publishes reaches the schema's topic subscriptions (on every replica
     // with EVENT_BUS=postgres).
     let bus: EventBus;
     if (config.eventBus === "postgres") {
-      const pgBus = await createPgEventBus(db.url);
+      const pgBus = await createPgEventBus({ listener, pool: poolOf(db.dataSource) });
       this.disposer.add("event bus", () => pgBus.close());
       bus = pgBus;
     } else bus = createEventBus();
@@ -165,6 +170,7 @@ export class Platform {
       dataSource: db.dataSource,
       verifier,
       bus,
+      listener,
       policy: this.opts.policy,
       clock: this.clock,
       // A replica that does not hold the lease is ready while it is able to take it over.

@@ -16,6 +16,13 @@ export function poolOf(ds: DataSource): Pool {
   return driver.master as Pool;
 }
 
+/** The connection string the data source was made with. */
+export function urlOf(ds: DataSource): string {
+  const { url } = ds.options as { url?: string };
+  if (!url) throw new Error("the data source has no connection URL");
+  return url;
+}
+
 /**
  * Hot read statements go straight to the pg pool (same connections, same settings as TypeORM's),
  * skipping a query runner per statement. Counted like every other statement.

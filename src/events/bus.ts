@@ -11,6 +11,11 @@ export enum Topic {
   WINDOWS = "WINDOWS",
   /** New trades of a committed ingest batch, in pieces small enough for one NOTIFY. */
   QUOTES = "QUOTES",
+  /**
+   * Events may have been lost (the connection that carries them across replicas was down and is back):
+   * live views re-read their latest value from the database. Published on each replica, never sent.
+   */
+  RESYNC = "RESYNC",
 }
 
 /** The payload each topic carries. Add a topic here with its payload type and publishers are checked. */
@@ -18,6 +23,7 @@ export interface Topics {
   [Topic.ACCESS_LOG]: AccessLogRecord;
   [Topic.WINDOWS]: WindowsEvent;
   [Topic.QUOTES]: CommittedTrades;
+  [Topic.RESYNC]: { at: Date };
 }
 
 /** The in-process event bus: domain code publishes, live fields subscribe (through the request context). */

@@ -1,6 +1,7 @@
-import { Client } from "pg";
+import { Pool } from "pg";
+import { notifyAll, PgListener } from "../db/listener";
 import { log } from "../log";
-import { createEventBus, type EventBus, type Topics } from "./bus";
+import { createEventBus, Topic, type EventBus, type Topics } from "./bus";
 
 /** The NOTIFY channel all replicas listen on. */
 export const CHANNEL = "tickgraph_events";
@@ -29,32 +30,41 @@ interface Frame {
   events: [keyof Topics, unknown][];
 }
 
+/** What the bus runs on: its own connections to `url`, or the process's listener and pool. */
+export type PgBusSource = string | { listener: PgListener; pool: Pool };
+
 /**
  * The bus across replicas: events published on any replica reach subscribers on every replica (itself
  * included) through Postgres LISTEN/NOTIFY. Publishes of one tick are packed into as few NOTIFYs as fit;
- * an event too large for one NOTIFY is logged and delivered locally only.
+ * an event too large for one NOTIFY is logged and delivered locally only. While the connection that
+ * listens is down, events from elsewhere are lost: once it is back, RESYNC is published locally.
  */
-export async function createPgEventBus(url: string): Promise<PgEventBus> {
+export async function createPgEventBus(source: PgBusSource): Promise<PgEventBus> {
   const local = createEventBus();
-  const listener = new Client({ connectionString: url, application_name: "tickgraph-bus" });
-  const sender = new Client({ connectionString: url, application_name: "tickgraph-bus" });
-  await Promise.all([listener.connect(), sender.connect()]);
-  listener.on("notification", (msg) => {
-    if (msg.channel !== CHANNEL || !msg.payload) return;
-    try {
-      const frame = decode(msg.payload) as Frame;
-      for (const [topic, payload] of frame.events) local.publish(topic, payload as never);
-    } catch (err) {
-      log.warn({ err }, "unreadable event on the bus");
-    }
+  const owned = typeof source === "string";
+  const listener = owned
+    ? await PgListener.start({ url: source, applicationName: "tickgraph-bus" })
+    : source.listener;
+  const pool = owned
+    ? new Pool({ connectionString: source, max: 1, application_name: "tickgraph-bus" })
+    : source.pool;
+  if (owned) pool.on("error", (err) => log.warn({ err: err.message }, "event bus connection failed"));
+  const unlisten = await listener.listen(CHANNEL, {
+    notify(payload) {
+      try {
+        const frame = decode(payload) as Frame;
+        for (const [topic, event] of frame.events) local.publish(topic, event as never);
+      } catch (err) {
+        log.warn({ err }, "unreadable event on the bus");
+      }
+    },
+    resync: () => local.publish(Topic.RESYNC, { at: new Date() }),
   });
-  for (const c of [listener, sender])
-    c.on("error", (err) => log.error({ err }, "event bus connection failed"));
-  await listener.query(`LISTEN ${CHANNEL}`);
 
   let pending: string[] = [];
   let scheduled = false;
-  // The sender runs its queries in order: the last one settled means every earlier one did.
+  let failing = false;
+  // Each NOTIFY waits for the one before: events reach other replicas in the order they were published.
   let sent: Promise<unknown> = Promise.resolve();
   const flush = () => {
     scheduled = false;
@@ -75,16 +85,18 @@ export async function createPgEventBus(url: string): Promise<PgEventBus> {
     }
     close();
     if (!payloads.length) return;
-    // One statement for the whole tick, queued behind the previous one: the client never runs two
-    // queries at once, and a burst of events costs one round trip.
+    // One statement for the whole tick: a burst of events costs one round trip.
     sent = sent
-      .then(() =>
-        sender.query(
-          "SELECT pg_notify($1, p) FROM unnest($2::text[]) WITH ORDINALITY AS f(p, n) ORDER BY n",
-          [CHANNEL, payloads],
-        ),
-      )
-      .catch((err) => log.error({ err }, "NOTIFY failed"));
+      .then(() => notifyAll(pool, CHANNEL, payloads))
+      .then(
+        () => (failing = false),
+        (err: Error) => {
+          // Once per outage: the replicas resync when it is over.
+          if (!failing)
+            log.warn({ err: err.message }, "NOTIFY failed: events are not reaching other replicas");
+          failing = true;
+        },
+      );
   };
 
   return {
@@ -107,7 +119,8 @@ export async function createPgEventBus(url: string): Promise<PgEventBus> {
     async close() {
       flush();
       await sent;
-      await Promise.allSettled([listener.end(), sender.end()]);
+      await unlisten();
+      if (owned) await Promise.allSettled([listener.close(), pool.end()]);
     },
   };
 }

@@ -1,12 +1,12 @@
 import type { GraphQLSchema } from "graphql";
 import { LRUCache } from "lru-cache";
-import { Client } from "pg";
 import type { DataSource } from "typeorm";
 import { AccessRequestsRepo, type AccessRequestRow } from "../db/access-requests.repo";
 import { FieldPoliciesRepo } from "../db/field-policies.repo";
 import { GrantsRepo, type GrantRow, type NewGrant } from "../db/grants.repo";
+import type { PgListener } from "../db/listener";
 import { POLICY_CHANNEL } from "../db/policy-changes";
-import { sqlOf } from "../db/sql";
+import { sqlOf, urlOf } from "../db/sql";
 import { AuditUnavailableError, BadUserInputError } from "../errors";
 import { log } from "../log";
 import {
@@ -38,6 +38,8 @@ export interface GovernanceOptions {
   checkpointMs?: number;
   /** Receives each committed access-log entry. */
   onAccessLogged?: (record: AccessLogRecord) => void;
+  /** The process's LISTEN connection: policy changes made on any replica arrive on it. */
+  listener: PgListener;
 }
 
 /** Who sent an operation and what it was, as the access log describes it. */
@@ -98,16 +100,14 @@ export class Governance implements SessionSource {
   readonly clock: MarketClock;
   readonly delaySeconds: number;
   private syncing: Promise<void> | null = null;
-  private readonly url: string;
   private readonly cache = new LRUCache<string, Entitlement[]>({
     max: ENTITLEMENT_CACHE_MAX,
     ttl: ENTITLEMENT_CACHE_MS,
   });
   /** Bumped by every invalidation: a lookup that raced one is not cached. */
   private generation = 0;
-  private listener: Client | null = null;
-  private retry: NodeJS.Timeout | undefined;
-  private closed = false;
+  private readonly listener: PgListener;
+  private unlisten: (() => Promise<void>) | null = null;
 
   private constructor(opts: GovernanceOptions) {
     this.grants = new GrantsRepo(opts.dataSource);
@@ -116,11 +116,9 @@ export class Governance implements SessionSource {
     this.fields = new FieldRegistry(opts.schema);
     this.clock = opts.clock;
     this.delaySeconds = opts.delaySeconds;
-    const url = (opts.dataSource.options as { url?: string }).url;
-    if (!url) throw new Error("governance needs the data source's connection URL");
-    this.url = url;
+    this.listener = opts.listener;
     this.audit = new AuditLog({
-      url,
+      url: urlOf(opts.dataSource),
       key: opts.auditKey,
       checkpointFile: opts.checkpointFile,
       checkpointMs: opts.checkpointMs,
@@ -143,44 +141,25 @@ export class Governance implements SessionSource {
   }
 
   /**
-   * Listens for policy changes made by any replica. While not listening, nothing is cached: every
-   * operation reads its entitlements, so a lost connection costs speed, never correctness.
+   * Listens for policy changes made by any replica. While the connection is down nothing is cached:
+   * every operation reads its entitlements, so a lost connection costs speed, never correctness. Once it
+   * is back, what changed meanwhile is read again.
    */
   private async listen(): Promise<void> {
-    const client = new Client({ connectionString: this.url, application_name: "tickgraph-policy" });
-    const lost = (err?: Error) => {
-      if (this.listener !== client) return;
-      if (err) log.warn({ err }, "policy change listener lost; entitlements are read per operation");
-      this.listener = null;
-      this.invalidate();
-      void client.end().catch(() => {});
-      this.relisten();
-    };
-    client.on("notification", (msg) => {
-      if (msg.payload === "fields") {
-        void this.syncPolicies(true).catch((err) => log.error({ err }, "policy sync failed"));
-      } else if (msg.payload?.startsWith("p:")) this.invalidate(msg.payload.slice(2));
+    this.unlisten = await this.listener.listen(POLICY_CHANNEL, {
+      notify: (payload) => {
+        if (payload === "fields") this.resyncPolicies();
+        else if (payload.startsWith("p:")) this.invalidate(payload.slice(2));
+      },
+      resync: () => {
+        this.invalidate();
+        this.resyncPolicies();
+      },
     });
-    client.on("error", lost);
-    client.on("end", () => lost());
-    try {
-      await client.connect();
-      await client.query(`LISTEN ${POLICY_CHANNEL}`);
-    } catch (err) {
-      await client.end().catch(() => {});
-      throw err;
-    }
-    this.listener = client;
   }
 
-  private relisten(): void {
-    if (this.closed) return;
-    this.retry = setTimeout(() => {
-      this.listen().catch((err) => {
-        log.warn({ err }, "policy change listener cannot reconnect; retrying");
-        this.relisten();
-      });
-    }, 1000);
+  private resyncPolicies(): void {
+    this.syncPolicies(true).catch((err) => log.error({ err }, "policy sync failed"));
   }
 
   /** Drops the cached entitlements of one principal (all when none is named). */
@@ -205,12 +184,12 @@ export class Governance implements SessionSource {
   }
 
   async entitlementsOf(principal: Principal): Promise<Entitlement[]> {
-    const hit = this.listener && this.cache.get(principal.id);
+    const hit = this.listener.connected && this.cache.get(principal.id);
     if (hit) return hit;
     const generation = this.generation;
     const snap = await this.grants.snapshot(principal.id);
     if (snap.revision !== this.fields.revision) await this.syncPolicies();
-    if (this.listener && generation === this.generation) {
+    if (this.listener.connected && generation === this.generation) {
       // Not past the first of its grants to expire.
       const expiresIn = (snap.nextExpiry?.getTime() ?? Infinity) - Date.now();
       this.cache.set(principal.id, snap.entitlements, {
@@ -299,11 +278,7 @@ export class Governance implements SessionSource {
   }
 
   async close(): Promise<void> {
-    this.closed = true;
-    clearTimeout(this.retry);
-    const listener = this.listener;
-    this.listener = null;
-    await listener?.end().catch(() => {});
+    await this.unlisten?.();
     await this.audit.close();
   }
 }

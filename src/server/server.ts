@@ -10,7 +10,8 @@ import { Disposer } from "../core/disposer";
 import type { MarketClock } from "../core/market-clock";
 import { QuarantineRepo } from "../db/quarantine.repo";
 import { readListSizes } from "../db/sizes";
-import { sqlOf } from "../db/sql";
+import { PgListener } from "../db/listener";
+import { sqlOf, urlOf } from "../db/sql";
 import { createEventBus, Topic, type EventBus } from "../events/bus";
 import { log } from "../log";
 import { AuditKey } from "../policy/audit";
@@ -41,6 +42,8 @@ export interface ServerDeps {
   clock: MarketClock;
   /** The bus the live fields listen to; access-log entries are published on it. @default a new one */
   bus?: EventBus;
+  /** The process's LISTEN connection (policy changes, events across replicas). @default one of its own */
+  listener?: PgListener;
   /** What the ingest fields read. @default no ingest (status null), the database's quarantine */
   ingest?: IngestServices;
   /**
@@ -136,7 +139,13 @@ export class Server implements RunningServer {
   private async init(deps: ServerDeps): Promise<void> {
     const { config, dataSource, clock, verifier } = deps;
     const bus = deps.bus ?? createEventBus();
+    let listener = deps.listener;
+    if (!listener) {
+      const own = (listener = await PgListener.start({ url: urlOf(dataSource) }));
+      this.disposer.add("LISTEN connection", () => own.close());
+    }
     const governance = await Governance.start({
+      listener,
       dataSource,
       schema: deps.schema,
       clock,
@@ -195,7 +204,13 @@ export class Server implements RunningServer {
     });
     const caps = new PrincipalCaps(config.limits);
     const ws = new WsGateway(wss, { config, schema, verifier, contexts, audit, checkLimits, fanout, caps });
-    app.use(healthRoutes(dataSource, deps.readiness));
+    const listening = listener;
+    app.use(
+      healthRoutes(dataSource, async () => ({
+        ...(await deps.readiness?.()),
+        listener: listening.connected,
+      })),
+    );
     app.use(webRouter()); // the dashboard at /, the explorer at /explorer, the access log at /access-log
     const http = await HttpGateway.start(
       app,

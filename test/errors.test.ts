@@ -53,7 +53,7 @@ test("liveness holds while readiness answers 503 naming what fails: pending migr
   const health = () => fetch(t.url.replace("/graphql", "/healthz")).then((r) => r.status);
   expect(await ready()).toEqual({
     status: 200,
-    body: { status: "ready", checks: { database: true, migrations: true } },
+    body: { status: "ready", checks: { database: true, migrations: true, listener: true } },
   });
 
   // A migration the database has not applied.
@@ -65,7 +65,7 @@ test("liveness holds while readiness answers 503 naming what fails: pending migr
   try {
     expect(await ready()).toEqual({
       status: 503,
-      body: { status: "not ready", checks: { database: true, migrations: false } },
+      body: { status: "not ready", checks: { database: true, migrations: false, listener: true } },
     });
     expect(await health()).toBe(200);
   } finally {

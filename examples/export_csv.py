@@ -1,14 +1,18 @@
 #!/usr/bin/env python3
 """Export tickgraph quotes and window aggregates to CSV, page by page.
 
-Standard library only. Written as notebook cells (`# %%`): run it as a script, or open it in Jupyter
-or VS Code and run the cells one by one.
+Standard library only. Run it as a script:
 
     python3 examples/export_csv.py --token "$TOKEN" --symbols AAPL,MSFT \
         --from 2026-01-05T14:30:00Z --to 2026-01-05T15:30:00Z --out-dir export/
 
-writes export/quotes.csv and export/windows_ONE_MINUTE.csv. Pages are keyset cursors: each request
-passes the previous page's `pageInfo.endCursor` as `after`, until `hasNextPage` is false.
+which writes export/quotes.csv and export/windows_ONE_MINUTE.csv; or, in a notebook (the file is
+written as `# %%` cells; paste it into a cell, or `from export_csv import export_csv`), call
+
+    export_csv(url, token, symbols=["AAPL", "MSFT"], out_dir="export")
+
+Pages are keyset cursors: each request passes the previous page's `pageInfo.endCursor` as `after`,
+until `hasNextPage` is false.
 """
 
 # %% Setup
@@ -107,8 +111,30 @@ def export(path, fields, node_pages):
     return rows
 
 
-# %% Options
-def options(argv=None):
+# %% Export
+def export_csv(url="http://localhost:4000/graphql", token=None, symbols=None, from_=None, to=None,
+               size="ONE_MINUTE", page_size=1000, out_dir="."):
+    """Writes quotes.csv and windows_<size>.csv into out_dir; returns {path: rows written}."""
+    token = token or os.environ.get("TICKGRAPH_TOKEN")
+    if not token:
+        raise ValueError("a token is required: token=... or TICKGRAPH_TOKEN")
+    if isinstance(symbols, str):
+        symbols = [s.strip() for s in symbols.split(",") if s.strip()]
+    os.makedirs(out_dir, exist_ok=True)
+    variables = {"symbols": symbols or None, "from": from_, "to": to}
+    written = {}
+    quotes_csv = os.path.join(out_dir, "quotes.csv")
+    written[quotes_csv] = export(quotes_csv, QUOTE_FIELDS,
+                                 pages(url, token, QUOTES_QUERY, "quotes", variables, page_size))
+    windows_csv = os.path.join(out_dir, "windows_%s.csv" % size)
+    written[windows_csv] = export(windows_csv, WINDOW_FIELDS,
+                                  pages(url, token, WINDOWS_QUERY, "windowAggregates",
+                                        dict(variables, size=size), page_size))
+    return written
+
+
+# %% Command line
+def main(argv=None):
     p = argparse.ArgumentParser(description="Export tickgraph quotes and window aggregates to CSV.")
     p.add_argument("--url", default=os.environ.get("TICKGRAPH_URL", "http://localhost:4000/graphql"))
     p.add_argument("--token", default=os.environ.get("TICKGRAPH_TOKEN"),
@@ -122,32 +148,19 @@ def options(argv=None):
     args = p.parse_args(argv)
     if not args.token:
         p.error("a token is required: --token or TICKGRAPH_TOKEN")
-    return args
-
-
-# %% Export
-def main(argv=None):
-    args = options(argv)
-    os.makedirs(args.out_dir, exist_ok=True)
-    variables = {
-        "symbols": [s.strip() for s in args.symbols.split(",")] if args.symbols else None,
-        "from": args.from_,
-        "to": args.to,
-    }
-    quotes_csv = os.path.join(args.out_dir, "quotes.csv")
-    n = export(quotes_csv, QUOTE_FIELDS,
-               pages(args.url, args.token, QUOTES_QUERY, "quotes", variables, args.page_size))
-    print("%s: %d quotes" % (quotes_csv, n))
-    windows_csv = os.path.join(args.out_dir, "windows_%s.csv" % args.size)
-    n = export(windows_csv, WINDOW_FIELDS,
-               pages(args.url, args.token, WINDOWS_QUERY, "windowAggregates",
-                     dict(variables, size=args.size), args.page_size))
-    print("%s: %d windows" % (windows_csv, n))
-
-
-if __name__ == "__main__":
     try:
-        main()
+        written = export_csv(args.url, args.token, args.symbols, args.from_, args.to, args.size,
+                             args.page_size, args.out_dir)
     except (GraphQLError, urllib.error.URLError) as err:
         print("error: %s" % err, file=sys.stderr)
-        sys.exit(1)
+        return 1
+    for path, n in written.items():
+        print("%s: %d %s" % (path, n, "quotes" if path.endswith("quotes.csv") else "windows"))
+    return 0
+
+
+# Only a script's own command line is parsed. Pasted into a notebook cell, the code also runs as
+# __main__, but with no __file__ and the kernel's arguments in sys.argv: there it only defines
+# export_csv (and in a Jupyter kernel whatever the front end sets, ipykernel is loaded).
+if __name__ == "__main__" and "__file__" in globals() and "ipykernel" not in sys.modules:
+    sys.exit(main())

@@ -39,9 +39,9 @@ describe("token", () => {
     expect(body).toEqual({ data: { me: { id: "ann", roles: ["USER", "STEWARD"] } } });
   });
 
-  test("without JWT_SECRET it signs with the key generated once under DATA_DIR", async () => {
+  test("without JWT_SECRET it signs with the key under DATA_DIR (made there only on request)", async () => {
     const dir = tmp();
-    const first = await runToEnd(["token", "--sub", "bo"], { JWT_SECRET: "", DATA_DIR: dir });
+    const first = await runToEnd(["token", "--sub", "bo", "--create-key"], { JWT_SECRET: "", DATA_DIR: dir });
     const second = await runToEnd(["token", "--sub", "cy", "--roles", "OWNER"], {
       JWT_SECRET: "",
       DATA_DIR: dir,

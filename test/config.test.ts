@@ -7,6 +7,8 @@ test("defaults", () => {
     delaySeconds: 900,
     logLevel: "info",
     databaseUrl: undefined,
+    introspection: true,
+    corsOrigins: [],
   });
   expect(c.limits).toEqual({
     maxDepth: 12,
@@ -20,6 +22,9 @@ test("defaults", () => {
     maxConnectionsPerPrincipal: 32,
     maxSubscriptionsPerPrincipal: 200,
     subscriptionQueue: 1000,
+    maxBatchSize: 10,
+    maxBatchCost: 200000,
+    maxExports: 4,
   });
   expect(c.dataDir).toMatch(/\.tickgraph$/);
 });
@@ -65,6 +70,18 @@ test("the feed: REST base apart from the stream, and the stream's format", () =>
   );
 });
 
+test("introspection is a setting of its own, whatever NODE_ENV says", () => {
+  expect(loadConfig({}, { NODE_ENV: "production" }).introspection).toBe(true);
+  expect(loadConfig({}, { INTROSPECTION: "off" }).introspection).toBe(false);
+});
+
+test("CORS origins", () => {
+  expect(
+    loadConfig({}, { CORS_ORIGINS: "https://bi.example.com, http://localhost:8888" }).corsOrigins,
+  ).toEqual(["https://bi.example.com", "http://localhost:8888"]);
+  expect(loadConfig({}, { CORS_ORIGINS: "*" }).corsOrigins).toEqual(["*"]);
+});
+
 test("explicit overrides beat the environment", () => {
   expect(loadConfig({ PORT: "5000" }, { PORT: "6000" }).port).toBe(5000);
   expect(loadConfig({}, { PORT: "6000" }).port).toBe(6000);
@@ -90,6 +107,11 @@ test.each([
   ],
   [{ FEED_REST_URL: "https://data.example" }, /FEED_REST_URL is set without FEED_URL/],
   [{ FEED_FORMAT: "xml" }, /FEED_FORMAT=xml is not valid: use one of msgpack, json/],
+  [{ INTROSPECTION: "maybe" }, /INTROSPECTION=maybe is not valid: use on or off/],
+  [{ CORS_ORIGINS: "https://bi.example.com/" }, /"https:\/\/bi.example.com\/" is not an origin/],
+  [{ CORS_ORIGINS: "bi.example.com" }, /CORS_ORIGINS: "bi.example.com" is not an origin/],
+  [{ CORS_ORIGINS: "*,https://a.example" }, /list no others beside it/],
+  [{ MAX_BATCH_SIZE: "0" }, /MAX_BATCH_SIZE=0 is not valid: use a whole number from 1 to 1000/],
 ])("%o fails fast: %s", (env, message) => {
   expect(() => loadConfig({}, env)).toThrow(ConfigError);
   expect(() => loadConfig({}, env)).toThrow(message);

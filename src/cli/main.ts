@@ -1,7 +1,8 @@
 import "reflect-metadata";
 import { Presets, SingleBar } from "cli-progress";
 import { Command, InvalidArgumentError } from "commander";
-import { ConfigError, jwtSecretOf, loadConfig, type Config } from "../config/config";
+import { resolve } from "node:path";
+import { ConfigError, jwtSecretOf, loadConfig, MissingKeyError, type Config } from "../config/config";
 import { migrate } from "../db/data-source";
 import { openDatabase } from "../db/database";
 import { log, setLogLevel } from "../log";
@@ -13,6 +14,7 @@ import { buildTickgraphSchema, printTickgraphSchema } from "../schema/schema";
 import { rebuildWindows } from "../windows/rebuild";
 import { addFeedCommand } from "./feed.command";
 import { addFeedFlags, mockFeedOptions, type FeedFlags } from "./feed.flags";
+import { packageVersion } from "./version";
 
 function config(overrides: Record<string, string | undefined> = {}): Config {
   const c = loadConfig(overrides);
@@ -59,11 +61,26 @@ const port = (v: string) => {
   return v;
 };
 
+/** A word as a POSIX shell reads it back: quoted only when it must be. */
+const shellWord = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
+
+/**
+ * `npx tickgraph token` as it must be run to mint tokens this server accepts: with its data dir when
+ * that is not the default one (the key is kept there). Null when tokens come from an identity provider.
+ */
+export function tokenCommand(c: Config, cwd = process.cwd()): string | null {
+  if (c.jwksUrl) return null;
+  const dataDir =
+    !c.jwtSecret && c.dataDir !== resolve(cwd, ".tickgraph") ? ` --data-dir ${shellWord(c.dataDir)}` : "";
+  return `npx tickgraph token${dataDir}`;
+}
+
 export function buildCli(): Command {
   const program = new Command("tickgraph")
     .description(
       "GraphQL data platform for market data: ingest, windows, governed queries, live subscriptions.",
     )
+    .version(packageVersion(), "-v, --version", "print tickgraph's version")
     .showHelpAfterError();
 
   const serve = program
@@ -95,12 +112,15 @@ export function buildCli(): Command {
       const db = platform.db.embedded ? `embedded Postgres under ${c.dataDir}` : "DATABASE_URL";
       const lease = platform.lease;
       const holder = lease?.holder;
+      const token = tokenCommand(c);
       process.stdout.write(
         [
           ``,
           `tickgraph is serving GraphQL at ${url} (HTTP and WebSocket), on ${db}.`,
           ``,
-          `Get a token:   TOKEN=$(npx tickgraph token --sub alice --roles USER)`,
+          token
+            ? `Get a token:   TOKEN=$(${token} --sub alice --roles USER)${c.jwtSecret ? "   (with this server's JWT_SECRET set)" : ""}`
+            : `Get a token:   from your identity provider (JWKS_URL is set)`,
           `Then query:    curl -s ${url} -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \\`,
           `                 -d '{"query":"{ quotes(first: 5) { nodes { symbol eventTime price size } } }"}'`,
           ...(lease
@@ -114,7 +134,7 @@ export function buildCli(): Command {
           ...(c.ingest && !c.feedUrl
             ? [
                 ``,
-                `Demo principals on the mock market (use their id and roles with \`npx tickgraph token\`):`,
+                `Demo principals on the mock market (use their id and roles with \`${token ?? "npx tickgraph token"}\`):`,
                 ...DEMO_PRINCIPALS.map(
                   (p) => `  --sub ${p.id.padEnd(7)} --roles ${p.roles.join(",").padEnd(10)} ${p.what}`,
                 ),
@@ -147,20 +167,39 @@ export function buildCli(): Command {
 
   program
     .command("token")
-    .description("Mint a JWT signed with JWT_SECRET (or the key generated under DATA_DIR).")
+    .description(
+      "Mint a JWT signed with JWT_SECRET, or with the key `serve` keeps in its data dir (pass the same --data-dir).",
+    )
     .requiredOption("--sub <id>", "the principal's id")
     .option("--roles <roles>", "comma-separated: USER, CUSTODIAN, STEWARD, OWNER", "USER")
     .option("--ttl <duration>", "how long it is valid: 90s, 15m, 1h, 7d", "1h")
-    .action(async (opts: { sub: string; roles: string; ttl: string }) => {
-      const c = config();
-      if (c.jwksUrl)
-        throw new ConfigError(
-          "JWKS_URL is set: tokens come from your identity provider, not from tickgraph.",
-        );
-      const roles = parseRoles(opts.roles);
-      const ttl = parseTtl(opts.ttl);
-      process.stdout.write((await mintToken(jwtSecretOf(c), opts.sub, roles, ttl)) + "\n");
-    });
+    .option("--data-dir <dir>", "the server's data dir, where its key is (env DATA_DIR, default .tickgraph)")
+    .option(
+      "--create-key",
+      "create a key in the data dir when there is none (the server uses it from its next start)",
+    )
+    .action(
+      async (opts: { sub: string; roles: string; ttl: string; dataDir?: string; createKey?: boolean }) => {
+        const c = config({ DATA_DIR: opts.dataDir });
+        if (c.jwksUrl)
+          throw new ConfigError(
+            "JWKS_URL is set: tokens come from your identity provider, not from tickgraph.",
+          );
+        const roles = parseRoles(opts.roles);
+        const ttl = parseTtl(opts.ttl);
+        let secret: string;
+        try {
+          secret = jwtSecretOf(c, opts.createKey === true);
+        } catch (err) {
+          if (!(err instanceof MissingKeyError)) throw err;
+          // A key made here would sign tokens that no running server accepts.
+          throw new ConfigError(
+            `No token key in ${c.dataDir}: \`tickgraph serve\` keeps its key in its data dir. Pass the server's --data-dir (or DATA_DIR, or its JWT_SECRET), or --create-key to create a key there.`,
+          );
+        }
+        process.stdout.write((await mintToken(secret, opts.sub, roles, ttl)) + "\n");
+      },
+    );
 
   program
     .command("rebuild-windows")

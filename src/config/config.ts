@@ -37,6 +37,12 @@ export interface Limits {
    * keep only the newest); past it the connection is closed with 4008. @default 1000
    */
   subscriptionQueue: number;
+  /** Most operations in one batched HTTP request (a JSON array of operations). @default 10 */
+  maxBatchSize: number;
+  /** Highest total cost of the operations of one batch (each one is also held to `maxCost`). @default 200000 */
+  maxBatchCost: number;
+  /** CSV and NDJSON exports running at once on this replica (each streams over a connection of its own). @default 4 */
+  maxExports: number;
 }
 
 export interface Config {
@@ -90,6 +96,16 @@ export interface Config {
   delaySeconds: number;
   /** @default "info" */
   logLevel: string;
+  /**
+   * Schema introspection for authenticated principals (explorers and BI tools discover the schema with
+   * it); never for anonymous callers, who get nothing but 401. Independent of NODE_ENV. @default true
+   */
+  introspection: boolean;
+  /**
+   * Browser origins allowed to call GraphQL and the exports across origins (CORS, preflights for
+   * `authorization` and `content-type`); `*` allows any. Other origins get no CORS headers. @default []
+   */
+  corsOrigins: string[];
   limits: Limits;
 }
 
@@ -144,6 +160,34 @@ function restBaseOf(streamUrl: string): string {
   const u = new URL(streamUrl);
   u.protocol = u.protocol === "wss:" ? "https:" : "http:";
   return u.origin;
+}
+
+/** Origins as browsers send them (`scheme://host[:port]`, no path), or `*` alone. */
+function origins(env: Env, name: string): string[] {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === "") return [];
+  const list = raw
+    .split(",")
+    .map((o) => o.trim())
+    .filter(Boolean);
+  if (list.includes("*")) {
+    if (list.length > 1) throw new ConfigError(`${name}: * allows every origin; list no others beside it.`);
+    return list;
+  }
+  for (const o of list) {
+    let origin: string | null = null;
+    try {
+      origin = new URL(o).origin;
+    } catch {
+      // reported below
+    }
+    if (origin !== o) {
+      throw new ConfigError(
+        `${name}: "${o}" is not an origin: use scheme://host[:port] with no path or trailing slash, e.g. https://bi.example.com.`,
+      );
+    }
+  }
+  return list;
 }
 
 function replicaName(env: Env): string {
@@ -211,6 +255,8 @@ export function loadConfig(overrides: Env = {}, env: Env = process.env): Config 
     auditCheckpointSeconds: int(e, "AUDIT_CHECKPOINT_SECONDS", 10, 1, 3600),
     delaySeconds: int(e, "DELAY_SECONDS", 900, 0, 86400 * 7),
     logLevel,
+    introspection: onOff(e, "INTROSPECTION", true),
+    corsOrigins: origins(e, "CORS_ORIGINS"),
     limits: {
       maxDepth: int(e, "MAX_DEPTH", 12, 2, 100),
       maxCost: int(e, "MAX_COST", 50_000, 10, 10_000_000),
@@ -223,17 +269,22 @@ export function loadConfig(overrides: Env = {}, env: Env = process.env): Config 
       maxSubscriptionsPerPrincipal: int(e, "MAX_SUBSCRIPTIONS_PER_PRINCIPAL", 200, 1, 1_000_000),
       maxSubscriptionCost: int(e, "MAX_SUBSCRIPTION_COST", 50_000, 10, 100_000_000),
       subscriptionQueue: int(e, "SUBSCRIPTION_QUEUE", 1000, 1, 1_000_000),
+      maxBatchSize: int(e, "MAX_BATCH_SIZE", 10, 1, 1000),
+      maxBatchCost: int(e, "MAX_BATCH_COST", 200_000, 10, 100_000_000),
+      maxExports: int(e, "MAX_EXPORTS", 4, 1, 100),
     },
   };
 }
 
-/** A secret: the setting when given, else one generated on first use and kept in `dataDir/file`. */
-function secretOf(config: Config, given: string | undefined, file: string): string {
+/** A secret: the setting when given, else the one kept in `dataDir/file`, generated there on first use. */
+function secretOf(config: Config, given: string | undefined, file: string, create = true): string {
   if (given) return given;
   const path = join(config.dataDir, file);
   try {
     return readFileSync(path, "utf8").trim();
-  } catch {
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    if (!create) throw new MissingKeyError(path);
     mkdirSync(config.dataDir, { recursive: true });
     const secret = randomBytes(32).toString("hex");
     writeFileSync(path, secret + "\n", { mode: 0o600, flag: "wx" });
@@ -241,12 +292,20 @@ function secretOf(config: Config, given: string | undefined, file: string): stri
   }
 }
 
+/** A key that was to be read, not made, is missing. */
+export class MissingKeyError extends ConfigError {
+  constructor(readonly path: string) {
+    super(`There is no key at ${path}.`);
+  }
+}
+
 /**
- * The HS256 key: JWT_SECRET when set, else one generated on first use and kept in `dataDir/jwt-secret`,
- * so tokens minted by `tickgraph token` stay valid across restarts of the embedded platform.
+ * The HS256 key: JWT_SECRET when set, else the one kept in `dataDir/jwt-secret`, so tokens minted by
+ * `tickgraph token` stay valid across restarts of the embedded platform. Generated there on first use
+ * unless `create` is false (MissingKeyError then).
  */
-export function jwtSecretOf(config: Config): string {
-  return secretOf(config, config.jwtSecret, "jwt-secret");
+export function jwtSecretOf(config: Config, create = true): string {
+  return secretOf(config, config.jwtSecret, "jwt-secret", create);
 }
 
 /** The access log's key: AUDIT_SECRET when set, else one generated once in `dataDir/audit-key`. */

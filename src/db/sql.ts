@@ -1,7 +1,7 @@
 import type { Pool } from "pg";
 import type { DataSource } from "typeorm";
 import { PostgresDriver } from "typeorm/driver/postgres/PostgresDriver.js";
-import { dbQueries } from "../metrics";
+import { dbQueries, dbQuerySeconds } from "../metrics";
 
 /** The small interface the read path needs of Postgres. */
 export interface Sql {
@@ -32,7 +32,12 @@ export function sqlOf(ds: DataSource): Sql {
   return {
     async query<T>(text: string, params?: unknown[]) {
       dbQueries.inc();
-      return (await pool.query(text, params)).rows as T[];
+      const done = dbQuerySeconds.startTimer();
+      try {
+        return (await pool.query(text, params)).rows as T[];
+      } finally {
+        done();
+      }
     },
   };
 }

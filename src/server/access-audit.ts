@@ -15,6 +15,7 @@ import { log } from "../log";
 import { sorted, type Governance, type OperationMeta } from "../policy/governance";
 import type { OperationKind } from "../policy/audit";
 import type { Principal } from "../policy/principal";
+import type { PolicySession } from "../policy/session";
 import type { Context } from "../resolvers/context.type";
 
 /** Describes an operation from its text (parsed here unless a document is at hand). */
@@ -87,6 +88,33 @@ export interface RequestRecord {
   logged: boolean;
   /** The body sent, kept only until the request is logged (a refusal's error code is read from it). */
   body?: unknown;
+}
+
+/** Refusals of the caller's credentials: logged at warn, the rest of the operations at info. */
+const UNAUTHENTICATED_CODES = new Set<string>([ErrorCode.UNAUTHENTICATED, "CLOSE_4403"]);
+
+/**
+ * One structured line per operation (per refusal too, before anonymous ones are aggregated in the
+ * access log): who, what, how long, and how it ended. A missing or invalid token is logged at warn.
+ */
+export function logOperation(entry: AccessLogInput): void {
+  const unauthenticated = !!entry.errorCode && UNAUTHENTICATED_CODES.has(entry.errorCode);
+  if (!log.isLevelEnabled(unauthenticated ? "warn" : "info")) return;
+  const line = {
+    principal: entry.principal,
+    operation: entry.operation,
+    operationName: entry.operationName,
+    hash: entry.operationHash,
+    phase: entry.phase ?? undefined,
+    durationMs: entry.durationMs,
+    outcome: entry.decision,
+    errorCode: entry.errorCode ?? undefined,
+    rows: entry.rowCount ?? undefined,
+    client: entry.client,
+    ip: entry.ip,
+  };
+  if (unauthenticated) log.warn(line, "unauthenticated request");
+  else log.info(line, "operation");
 }
 
 /** Anonymous refusals are aggregated per interval: at most this many entries, and one per key at once. */
@@ -195,6 +223,7 @@ export class AccessAudit {
     );
     if (query === undefined) meta.kind = "REQUEST";
     const entry = this.governance.entry(meta, principal, null, { errorCode, executed: false }, startedAt);
+    logOperation(entry);
     if (!principal) {
       this.anonymous.add(entry);
       return Promise.resolve();
@@ -204,6 +233,21 @@ export class AccessAudit {
       .catch((err) =>
         log.error({ err, code: ErrorCode.AUDIT_UNAVAILABLE }, "access-log entry of a refusal not written"),
       );
+  }
+
+  /**
+   * Writes the entry of an export (or of its refusal), on `session`'s decisions; rejects with
+   * AuditUnavailableError when it cannot be written, so that the export is withheld.
+   */
+  async logExport(
+    meta: OperationMeta,
+    session: PolicySession,
+    outcome: { errorCode: string | null; executed: boolean; rowCount?: number | null },
+    startedAt: number,
+  ): Promise<void> {
+    const entry = this.governance.entry(meta, session.principal, session, outcome, startedAt);
+    logOperation(entry);
+    await this.governance.log(entry);
   }
 
   /** Writes the anonymous refusals held for the current interval. */
@@ -231,6 +275,7 @@ export class AccessAudit {
       { errorCode: codeOf([error]), executed: false, rowCount: null },
       startedAt,
     );
+    logOperation(entry);
     try {
       await this.governance.log(entry);
       return error;
@@ -268,6 +313,7 @@ export class AccessAudit {
       { errorCode: codeOf(result.errors), executed: result.data !== undefined },
       t.startedAt,
     );
+    logOperation(entry);
     try {
       await this.governance.log(entry);
     } catch (err) {
@@ -304,6 +350,8 @@ export class AccessAudit {
         : { errorCode: codeOf(single.errors), executed: single.data !== undefined },
       t.startedAt,
     );
+    // A subscription's line is its END's, with its duration and the events it delivered.
+    if (!streaming) logOperation(entry);
     try {
       await this.governance.log(entry);
     } catch (err) {
@@ -331,6 +379,7 @@ export class AccessAudit {
       { errorCode: null, executed: true, phase: "END", rowCount: ctx.policy?.rows ?? null },
       t.startedAt,
     );
+    logOperation(entry);
     // Nothing is left to withhold: the stream has ended. The failure is logged for the custodians.
     await this.governance.log(entry).catch((err) => {
       log.error({ err, code: ErrorCode.AUDIT_UNAVAILABLE }, "subscription END entry not written");

@@ -22,13 +22,17 @@ export function responseMediaType(accept: string | null | undefined): string {
   );
 }
 
-/** Statuses an error may set whatever the media type: authentication, rate limits, availability. */
-const KEPT_STATUSES = new Set([401, 403, 429, 503]);
+/**
+ * Statuses an error may set whatever the media type: authentication, rate limits, availability, and a
+ * mutation sent by GET (the spec asks 405 for it).
+ */
+const KEPT_STATUSES = new Set([401, 403, 405, 429, 503]);
 
 /**
  * The status of a GraphQL response, as the GraphQL-over-HTTP spec asks: with data, 200; a request error
  * (no data) is 200 under application/json and 4xx under application/graphql-response+json. Statuses
- * that are about the caller rather than the document (401, 403, 429, 503) stand under both.
+ * that are about the caller or the method rather than the document (401, 403, 405, 429, 503) stand
+ * under both.
  */
 export function graphqlStatus(opts: { hasData: boolean; status: number | undefined; media: string }): number {
   const { hasData, status, media } = opts;
@@ -62,6 +66,20 @@ export function nestsDeeperThan(value: unknown, max: number): boolean {
     for (const child of Array.isArray(v) ? v : Object.values(v)) stack.push([child, depth + 1]);
   }
   return false;
+}
+
+/**
+ * The GraphQL URL opened in a browser (a GET preferring HTML, which no GraphQL client sends) goes to the
+ * explorer, instead of answering a JSON error. A `#token=…` fragment follows the redirect.
+ */
+export function explorerForBrowsers(req: Request, res: Response, next: NextFunction): void {
+  const accept = req.headers.accept;
+  const html =
+    !!accept &&
+    new Negotiator({ headers: { accept } }).mediaType([JSON_MEDIA, GRAPHQL_RESPONSE_MEDIA, "text/html"]) ===
+      "text/html";
+  if (html) return res.redirect(302, "/explorer");
+  next();
 }
 
 /** Only GET and POST reach GraphQL: anything else is 405 with the methods allowed. */

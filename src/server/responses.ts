@@ -11,10 +11,13 @@ export class ResponseBytes {
 
   constructor(private readonly maxBytes: number) {}
 
-  /** Serializes `result` (Apollo's field order); returns the replacement when it is over the cap. */
-  cap(result: FormattedExecutionResult): FormattedExecutionResult | null {
+  /**
+   * Serializes `result` (Apollo's field order); returns the replacement when it is over the cap, or over
+   * `left` bytes when less than the cap is left (of a batch's responses).
+   */
+  cap(result: FormattedExecutionResult, left = this.maxBytes): FormattedExecutionResult | null {
     const text = serialize(result);
-    if (withinBytes(text, this.maxBytes)) {
+    if (withinBytes(text, Math.min(left, this.maxBytes))) {
       const key = result.data ?? result.errors;
       if (key) this.serialized.set(key, text);
       return null;

@@ -8,6 +8,7 @@ import { createServer as netServer } from "node:net";
 import { auditCheckpointFile, auditSecretOf, ConfigError, type Config } from "../config/config";
 import { Disposer } from "../core/disposer";
 import type { MarketClock } from "../core/market-clock";
+import { ExportsRepo } from "../db/exports.sql";
 import { QuarantineRepo } from "../db/quarantine.repo";
 import { readListSizes } from "../db/sizes";
 import { PgListener } from "../db/listener";
@@ -23,10 +24,13 @@ import { enforcePolicy } from "../schema/enforce";
 import { AccessAudit } from "./access-audit";
 import { PrincipalCaps } from "./caps";
 import { OperationContexts } from "./context";
+import { corsFor } from "./cors";
+import { EXPORT_HEADERS, exportRouter } from "./export";
 import { FanOut } from "./fanout";
 import { internalErrorHandler } from "./graphql-http";
 import { healthRoutes, type Readiness } from "./health";
 import { HttpGateway } from "./http";
+import { httpMetrics } from "./http-metrics";
 import { createLimitChecker, type ListSizes } from "./limits";
 import { webRouter } from "./static";
 import { WsGateway } from "./ws-gateway";
@@ -195,6 +199,7 @@ export class Server implements RunningServer {
     const app = express();
     app.disable("x-powered-by");
     app.set("etag", false); // hashing every response body costs more than a GraphQL client ever saves
+    app.use(httpMetrics);
     const httpServer: HttpServer = createServer(app);
     // Messages are limited like HTTP bodies: a larger one is refused (1009) as it arrives, never read whole.
     const wss = new WebSocketServer({
@@ -212,6 +217,14 @@ export class Server implements RunningServer {
       })),
     );
     app.use(webRouter()); // the dashboard at /, the explorer at /explorer, the access log at /access-log
+    // Preflights from the listed origins are answered here, before the routes (they need no log entry).
+    const cors = corsFor(config.corsOrigins, Object.values(EXPORT_HEADERS));
+    if (cors) app.use(["/graphql", "/export"], cors);
+    const url = (dataSource.options as { url?: string }).url;
+    if (!url) throw new Error("the server needs the data source's connection URL");
+    const exports = new ExportsRepo(url, config.limits.maxExports);
+    this.disposer.add("exports", () => exports.close());
+    app.use("/export", exportRouter({ config, governance, audit, verifier, exports }));
     const http = await HttpGateway.start(
       app,
       httpServer,

@@ -13,6 +13,7 @@ import type { WebSocket, WebSocketServer } from "ws";
 import type { Config } from "../config/config";
 import { setLongTimeout, type LongTimeout } from "../core/timers";
 import { ClientError, ErrorCode } from "../errors";
+import { graphqlOperations, graphqlOperationSeconds } from "../metrics";
 import type { Principal } from "../policy/principal";
 import { bearerToken, type TokenVerifier } from "../policy/tokens";
 import type { Context } from "../resolvers/context.type";
@@ -22,6 +23,7 @@ import type { OperationContexts } from "./context";
 import { maskError, maskGraphQLError } from "./errors";
 import { sharingKey, type FanOut, type Transport } from "./fanout";
 import { MAX_BODY_DEPTH, nestsDeeperThan } from "./graphql-http";
+import { noIntrospection } from "./introspection";
 import type { LimitChecker } from "./limits";
 import { tooLarge, withinBytes } from "./responses";
 import { serveGraphqlWs, type WsExtra } from "./ws";
@@ -42,7 +44,19 @@ type WsState = WsExtra & {
   subscriptions?: Map<string, number>;
   /** Counted against the principal's connection cap. */
   counted?: boolean;
+  /** Each running operation's start, type and whether it answered an error (for its latency metric). */
+  timings?: Map<string, { startedAt: number; type: string; failed: boolean }>;
 };
+
+/** Observes an operation's latency once it is over (answered, refused, or its stream ended). */
+function observed(state: WsState, id: string, failed = false): void {
+  const t = state.timings?.get(id);
+  if (!t) return;
+  state.timings!.delete(id);
+  const labels = { transport: "ws", type: t.type, outcome: failed || t.failed ? "error" : "ok" };
+  graphqlOperations.inc(labels);
+  graphqlOperationSeconds.observe(labels, (performance.now() - t.startedAt) / 1000);
+}
 
 export interface WsGatewayDeps {
   config: Config;
@@ -106,6 +120,7 @@ export class WsGateway {
 
   private options(): ServerOptions<Record<string, unknown>, WsState> {
     const { config, schema, verifier, contexts, audit, fanout, caps } = this.deps;
+    const rules = config.introspection ? specifiedRules : [...specifiedRules, noIntrospection];
     return {
       schema,
       subscribe: (args) => fanout.subscribe(args, this.transports.get(args.contextValue as Context)!),
@@ -151,8 +166,10 @@ export class WsGateway {
         const startedAt = performance.now();
         const principal = ctx.extra.principal!;
         const origin = ctx.extra.origin ?? { client: null, ip: null };
+        (ctx.extra.timings ??= new Map()).set(id, { startedAt, type: "unknown", failed: false });
         // Refused before execution: logged like any other operation, and withheld if that fails.
         const refuse = async (errors: readonly GraphQLError[], document?: DocumentNode) => {
+          observed(ctx.extra, id, true);
           if (!audit) return errors;
           const sent = await audit.refused(principal, origin, payload, errors[0], startedAt, document);
           return sent === errors[0] ? errors : [sent];
@@ -176,7 +193,7 @@ export class WsGateway {
             }),
           ]);
         }
-        const invalid = validate(schema, document, specifiedRules);
+        const invalid = validate(schema, document, rules);
         if (invalid.length) {
           return refuse(
             invalid.map(
@@ -203,6 +220,7 @@ export class WsGateway {
             document,
           );
         }
+        ctx.extra.timings.get(id)!.type = operation.operation;
         const verdict = this.deps.checkLimits(
           document,
           payload.variables ?? undefined,
@@ -220,6 +238,7 @@ export class WsGateway {
           contextValue = await contexts.create(principal, origin);
         } catch (err) {
           this.release(ctx.extra, id);
+          observed(ctx.extra, id, true);
           // Thrown out of here, the message would close the socket as its reason: mask it instead.
           return [
             maskGraphQLError(new GraphQLError((err as Error).message, { originalError: err as Error })),
@@ -245,8 +264,10 @@ export class WsGateway {
       },
       onOperation: async (_ctx, _id, payload, args, result) =>
         audit?.operation(args.contextValue as Context, payload, args.document, result),
-      onNext: (_ctx, _id, _payload, args, result) => {
+      onNext: (ctx, id, _payload, args, result) => {
         // Single results of queries and mutations (subscription events are written by the fan-out).
+        const timing = ctx.extra.timings?.get(id);
+        if (timing && result.errors?.length) timing.failed = true;
         const masked = audit?.maskedOf(args.contextValue as Context);
         const sent =
           result.errors?.length || masked
@@ -256,12 +277,17 @@ export class WsGateway {
         return withinBytes(JSON.stringify(sent), max) ? sent : tooLarge(max);
       },
       onComplete: async (ctx, id) => {
+        observed(ctx.extra, id);
         const context = ctx.extra.contexts?.get(id);
         ctx.extra.contexts?.delete(id);
         this.release(ctx.extra, id);
         if (context) await audit?.completed(context);
       },
-      onError: (_ctx, _id, _payload, errors) => errors.map((e) => maskError(e.toJSON(), e)),
+      onError: (ctx, id, _payload, errors) => {
+        const timing = ctx.extra.timings?.get(id);
+        if (timing) timing.failed = true;
+        return errors.map((e) => maskError(e.toJSON(), e));
+      },
     };
   }
 }

@@ -3,6 +3,7 @@ import { randomUUID } from "node:crypto";
 import { handleProtocols, makeServer, type Disposable, type ServerOptions } from "graphql-ws";
 import type { WebSocket, WebSocketServer } from "ws";
 import { log } from "../log";
+import { websocketConnections } from "../metrics";
 
 /** What graphql-ws's `extra` holds for each connection: the socket and its upgrade request. */
 export interface WsExtra {
@@ -48,6 +49,7 @@ export function serveGraphqlWs<E extends WsExtra>(
   wss.on("error", (err) => log.error({ err }, "WebSocket server error"));
 
   wss.on("connection", (socket, request) => {
+    websocketConnections.inc();
     // The close this server asked for, if any: reported once the socket is closed.
     let closedByServer: { code: number; reason: string } | null = null;
     const closeSocket = socket.close.bind(socket);
@@ -94,6 +96,7 @@ export function serveGraphqlWs<E extends WsExtra>(
     );
 
     socket.once("close", (code, reason) => {
+      websocketConnections.dec();
       clearInterval(ping);
       clearTimeout(pongWait);
       const byServer = closedByServer;

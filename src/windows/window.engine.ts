@@ -4,6 +4,7 @@ import { PanesRepo, type PaneRow } from "../db/panes.repo";
 import { WindowWrites, type ChangedWindow, type WindowValues } from "../db/windows.repo";
 import { log } from "../log";
 import { ALLOWED_LATENESS_MS, LONGEST_WINDOW_MS, WINDOW_MS, WindowSize } from "../core/market";
+import { reportWindowLagFrom } from "../metrics";
 
 /** What the ingest loop reports after each committed batch. */
 export interface CommitInfo {
@@ -77,6 +78,12 @@ export class WindowEngine {
     const { emittedUntil, finalUntil } = await this.writes.progress();
     this.emittedUntil = emittedUntil?.getTime() ?? null;
     this.finalUntil = finalUntil?.getTime() ?? null;
+    // The newest engine started is the one the metric follows (a replica runs one while it ingests).
+    reportWindowLagFrom(() =>
+      this.watermark === null || this.emittedUntil === null
+        ? null
+        : Math.max(0, paneOf(this.watermark) - this.emittedUntil),
+    );
   }
 
   /** Takes one committed batch's news; returns at once (the step runs in the background). */

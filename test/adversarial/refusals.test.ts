@@ -9,7 +9,7 @@ import { startTestPlatform, type TestPlatform } from "../support/server";
 import { until } from "../support/wait";
 
 // Every refusal is one access-log entry: HTTP requests refused around GraphQL (method, body, CSRF
-// prevention, batching, parameters) and WebSocket connections the server closes. Refusals of callers
+// prevention, batch size, parameters) and WebSocket connections the server closes. Refusals of callers
 // without a valid token are logged too, aggregated so that they cannot flood the log.
 let t: TestPlatform;
 let pg: Client;
@@ -53,13 +53,23 @@ const JSON_BODY = { "content-type": "application/json" };
 const refusedByHttp: [string, RequestInit & { headers?: Record<string, string> }, string, number, string][] =
   [
     [
-      "a batch",
-      { method: "POST", headers: JSON_BODY, body: `[{"query":"{ me { id } }"}]` },
+      "a batch over MAX_BATCH_SIZE",
+      {
+        method: "POST",
+        headers: JSON_BODY,
+        body: JSON.stringify(Array(11).fill({ query: "{ me { id } }" })),
+      },
       "",
       400,
       "BAD_REQUEST",
     ],
-    ["a CSRF-blocked GET", { method: "GET" }, "?query=%7B%20me%20%7B%20id%20%7D%20%7D", 400, "BAD_REQUEST"],
+    [
+      "a mutation by GET",
+      { method: "GET" },
+      `?query=${encodeURIComponent('mutation { requestAccess(entitlement: DEPTH, reason: "x") { id } }')}`,
+      405,
+      "BAD_REQUEST",
+    ],
     ["malformed JSON", { method: "POST", headers: JSON_BODY, body: `{"query":` }, "", 400, "BAD_REQUEST"],
     [
       "a body over the limit",

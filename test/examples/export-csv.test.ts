@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { rebuildWindows } from "../../src/windows/rebuild";
+import { parseCsv } from "../support/csv";
 import { grantEntitlements } from "../support/governance";
 import { seedQuotes } from "../support/seed";
 import { startTestPlatform, type TestPlatform } from "../support/server";
@@ -11,6 +12,8 @@ import { startTestPlatform, type TestPlatform } from "../support/server";
 // examples/export_csv.py (Python, standard library only) against a live server: its CSV files hold
 // exactly what GraphQL returns, every page of it.
 const SCRIPT = join(__dirname, "../../examples/export_csv.py");
+/** The Python to run the examples with (another one, e.g. a virtualenv's, through PYTHON). */
+const PYTHON = process.env.PYTHON ?? "python3";
 const START = new Date("2026-01-05T14:30:00Z");
 const SYMBOLS = ["AAPL", "MSFT", "NVDA"];
 /** Rows per request: both exports take several pages. */
@@ -38,36 +41,6 @@ afterAll(async () => {
   rmSync(out, { recursive: true, force: true });
   await t.close();
 });
-
-/** RFC 4180 rows (quoted cells may hold commas, quotes and line breaks). */
-function parseCsv(text: string): string[][] {
-  const rows: string[][] = [];
-  let row: string[] = [];
-  let cell = "";
-  let quoted = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (quoted) {
-      if (c === '"' && text[i + 1] === '"') {
-        cell += '"';
-        i++;
-      } else if (c === '"') quoted = false;
-      else cell += c;
-    } else if (c === '"') quoted = true;
-    else if (c === ",") {
-      row.push(cell);
-      cell = "";
-    } else if (c === "\n" || c === "\r") {
-      if (c === "\r" && text[i + 1] === "\n") i++;
-      row.push(cell);
-      rows.push(row);
-      row = [];
-      cell = "";
-    } else cell += c;
-  }
-  if (cell || row.length) rows.push([...row, cell]);
-  return rows;
-}
 
 /** Every node of a cursor-paged field, fetched here over GraphQL the way a client would. */
 async function allNodes(field: string, query: string, variables: Record<string, unknown>) {
@@ -99,7 +72,7 @@ function readBack(header: string[], row: string[], like: Record<string, unknown>
 
 test("the Python example pages quotes and windows into CSV files equal to the GraphQL results", async () => {
   const { stdout } = await promisify(execFile)(
-    "python3",
+    PYTHON,
     [
       SCRIPT,
       "--url",
@@ -158,8 +131,54 @@ test("the Python example pages quotes and windows into CSV files equal to the Gr
 });
 
 test("the Python example fails with the server's error code on a refused request", async () => {
-  const run = promisify(execFile)("python3", [SCRIPT, "--url", t.url, "--token", "nope", "--out-dir", out], {
+  const run = promisify(execFile)(PYTHON, [SCRIPT, "--url", t.url, "--token", "nope", "--out-dir", out], {
     timeout: 60_000,
   });
   await expect(run).rejects.toMatchObject({ code: 1, stderr: expect.stringContaining("UNAUTHENTICATED") });
+});
+
+/** Runs `code` in Python with the test's values bound (as JSON); resolves with what it printed. */
+async function python(code: string, values: Record<string, unknown>): Promise<string> {
+  const bound = Object.entries(values)
+    .map(([k, v]) => `${k} = json.loads(${JSON.stringify(JSON.stringify(v))})`)
+    .join("\n");
+  const { stdout } = await promisify(execFile)(PYTHON, ["-c", `import json, sys\n${bound}\n${code}`], {
+    timeout: 60_000,
+  });
+  return stdout;
+}
+
+test("pasted into a notebook cell, it defines export_csv without reading the kernel's arguments", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "tickgraph-cell-"));
+  // What a Jupyter cell is: the code run as __main__, without __file__, the kernel's argv in sys.argv.
+  const printed = await python(
+    `sys.argv = ["/usr/lib/python3/dist-packages/ipykernel_launcher.py", "-f", "/tmp/kernel-4b1d.json"]
+cell = {"__name__": "__main__"}
+exec(compile(open(script).read(), "<cell>", "exec"), cell)
+print(json.dumps(cell["export_csv"](url, token, symbols=["AAPL"], out_dir=out)))`,
+    { script: SCRIPT, url: t.url, token, out: dir },
+  );
+  expect(JSON.parse(printed)).toEqual({
+    [join(dir, "quotes.csv")]: 240,
+    [join(dir, "windows_ONE_MINUTE.csv")]: expect.any(Number),
+  });
+  const [header, ...rows] = parseCsv(readFileSync(join(dir, "quotes.csv"), "utf8"));
+  expect(header[1]).toBe("symbol");
+  expect(new Set(rows.map((r) => r[1]))).toEqual(new Set(["AAPL"]));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test("imported as a module, export_csv writes the files and returns their row counts", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "tickgraph-import-"));
+  const printed = await python(
+    `sys.argv = ["notebook"]
+sys.path.insert(0, examples)
+from export_csv import export_csv
+print(json.dumps(export_csv(url, token, symbols="MSFT,NVDA", size="FIVE_MINUTES", page_size=100, out_dir=out)))`,
+    { examples: join(__dirname, "../../examples"), url: t.url, token, out: dir },
+  );
+  const written = JSON.parse(printed) as Record<string, number>;
+  expect(written[join(dir, "quotes.csv")]).toBe(480);
+  expect(written[join(dir, "windows_FIVE_MINUTES.csv")]).toBeGreaterThan(0);
+  rmSync(dir, { recursive: true, force: true });
 });

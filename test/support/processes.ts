@@ -15,12 +15,18 @@ export interface Proc {
 /** The processes a test file started; `killAll` in its afterAll. */
 const children = new Set<ChildProcess>();
 
-/** Starts `tickgraph …` and resolves once a stdout line matches `ready`. */
-export function run(args: string[], env: Record<string, string>, ready: RegExp): Promise<Proc> {
+/** Starts `tickgraph …` (in `opts.cwd`, else here) and resolves once a stdout line matches `ready`. */
+export function run(
+  args: string[],
+  env: Record<string, string>,
+  ready: RegExp,
+  opts: { cwd?: string } = {},
+): Promise<Proc> {
   return new Promise((resolvePromise, reject) => {
     const proc = spawn(process.execPath, [BIN, ...args], {
       env: { ...process.env, LOG_LEVEL: "silent", ...env },
       stdio: ["ignore", "pipe", "pipe"],
+      cwd: opts.cwd,
     });
     children.add(proc);
     const out: string[] = [];

@@ -1,6 +1,6 @@
 /**
  * The ingest loop: feed stream → validator → batched writes (trades, panes, quarantine, checkpoint), with
- * REST backfill after every reconnect or restart. See DESIGN.md, "Architecture" and "Definitions".
+ * REST backfill after every reconnect or restart. See docs/ARCHITECTURE.md.
  */
 export {
   Ingest,

@@ -32,22 +32,7 @@ export async function testDb(): Promise<TestDb> {
   };
 }
 
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Polls `check` until it returns something other than undefined, or fails after `timeoutMs`. */
-export async function until<T>(
-  what: string,
-  check: () => T | undefined | Promise<T | undefined>,
-  timeoutMs = 15_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
+export { sleep, until } from "../support/wait";
 
 /** Every trade of `symbol` the feed's REST history holds, in id order. */
 export async function history(restUrl: string, symbol: string): Promise<RestTrade[]> {

@@ -20,7 +20,7 @@ beforeAll(async () => {
   db = await testDb();
 });
 afterAll(async () => {
-  await Promise.all(clients.map((c) => c.dispose()));
+  await Promise.all(clients.map(async (c) => c.dispose()));
   await killAll();
   await db.close();
 });

@@ -3,7 +3,7 @@ import { buildSchema, parse, type ExecutionArgs, type ExecutionResult } from "gr
 import { FanOut, SLOW_CONSUMER, type Socket } from "../../src/server/fanout";
 
 // The fan-out's bookkeeping over a fake socket whose backlog the test sets (the real socket is covered
-// by test/subscriptions/fanout.test.ts): sharing, per-subscriber ids, conflation and the slow-consumer close.
+// by test/subscriptions/shared-streams.test.ts): sharing, per-subscriber ids, conflation and the slow-consumer close.
 const schema = buildSchema(`
   type Query { ok: Boolean }
   type Subscription { board: Int ticks: Int }

@@ -106,7 +106,7 @@ export async function startTestPlatform(
       return client;
     },
     async close() {
-      await Promise.all(clients.map((c) => c.dispose()));
+      await Promise.all(clients.map(async (c) => c.dispose()));
       await platform.close();
       await db.drop();
     },

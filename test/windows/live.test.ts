@@ -1,4 +1,5 @@
 import { grantEntitlements } from "../support/governance";
+import { until } from "../support/wait";
 import { startTestPlatform, type TestPlatform } from "../support/server";
 
 // The whole path at --feed-speed 60 (a market hour per wall minute): feed → ingest → panes → window
@@ -18,16 +19,6 @@ beforeAll(async () => {
 });
 afterAll(() => t.close());
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 40_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
 type Ranking = {
   windowStart: string;
   windowEnd: string;
@@ -35,14 +26,18 @@ type Ranking = {
 };
 
 test("windows, rankings and the top price stock follow the market clock", async () => {
-  const prices = await until("two 5-minute tumbling windows", async () => {
-    const { body } = await t.gql(
-      `{ topPriceStocks(from: "2026-01-05T14:00:00Z", to: "2026-01-05T16:00:00Z") { windowStart windowEnd entries { rank symbol value } } }`,
-      { token },
-    );
-    const list = body.data?.topPriceStocks as Ranking[] | undefined;
-    return list && list.length >= 3 ? list : undefined;
-  });
+  const prices = await until(
+    "two 5-minute tumbling windows",
+    async () => {
+      const { body } = await t.gql(
+        `{ topPriceStocks(from: "2026-01-05T14:00:00Z", to: "2026-01-05T16:00:00Z") { windowStart windowEnd entries { rank symbol value } } }`,
+        { token },
+      );
+      const list = body.data?.topPriceStocks as Ranking[] | undefined;
+      return list && list.length >= 3 ? list : undefined;
+    },
+    40_000,
+  );
   const ends = prices.map((r) => Date.parse(r.windowEnd));
   expect(ends.every((e) => e % 300_000 === 0)).toBe(true);
   expect(ends.slice(1).map((e, i) => e - ends[i])).toEqual(ends.slice(1).map(() => 300_000));

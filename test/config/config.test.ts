@@ -1,4 +1,4 @@
-import { ConfigError, loadConfig } from "../src/config/config";
+import { ConfigError, loadConfig } from "../../src/config/config";
 
 test("defaults", () => {
   const c = loadConfig({}, {});

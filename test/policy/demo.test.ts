@@ -1,5 +1,5 @@
-import { Role } from "../src/policy/principal";
-import { startTestPlatform, type TestPlatform } from "./support/server";
+import { Role } from "../../src/policy/principal";
+import { startTestPlatform, type TestPlatform } from "../support/server";
 
 // `npm start` on the mock market: the token the start-up message suggests must see live data at once.
 let t: TestPlatform;

@@ -1,7 +1,7 @@
 import { createClient } from "graphql-ws";
 import { SignJWT } from "jose";
 import WebSocket from "ws";
-import { createEventBus } from "../src/events/bus";
+import { createEventBus } from "../../src/events/bus";
 import {
   startReplica,
   startTestPlatform,
@@ -9,7 +9,7 @@ import {
   testConfig,
   wsQuery,
   type TestPlatform,
-} from "./support/server";
+} from "../support/server";
 
 let t: TestPlatform;
 beforeAll(async () => {

@@ -1,7 +1,7 @@
 import { Client } from "pg";
-import { LATEST_QUOTES_DELAYED_SQL, LATEST_QUOTES_SQL, quotePageSql } from "../src/db/market.repo";
-import { createTestDatabase } from "./support/database";
-import { seedQuotes } from "./support/seed";
+import { LATEST_QUOTES_DELAYED_SQL, LATEST_QUOTES_SQL, quotePageSql } from "../../src/db/market.repo";
+import { createTestDatabase } from "../support/database";
+import { seedQuotes } from "../support/seed";
 
 // The hot statements of the read API must walk an index in order, never sort or scan the table.
 let db: Awaited<ReturnType<typeof createTestDatabase>>;

@@ -2,12 +2,12 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client } from "pg";
-import { migrations } from "../migrations";
-import { withDatabase } from "../src/db/naming";
-import { createTokenVerifier } from "../src/policy/tokens";
-import { ADMIN_ENV, testDbPrefix } from "./support/env";
-import { killAll, runToEnd } from "./support/processes";
-import { startTestPlatform, TEST_SECRET, type TestPlatform } from "./support/server";
+import { migrations } from "../../migrations";
+import { withDatabase } from "../../src/db/naming";
+import { createTokenVerifier } from "../../src/policy/tokens";
+import { ADMIN_ENV, testDbPrefix } from "../support/env";
+import { killAll, runToEnd } from "../support/processes";
+import { startTestPlatform, TEST_SECRET, type TestPlatform } from "../support/server";
 
 // The `token`, `migrate` and `print-schema` commands as users run them: the built CLI, as processes.
 let t: TestPlatform;
@@ -117,6 +117,6 @@ test("migrate applies every migration to an empty database, in order, then finds
 test("print-schema prints schema.graphql, the schema with its applied directives", async () => {
   const r = await runToEnd(["print-schema"], {});
   expect(r.code).toBe(0);
-  expect(r.stdout).toBe(readFileSync(join(__dirname, "..", "schema.graphql"), "utf8"));
+  expect(r.stdout).toBe(readFileSync(join(__dirname, "..", "..", "schema.graphql"), "utf8"));
   expect(r.stdout).toMatch(/type Grant @classified\(level: RESTRICTED\)/);
 });

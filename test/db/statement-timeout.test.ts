@@ -4,13 +4,13 @@ import { join } from "node:path";
 import { createClient } from "graphql-ws";
 import { Client } from "pg";
 import WebSocket from "ws";
-import { Role } from "../src/policy/principal";
-import { mintToken } from "../src/policy/tokens";
-import { until } from "./support/wait";
-import { createTestDatabase } from "./support/database";
-import { killAll, run, type Proc } from "./support/processes";
-import { seedQuotes } from "./support/seed";
-import { TEST_SECRET, wsQuery } from "./support/server";
+import { Role } from "../../src/policy/principal";
+import { mintToken } from "../../src/policy/tokens";
+import { until } from "../support/wait";
+import { createTestDatabase } from "../support/database";
+import { killAll, run, type Proc } from "../support/processes";
+import { seedQuotes } from "../support/seed";
+import { TEST_SECRET, wsQuery } from "../support/server";
 
 // `serve` as a process with STATEMENT_TIMEOUT_MS: a query that runs longer is cut by Postgres, the client
 // gets a masked error with an id, and the process's own log (pino, JSON on stdout) holds that id with

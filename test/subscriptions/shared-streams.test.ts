@@ -1,4 +1,5 @@
 import { createClient, type Client as WsClient } from "graphql-ws";
+import { until } from "../support/wait";
 import type { Pool } from "pg";
 import { poolOf } from "../../src/db/sql";
 import WebSocket from "ws";
@@ -32,7 +33,7 @@ beforeAll(async () => {
   server = await startReplica(t, bus, { ...t.config, limits: { ...t.config.limits, ...CAPS } });
 });
 afterAll(async () => {
-  await Promise.all(clients.map((c) => c.dispose()));
+  await Promise.all(clients.map(async (c) => c.dispose()));
   await server.close();
   await t.close();
 });
@@ -56,14 +57,6 @@ async function metric(name: string): Promise<number> {
   const text = await (await fetch(server.url.replace("/graphql", "/metrics"))).text();
   const line = text.split("\n").find((l) => l.startsWith(`${name} `));
   return line ? Number(line.split(" ")[1]) : 0;
-}
-
-async function until(what: string, ok: () => Promise<boolean> | boolean, ms = 30_000): Promise<void> {
-  const give = Date.now() + ms;
-  while (!(await ok())) {
-    if (Date.now() > give) throw new Error(`gave up waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 /** A bare graphql-transport-ws connection (to pause its reading, or watch its close), initialised. */

@@ -1,11 +1,11 @@
 import { createHash } from "node:crypto";
 import type { Client as WsClient } from "graphql-ws";
 import { Client } from "pg";
-import { Role } from "../src/policy/principal";
-import { seedQuotes } from "./support/seed";
-import { startTestPlatform, wsQuery, type TestPlatform } from "./support/server";
-import { record, type Recording } from "./support/subscriptions";
-import { until } from "./support/wait";
+import { Role } from "../../src/policy/principal";
+import { seedQuotes } from "../support/seed";
+import { startTestPlatform, wsQuery, type TestPlatform } from "../support/server";
+import { record, type Recording } from "../support/subscriptions";
+import { until } from "../support/wait";
 
 let t: TestPlatform;
 let steward: string;

@@ -1,5 +1,5 @@
-import { seedQuotes } from "./support/seed";
-import { startTestPlatform, type TestPlatform } from "./support/server";
+import { seedQuotes } from "../support/seed";
+import { startTestPlatform, type TestPlatform } from "../support/server";
 
 let t: TestPlatform;
 const SYMBOLS = ["AAPL", "MSFT", "NVDA"];

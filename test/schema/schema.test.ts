@@ -1,9 +1,9 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { buildTickgraphSchema, printTickgraphSchema } from "../src/schema/schema";
+import { buildTickgraphSchema, printTickgraphSchema } from "../../src/schema/schema";
 
 test("schema.graphql is the schema the code builds (run `npm run schema:print` after changing it)", () => {
-  const committed = readFileSync(join(__dirname, "..", "schema.graphql"), "utf8");
+  const committed = readFileSync(join(__dirname, "..", "..", "schema.graphql"), "utf8");
   expect(printTickgraphSchema(buildTickgraphSchema())).toBe(committed);
 });
 

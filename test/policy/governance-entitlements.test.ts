@@ -1,8 +1,8 @@
-import { Entitlement, Role } from "../src/policy/principal";
-import { grantEntitlements } from "./support/governance";
-import { seedQuotes } from "./support/seed";
-import { until } from "./support/wait";
-import { startTestPlatform, wsQuery, type TestPlatform } from "./support/server";
+import { Entitlement, Role } from "../../src/policy/principal";
+import { grantEntitlements } from "../support/governance";
+import { seedQuotes } from "../support/seed";
+import { until } from "../support/wait";
+import { startTestPlatform, wsQuery, type TestPlatform } from "../support/server";
 
 let t: TestPlatform;
 let owner: string;

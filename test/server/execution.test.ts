@@ -9,10 +9,10 @@ import {
   type GraphQLObjectType,
 } from "graphql";
 import { compileQuery } from "graphql-jit";
-import { ForbiddenError } from "../src/errors";
-import { setLogLevel } from "../src/log";
-import { registry } from "../src/metrics";
-import { createExecutor } from "../src/server/execution";
+import { ForbiddenError } from "../../src/errors";
+import { setLogLevel } from "../../src/log";
+import { registry } from "../../src/metrics";
+import { createExecutor } from "../../src/server/execution";
 
 // The compiled executor answers exactly what graphql-js answers, errors included.
 jest.mock("graphql-jit", () => {

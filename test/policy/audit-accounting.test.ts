@@ -1,8 +1,8 @@
 import { createHash } from "node:crypto";
 import { Client } from "pg";
-import { Role } from "../src/policy/principal";
-import { seedQuotes } from "./support/seed";
-import { startTestPlatform, wsQuery, type TestPlatform } from "./support/server";
+import { Role } from "../../src/policy/principal";
+import { seedQuotes } from "../support/seed";
+import { startTestPlatform, wsQuery, type TestPlatform } from "../support/server";
 
 // Every operation a client sends, whatever becomes of it, leaves exactly one access-log entry.
 let t: TestPlatform;

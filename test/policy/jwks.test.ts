@@ -1,7 +1,7 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { exportJWK, generateKeyPair, SignJWT, type JWK, type KeyLike } from "jose";
-import { startTestPlatform, TEST_SECRET, wsQuery, type TestPlatform } from "./support/server";
+import { startTestPlatform, TEST_SECRET, wsQuery, type TestPlatform } from "../support/server";
 
 // JWKS_URL: tokens signed with RS256 or ES256 by an identity provider, checked against its key set,
 // here served by a local HTTP endpoint as a provider would.

@@ -1,6 +1,6 @@
-import { Role } from "../src/policy/principal";
-import { seedQuotes } from "./support/seed";
-import { startTestPlatform, type TestPlatform } from "./support/server";
+import { Role } from "../../src/policy/principal";
+import { seedQuotes } from "../support/seed";
+import { startTestPlatform, type TestPlatform } from "../support/server";
 
 // HTTP queries run compiled; policy, masking, variables and directives hold on that path.
 let t: TestPlatform;

@@ -1,7 +1,7 @@
 import { Client } from "pg";
-import { AuditKey } from "../src/policy/audit";
-import { Role } from "../src/policy/principal";
-import { startTestPlatform, type TestPlatform } from "./support/server";
+import { AuditKey } from "../../src/policy/audit";
+import { Role } from "../../src/policy/principal";
+import { startTestPlatform, type TestPlatform } from "../support/server";
 
 // A superuser can bypass the trigger; the hash chain still shows where the log was touched.
 let t: TestPlatform;

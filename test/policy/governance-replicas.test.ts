@@ -1,8 +1,8 @@
-import { createEventBus } from "../src/events/bus";
-import { Role } from "../src/policy/principal";
-import type { RunningServer } from "../src/server/server";
-import { seedQuotes } from "./support/seed";
-import { startReplica, startTestPlatform, type TestPlatform } from "./support/server";
+import { createEventBus } from "../../src/events/bus";
+import { Role } from "../../src/policy/principal";
+import type { RunningServer } from "../../src/server/server";
+import { seedQuotes } from "../support/seed";
+import { startReplica, startTestPlatform, type TestPlatform } from "../support/server";
 
 // Two replicas on one database: policy changes made on one hold on the other at once (announced by
 // NOTIFY, before the other's one-second cache of entitlements would have let it see them anyway), and

@@ -1,7 +1,7 @@
-import { Role } from "../src/policy/principal";
-import { grantEntitlements } from "./support/governance";
-import { seedQuotes } from "./support/seed";
-import { startTestPlatform, wsQuery, type TestPlatform } from "./support/server";
+import { Role } from "../../src/policy/principal";
+import { grantEntitlements } from "../support/governance";
+import { seedQuotes } from "../support/seed";
+import { startTestPlatform, wsQuery, type TestPlatform } from "../support/server";
 
 // Every way a client might reach a protected field: the denial must hold on each of them.
 let t: TestPlatform;

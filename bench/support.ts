@@ -93,7 +93,7 @@ export function startChild(
       stdio: ["ignore", "pipe", "inherit"],
     });
     proc.once("exit", (code) => reject(new Error(`${script} exited with ${code} before listening`)));
-    const lines = createInterface({ input: proc.stdout! });
+    const lines = createInterface({ input: proc.stdout });
     lines.once("line", (line) => {
       const { port } = JSON.parse(line) as { port: number };
       resolve({

@@ -63,7 +63,8 @@ async function main() {
   const wall = performance.now() - wall0;
   const cpu = process.cpuUsage(cpu0);
   const pgCpu = (await backendCpu(c)) - pgCpu0;
-  const [{ rows }] = (await c.query(`SELECT count(*)::int AS rows FROM window_aggregates`)).rows;
+  const [{ rows }] = (await c.query<{ rows: number }>(`SELECT count(*)::int AS rows FROM window_aggregates`))
+    .rows;
   const tradesPerStep = flags.rate * 10;
   const nodeMs = (cpu.user + cpu.system) / 1000 / steps;
   const pgMs = pgCpu >= 0 ? pgCpu / steps : NaN;

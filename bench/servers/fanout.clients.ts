@@ -34,7 +34,7 @@ const KEYS = ['"windowEnd":"', '"eventTime":"'];
 /** Notes when an event arrived, by its key; the payload is not parsed (the client must keep up). */
 function onMessage(data: WebSocket.RawData): void {
   const at = now();
-  const text = String(data);
+  const text = (data as Buffer).toString();
   if (text.includes('"errors":')) {
     if (!errors) process.stderr.write(`first error: ${text.slice(0, 300)}\n`);
     errors++;
@@ -57,12 +57,13 @@ function connect(
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, "graphql-transport-ws", { skipUTF8Validation: true });
     ws.once("error", reject);
-    ws.once("close", (code, reason) => reject(new Error(`closed ${code} ${reason}`)));
+    ws.once("close", (code, reason) => reject(new Error(`closed ${code} ${reason.toString()}`)));
     ws.once("open", () =>
       ws.send(JSON.stringify({ type: "connection_init", payload: { authorization: `Bearer ${token}` } })),
     );
     ws.once("message", (data) => {
-      if (JSON.parse(String(data)).type !== "connection_ack") return reject(new Error(String(data)));
+      const text = (data as Buffer).toString();
+      if ((JSON.parse(text) as { type: string }).type !== "connection_ack") return reject(new Error(text));
       ws.removeAllListeners("close");
       ws.on("close", (code) => {
         if (code !== 1000 && code !== 1005) {
@@ -78,7 +79,9 @@ function connect(
   });
 }
 
-process.on("message", async (cmd: ClientCommand) => {
+process.on("message", (cmd: ClientCommand) => void onCommand(cmd));
+
+async function onCommand(cmd: ClientCommand): Promise<void> {
   if ("open" in cmd) {
     const { url, token, n, perConnection, operations } = cmd.open;
     const ops = Array.from({ length: n }, (_, id) => ({ id, op: operations[id % operations.length] }));
@@ -123,4 +126,4 @@ process.on("message", async (cmd: ClientCommand) => {
     sockets = [];
     send({ closed: true });
   }
-});
+}

@@ -20,17 +20,17 @@ function ticks(symbols: string[], at: number, from: number): CommittedTrades {
   return {
     id: symbols.map((_, k) => String(from + k)),
     symbol: symbols,
-    time: Array(n).fill(time),
+    time: Array<string>(n).fill(time),
     seq: symbols.map((_, k) => from + k),
     price: symbols.map((_, k) => 100 + k / 10),
-    size: Array(n).fill(100),
+    size: Array<number>(n).fill(100),
     bid: symbols.map((_, k) => 99.99 + k / 10),
-    bidSize: Array(n).fill(3),
+    bidSize: Array<number | null>(n).fill(3),
     ask: symbols.map((_, k) => 100.01 + k / 10),
-    askSize: Array(n).fill(4),
-    exchange: Array(n).fill("V"),
-    source: Array(n).fill("bench"),
-    received: Array(n).fill(at),
+    askSize: Array<number | null>(n).fill(4),
+    exchange: Array<string>(n).fill("V"),
+    source: Array<string>(n).fill("bench"),
+    received: Array<number>(n).fill(at),
   };
 }
 

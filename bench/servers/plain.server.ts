@@ -47,7 +47,8 @@ async function answer({ operationName, variables: { s, n } }: Body): Promise<unk
 const server = createServer((req, res) => {
   const chunks: Buffer[] = [];
   req.on("data", (c: Buffer) => chunks.push(c));
-  req.on("end", async () => {
+  req.on("end", () => void respond());
+  async function respond() {
     try {
       const body = JSON.stringify(await answer(JSON.parse(Buffer.concat(chunks).toString()) as Body));
       res.writeHead(200, { "content-type": "application/json" });
@@ -56,7 +57,7 @@ const server = createServer((req, res) => {
       res.writeHead(500);
       res.end(String(err));
     }
-  });
+  }
 });
 server.listen(0, "127.0.0.1", () => {
   process.stdout.write(JSON.stringify({ port: (server.address() as AddressInfo).port }) + "\n");

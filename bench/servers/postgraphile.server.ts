@@ -23,13 +23,13 @@ promise.withResolvers ??= function withResolvers() {
 // which would change the DOM types of every file the project type-checks with this one.
 const load = createRequire(__filename);
 const { postgraphile } = load("postgraphile") as {
-  postgraphile(preset: object): {
+  postgraphile: (preset: object) => {
     createServ(grafserv: unknown): { addTo(server: Server): Promise<void> };
     release(): Promise<void> | void;
   };
 };
 const { PostGraphileAmberPreset } = load("postgraphile/presets/amber") as { PostGraphileAmberPreset: object };
-const { makePgService } = load("postgraphile/adaptors/pg") as { makePgService(options: object): object };
+const { makePgService } = load("postgraphile/adaptors/pg") as { makePgService: (options: object) => object };
 const { grafserv } = load("postgraphile/grafserv/node") as { grafserv: unknown };
 
 const pgl = postgraphile({

@@ -9,7 +9,7 @@ const subscribers: { socket: WebSocket; prefix: string }[] = [];
 const wss = new WebSocketServer({ host: "127.0.0.1", port: 0, path: "/graphql" });
 wss.on("connection", (socket) => {
   socket.on("message", (data) => {
-    const msg = JSON.parse(String(data)) as { type: string; id?: string };
+    const msg = JSON.parse((data as Buffer).toString()) as { type: string; id?: string };
     if (msg.type === "connection_init") socket.send(JSON.stringify({ type: "connection_ack" }));
     else if (msg.type === "subscribe")
       subscribers.push({ socket, prefix: `{"id":${JSON.stringify(msg.id)},"type":"next","payload":` });

@@ -55,7 +55,7 @@ export function committedOf(
   for (let k = 0; k < stored.ids.length; k++)
     idOf.set(`${stored.symbols[k]} ${stored.seqs[k]}`, stored.ids[k]);
   const ids = batch.symbol.map((s, k) => idOf.get(`${s} ${batch.seq[k]}`));
-  if (ids.every((id) => id !== undefined)) return allCommitted(batch, ids as string[]);
+  if (ids.every((id): id is string => id !== undefined)) return allCommitted(batch, ids);
   const keep = ids.flatMap((id, k) => (id === undefined ? [] : [k]));
   const out = { id: keep.map((k) => ids[k]!) } as CommittedTrades;
   for (const c of COLUMNS) (out[c] as unknown[]) = keep.map((k) => batch[c][k]);

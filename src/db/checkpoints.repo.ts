@@ -39,7 +39,7 @@ export class CheckpointsRepo {
    * writer without a lease.
    */
   async claim(stream: string): Promise<string> {
-    const [row] = (await this.ds.query(CLAIM_STREAM, [stream])) as { epoch: string }[];
+    const [row] = await this.ds.query<{ epoch: string }[]>(CLAIM_STREAM, [stream]);
     return row.epoch;
   }
 

@@ -28,7 +28,7 @@ class DbLogger implements Logger {
 }
 
 const TIMESTAMPTZ = 1184;
-const defaultTimestamptz = types.getTypeParser(TIMESTAMPTZ, "text");
+const defaultTimestamptz = types.getTypeParser(TIMESTAMPTZ, "text") as (text: string) => Date;
 
 /**
  * With TimeZone=UTC Postgres prints timestamptz as "2026-01-05 14:46:40.123456+00"; V8 parses the same
@@ -38,13 +38,13 @@ function parseTimestamptz(text: string): Date {
   if (text.length >= 22 && text[10] === " " && text.endsWith("+00")) {
     return new Date(`${text.slice(0, 10)}T${text.slice(11, -3)}Z`);
   }
-  return defaultTimestamptz(text) as Date;
+  return defaultTimestamptz(text);
 }
 
-const getTypeParser = ((oid: number, format?: "text" | "binary") =>
+const getTypeParser = ((oid: number, format?: "text" | "binary"): unknown =>
   oid === TIMESTAMPTZ && format !== "binary"
     ? parseTimestamptz
-    : types.getTypeParser(oid, format as "text")) as typeof types.getTypeParser;
+    : types.getTypeParser(oid, format)) as typeof types.getTypeParser;
 
 export interface DataSourceOptions {
   url: string;

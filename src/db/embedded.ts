@@ -126,8 +126,8 @@ function run(cmd: string, args: string[], user: { uid: number; gid: number } | n
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { ...(user ?? {}), stdio: ["ignore", "pipe", "pipe"] });
     let output = "";
-    child.stdout!.on("data", (d: Buffer) => (output += d.toString("utf8")));
-    child.stderr!.on("data", (d: Buffer) => (output += d.toString("utf8")));
+    child.stdout.on("data", (d: Buffer) => (output += d.toString("utf8")));
+    child.stderr.on("data", (d: Buffer) => (output += d.toString("utf8")));
     child.once("error", reject);
     child.once("close", (code) =>
       code === 0 ? resolve() : reject(new EmbeddedPostgresError(`${cmd} failed (${code}): ${output.trim()}`)),
@@ -276,7 +276,7 @@ export async function startEmbeddedPostgres(
     env: { ...process.env, LC_MESSAGES: "C" },
   });
   let stderr = "";
-  child.stderr!.on("data", (chunk: Buffer) => {
+  child.stderr.on("data", (chunk: Buffer) => {
     const text = chunk.toString("utf8");
     stderr = (stderr + text).slice(-4000);
     log.debug({ pg: text.trim() }, "embedded postgres");

@@ -170,7 +170,9 @@ export class PanesRepo {
 
   /** The first pane ever stored (null before any trade). */
   async first(): Promise<Date | null> {
-    const [{ first }] = await this.ds.query(`SELECT min(bucket) AS first FROM panes_10s`);
+    const [{ first }] = await this.ds.query<{ first: Date | null }[]>(
+      `SELECT min(bucket) AS first FROM panes_10s`,
+    );
     return first;
   }
 

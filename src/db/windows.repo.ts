@@ -244,7 +244,7 @@ export class WindowWrites {
   constructor(private readonly ds: DataSource) {}
 
   async progress(): Promise<WindowProgress> {
-    const [row] = await this.ds.query(
+    const [row] = await this.ds.query<(WindowProgress | undefined)[]>(
       `SELECT emitted_until AS "emittedUntil", final_until AS "finalUntil" FROM window_progress WHERE id = 1`,
     );
     return { emittedUntil: row?.emittedUntil ?? null, finalUntil: row?.finalUntil ?? null };

@@ -51,8 +51,8 @@ export function createEventBus(): EventBus {
         const listener = (payload: Topics[T]) => void push(payload).catch(() => {});
         let set = listeners.get(topic);
         if (!set) listeners.set(topic, (set = new Set()));
-        set.add(listener as (payload: never) => void);
-        void stop.then(() => set.delete(listener as (payload: never) => void));
+        set.add(listener);
+        void stop.then(() => set.delete(listener));
       }, new SlidingBuffer(SUBSCRIBER_BUFFER));
     },
   };

@@ -1,5 +1,6 @@
 import { Pool } from "pg";
 import { notifyAll, PgListener } from "../db/listener";
+import { isRecord } from "../core/records";
 import { log } from "../log";
 import { createEventBus, Topic, type EventBus, type Topics } from "./bus";
 
@@ -14,16 +15,17 @@ export interface PgEventBus extends EventBus {
 
 /** JSON with Dates kept as Dates: they travel as {"$d": iso}. */
 function encode(value: unknown): string {
-  return JSON.stringify(value, function (this: Record<string, unknown>, key, v) {
+  return JSON.stringify(value, function (this: Record<string, unknown>, key, v: unknown) {
     const raw = this[key];
     return raw instanceof Date ? { $d: raw.toISOString() } : v;
   });
 }
 
 function decode(text: string): unknown {
-  return JSON.parse(text, (_k, v) =>
-    v && typeof v === "object" && typeof v.$d === "string" ? new Date(v.$d) : v,
-  );
+  return JSON.parse(text, (_k, v: unknown) => {
+    const d = isRecord(v) ? v.$d : undefined;
+    return typeof d === "string" ? new Date(d) : v;
+  }) as unknown;
 }
 
 interface Frame {

@@ -161,8 +161,8 @@ export class BarBuilder {
     startMs: number,
     private readonly maxLatenessMs: number,
   ) {
-    this.days = Array.from({ length: symbols }, () => new Map());
-    this.latest = new Array(symbols);
+    this.days = Array.from({ length: symbols }, () => new Map<number, BarAgg>());
+    this.latest = new Array<Bar | undefined>(symbols);
     this.sentUpTo = bucketOf(startMs, MINUTE_MS);
     this.updatedAt = bucketOf(startMs - 30_000, MINUTE_MS) + 30_000;
   }
@@ -179,7 +179,7 @@ export class BarBuilder {
     if (!bySym) {
       // A minute already dropped can take no more late trades (see `due`); history still has it.
       if (minute < this.sentUpTo - this.maxLatenessMs - MINUTE_MS) return;
-      this.minutes.set(minute, (bySym = new Map()));
+      this.minutes.set(minute, (bySym = new Map<number, BarAgg>()));
     }
     let agg = bySym.get(sym);
     if (!agg) bySym.set(sym, (agg = new BarAgg()));

@@ -60,7 +60,7 @@ export class FeedRest {
     const q = new URLSearchParams({ limit: String(opts.limit ?? MAX_TRADES_PAGE) });
     if (opts.startMs !== undefined) q.set("start", new Date(Math.max(0, opts.startMs)).toISOString());
     if (opts.pageToken) q.set("page_token", opts.pageToken);
-    return this.get<TradesPage>(`/v2/stocks/${encodeURIComponent(symbol)}/trades?${q}`);
+    return this.get<TradesPage>(`/v2/stocks/${encodeURIComponent(symbol)}/trades?${q.toString()}`);
   }
 }
 

@@ -97,7 +97,7 @@ export class PolicySession {
   }
 
   decide(id: number): Access {
-    const known = this.decisions[id];
+    const known = this.decisions[id] as Access;
     if (known !== Access.UNDECIDED) return known;
     const { fields } = this.source;
     const field = fields.fields[id];

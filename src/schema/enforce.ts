@@ -56,7 +56,7 @@ function guardRoot(id: number, coordinate: string, resolve: Resolver, streaming:
       if (access === Access.MASK) return null;
       throw s.forbidden(id);
     }
-    if (!streaming) touchArgs(s, args);
+    if (!streaming) touchArgs(s, args as Record<string, unknown>);
     const served = (value: unknown) => {
       s.rootServed++;
       s.rows += rowsOf(value);
@@ -121,7 +121,7 @@ function guardSubscribe(id: number, subscribe: Resolver): Resolver {
     const s = ctx?.policy;
     if (!s) return subscribe(source, args, ctx, info);
     if (s.decide(id) !== Access.ALLOW) throw s.forbidden(id);
-    touchArgs(s, args);
+    touchArgs(s, args as Record<string, unknown>);
     const stream = await subscribe(source, args, ctx, info);
     const iterable = stream as AsyncIterable<unknown> | null;
     return iterable && typeof iterable[Symbol.asyncIterator] === "function"

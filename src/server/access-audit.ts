@@ -141,7 +141,7 @@ class AnonymousRefusals {
     const key = `${entry.ip}|${entry.errorCode}`;
     if (!this.seen.has(key) && this.seen.size < ANONYMOUS_KEYS) {
       this.seen.add(key);
-      this.save(entry);
+      void this.save(entry);
       return;
     }
     const k = this.seen.has(key) ? key : `*|${entry.errorCode}`;

@@ -2,6 +2,7 @@ import {
   execute,
   getVariableValues,
   GraphQLError,
+  OperationTypeNode,
   type DocumentNode,
   type ExecutionResult,
   type GraphQLSchema,
@@ -83,7 +84,7 @@ export function createExecutor(schema: GraphQLSchema, opts: ExecutorOptions = {}
         contextValue: args.contextValue,
       });
     };
-    if (operation?.operation !== "query") return byGraphqlJs();
+    if (operation?.operation !== OperationTypeNode.QUERY) return byGraphqlJs();
     let query = compiled.get(operation);
     if (query === undefined) {
       query = compile(document, operation);

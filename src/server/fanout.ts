@@ -113,7 +113,8 @@ export class FanOut {
     while (found instanceof Group && found.ended) found = await this.join(args, policy, transport.operation);
     if (!(found instanceof Group)) return found;
     const root = getOperationAST(args.document, args.operationName);
-    const fields = root?.selectionSet.selections.map((s) => (s.kind === "Field" ? s.name.value : "")) ?? [];
+    const fields =
+      root?.selectionSet.selections.map((s) => (s.kind === Kind.FIELD ? s.name.value : "")) ?? [];
     const conflate = fields.length > 0 && fields.every((f) => this.opts.conflating.has(f));
     found.joining++;
     return new Member(this, found, args, transport, conflate);
@@ -364,7 +365,8 @@ class Member implements AsyncIterableIterator<ExecutionResult> {
   private finished(): Promise<IteratorResult<ExecutionResult>> {
     this.done = true;
     const error = this.last?.error;
-    return error ? Promise.reject(error) : Promise.resolve({ done: true, value: undefined });
+    if (!error) return Promise.resolve({ done: true, value: undefined });
+    return Promise.reject(error instanceof Error ? error : new Error("the stream failed", { cause: error }));
   }
 
   return(): Promise<IteratorResult<ExecutionResult>> {

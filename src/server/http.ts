@@ -13,8 +13,9 @@ import {
 import { ApolloServerPluginDrainHttpServer } from "@apollo/server/plugin/drainHttpServer";
 import { expressMiddleware } from "@as-integrations/express5";
 import express, { type Express, type NextFunction, type Request, type Response } from "express";
-import type { GraphQLSchema } from "graphql";
+import { OperationTypeNode, type GraphQLSchema } from "graphql";
 import type { Config } from "../config/config";
+import { isRecord } from "../core/records";
 import { ClientError, ErrorCode, QueryTooComplexError } from "../errors";
 import { graphqlOperations, graphqlOperationSeconds } from "../metrics";
 import type { Principal } from "../policy/principal";
@@ -143,9 +144,9 @@ function refusalsLogged(audit: AccessAudit | null, verifier: TokenVerifier) {
       record.logged = true;
       void (async () => {
         const principal = await verifier.verify(bearerToken(req.headers.authorization)).catch(() => null);
-        const body = (typeof req.body === "object" && req.body) || {};
+        const body: unknown = req.body;
         const code = refusalCode(res.statusCode, record.body);
-        await audit.logRefusal(principal, record.origin, body, code, record.startedAt);
+        await audit.logRefusal(principal, record.origin, isRecord(body) ? body : {}, code, record.startedAt);
       })();
     });
     next();
@@ -250,7 +251,7 @@ function limitsPlugin(
     async requestDidStart() {
       return {
         async didResolveOperation({ document, request, operation }) {
-          if (operation?.operation === "subscription") {
+          if (operation?.operation === OperationTypeNode.SUBSCRIPTION) {
             throw new ClientError(
               ErrorCode.BAD_REQUEST,
               "Subscriptions are served over WebSocket at this same URL (graphql-ws protocol), not over HTTP.",

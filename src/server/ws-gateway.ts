@@ -1,6 +1,7 @@
 import {
   getOperationAST,
   GraphQLError,
+  OperationTypeNode,
   parse,
   specifiedRules,
   validate,
@@ -227,7 +228,7 @@ export class WsGateway {
           payload.operationName,
         );
         if (verdict.errors.length) return refuse(verdict.errors, document);
-        const subscription = operation.operation === "subscription";
+        const subscription = operation.operation === OperationTypeNode.SUBSCRIPTION;
         if (subscription) {
           const refused = caps.subscribe(principal.id, verdict.cost);
           if (refused) return refuse([refused], document);

@@ -82,14 +82,13 @@ export function serveGraphqlWs<E extends WsExtra>(
           }),
         close: (code, reason) => socket.close(code, reason),
         onMessage: (cb) =>
-          socket.on("message", async (data) => {
-            try {
-              await cb(String(data));
-            } catch (err) {
+          // binaryType "nodebuffer" (ws's default): one Buffer per message.
+          socket.on("message", (data: Buffer) => {
+            cb(data.toString("utf8")).catch((err: unknown) => {
               const errorId = randomUUID();
               log.error({ err, errorId }, "unexpected error handling a WebSocket message");
               socket.close(4500, `Internal server error (id ${errorId})`);
-            }
+            });
           }),
       },
       opts.extra(socket, request),

@@ -230,7 +230,7 @@ export class WindowEngine {
   private store(rows: PaneRow[]): void {
     for (const r of rows) {
       let bySymbol = this.panes.get(r.symbol);
-      if (!bySymbol) this.panes.set(r.symbol, (bySymbol = new Map()));
+      if (!bySymbol) this.panes.set(r.symbol, (bySymbol = new Map<number, PaneRow>()));
       bySymbol.set(r.bucket.getTime(), r);
     }
   }

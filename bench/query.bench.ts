@@ -1,7 +1,7 @@
 import "reflect-metadata";
 import { readdirSync } from "node:fs";
 import { loadavg } from "node:os";
-import { join } from "node:path";
+import { basename, join, resolve } from "node:path";
 import { Client } from "pg";
 import { quotePageSql } from "../src/db/market.repo";
 import { Role } from "../src/policy/principal";
@@ -34,6 +34,9 @@ const flags = benchFlags({
   scenarios: "quotes,windows,quotes1000",
   // A directory: instead of the comparison, profile tickgraph (policy on) alone under the first scenario.
   profile: "",
+  // Another checkout, built (`npm run build` there): its tickgraph runs as one more row, to compare two
+  // versions of the server in the same rounds.
+  against: "",
 });
 const SECRET = "bench-secret-bench-secret-bench-secret!!";
 
@@ -133,6 +136,15 @@ const SERVERS: ServerSpec[] = [
   },
 ];
 const [PLAIN, TICKGRAPH, , POSTGRAPHILE] = SERVERS;
+if (flags.against) {
+  SERVERS.splice(2, 0, {
+    name: `tickgraph at ${basename(resolve(flags.against))} (policy, access log)`,
+    app: "bench-tickgraph-against",
+    script: resolve(flags.against, "dist/bench/servers/graphql.server.js"),
+    dialect: "tickgraph",
+    auth: true,
+  });
+}
 
 interface Running extends ServerSpec {
   child: Child;
@@ -252,7 +264,10 @@ async function showPlan(db: Client, what: string, index: string, sql: string, pa
 async function showPlans(url: string, env: Record<string, string>, scenarios: Scenario[]) {
   const db = new Client({ connectionString: url });
   await db.connect();
-  const explaining = await startChild(join(__dirname, POSTGRAPHILE.script), { ...env, BENCH_EXPLAIN: "on" });
+  const explaining = await startChild(resolve(__dirname, POSTGRAPHILE.script), {
+    ...env,
+    BENCH_EXPLAIN: "on",
+  });
   try {
     const symbol = symbolName(0);
     for (const s of scenarios) {
@@ -452,7 +467,7 @@ async function profile(
   env: Record<string, string>,
   token: string,
 ) {
-  const child = await startChild(join(__dirname, TICKGRAPH.script), env, [
+  const child = await startChild(resolve(__dirname, TICKGRAPH.script), env, [
     "--cpu-prof",
     `--cpu-prof-dir=${dir}`,
   ]);
@@ -514,7 +529,7 @@ async function main() {
   await db.connect();
   try {
     for (const spec of SERVERS) {
-      const child = await startChild(join(__dirname, spec.script), {
+      const child = await startChild(resolve(__dirname, spec.script), {
         ...env,
         DATABASE_URL: withApplicationName(url, spec.app),
         ...spec.env,

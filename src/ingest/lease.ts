@@ -1,15 +1,11 @@
-import { Client } from "pg";
-import { log } from "../log";
 import { fnv1a } from "../core/hash";
-import { CLAIM_STREAM } from "../db/checkpoints.repo";
+import { LeaseSession } from "../db/lease-session";
+import { log } from "../log";
 import type { IngestState, IngestStatus } from "./ingest";
 import { ingestLeaseHeld } from "./ingest.metrics";
 
 /** First half of the advisory-lock key: "tick" in ASCII, so that tickgraph's locks are told apart. */
 const LOCK_NAMESPACE = 0x7469636b;
-/** application_name holds at most 63 bytes. */
-const MAX_APPLICATION_NAME = 63;
-const APPLICATION_PREFIX = "tickgraph-lease/";
 
 /** Second half of the key: FNV-1a of the stream name, kept to 31 bits so that it reads the same as an oid. */
 export function leaseKey(stream: string): [number, number] {
@@ -56,7 +52,7 @@ export interface IngestLeaseOptions {
  * the lock is gone only once the session is.
  */
 export class IngestLease {
-  private client: Client | null = null;
+  private client: LeaseSession | null = null;
   private heldNow = false;
   private closed = false;
   private holderName: string | null = null;
@@ -112,17 +108,14 @@ export class IngestLease {
     try {
       const client = this.client ?? (await this.connect());
       if (this.heldNow) {
-        await client.query("SELECT 1");
+        await client.ping();
         return;
       }
-      const [{ ok }] = (
-        await client.query<{ ok: boolean }>("SELECT pg_try_advisory_lock($1, $2) AS ok", this.key)
-      ).rows;
+      const ok = await client.tryLock(this.key);
       if (ok && this.client === client && !this.closed) {
         // Claimed on this session: while it lives it holds the lock, so a replica that lost the lock
         // cannot claim the stream back from the one that took it over.
-        const { rows } = await client.query<{ epoch: string }>(CLAIM_STREAM, [this.opts.stream]);
-        const epoch = rows[0].epoch;
+        const epoch = await client.claim(this.opts.stream);
         if (this.client !== client || this.closed) return;
         this.heldNow = true;
         ingestLeaseHeld.set(1);
@@ -142,7 +135,7 @@ export class IngestLease {
       } else if (ok) {
         // Taken on a connection being dropped, or while closing: the session's end gives it back.
       } else {
-        const holder = await this.lookUpHolder(client);
+        const holder = await client.holderOf(this.key);
         if (holder !== this.holderName)
           log.info({ holder, replica: this.opts.replica }, "ingest lease held by another replica");
         this.holderName = holder;
@@ -156,36 +149,19 @@ export class IngestLease {
     }
   }
 
-  private async connect(): Promise<Client> {
-    const appName = (APPLICATION_PREFIX + this.opts.replica).slice(0, MAX_APPLICATION_NAME);
-    const client = new Client({
-      connectionString: this.opts.url,
-      application_name: appName,
-      keepAlive: true,
-      // A holder whose health check hangs (network gone) stops ingest rather than wait indefinitely.
-      query_timeout: Math.max(5000, this.retryMs * 3),
+  private async connect(): Promise<LeaseSession> {
+    let client: LeaseSession | undefined = undefined;
+    client = await LeaseSession.open({
+      url: this.opts.url,
+      replica: this.opts.replica,
+      retryMs: this.retryMs,
+      onLost: (err) => {
+        if (err) log.error({ err: err.message }, "ingest lease: connection failed");
+        if (client && this.client === client) this.drop();
+      },
     });
-    client.on("error", (err) => {
-      log.error({ err: err.message }, "ingest lease: connection failed");
-      if (this.client === client) this.drop();
-    });
-    client.on("end", () => {
-      if (this.client === client) this.drop();
-    });
-    await client.connect();
-    // The server, too, must notice a holder that is gone without closing its socket (network lost,
-    // process frozen) and end its session, or the lock would stay held. The holder queries every
-    // retryMs, so an idle session means it is gone. Settings this server does not know are skipped.
-    const idleMs = Math.max(10_000, this.retryMs * 10);
-    for (const [name, value] of [
-      ["idle_session_timeout", `${idleMs}ms`],
-      ["tcp_keepalives_idle", "5"],
-      ["tcp_keepalives_interval", "2"],
-      ["tcp_keepalives_count", "3"],
-    ])
-      await client.query("SELECT set_config($1, $2, false)", [name, value]).catch(() => undefined);
     if (this.closed) {
-      await client.end().catch(() => undefined);
+      await client.end();
       throw new Error("closed");
     }
     this.client = client;
@@ -196,7 +172,7 @@ export class IngestLease {
   private drop(): void {
     const client = this.client;
     this.client = null;
-    if (client) void client.end().catch(() => undefined);
+    if (client) void client.end();
     this.holderName = null;
     if (this.heldNow) {
       this.heldNow = false;
@@ -211,20 +187,6 @@ export class IngestLease {
     this.transitions = this.transitions.then(step).catch((err) => {
       log.error({ err }, "ingest lease: starting or stopping ingest failed");
     });
-  }
-
-  /** The replica named by the application_name of the session holding the lock, if visible. */
-  private async lookUpHolder(client: Client): Promise<string | null> {
-    const { rows } = await client.query<{ name: string }>(
-      `SELECT a.application_name AS name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-       WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
-         AND l.classid::int8 = $1 AND l.objid::int8 = $2
-         AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
-      this.key,
-    );
-    const name = rows[0]?.name;
-    if (name === undefined) return null;
-    return name.startsWith(APPLICATION_PREFIX) ? name.slice(APPLICATION_PREFIX.length) : name;
   }
 
   /** Stops trying; if it holds the lease, stops the work (letting it commit what it holds), then releases it. */
@@ -248,6 +210,6 @@ export class IngestLease {
     const client = this.client;
     this.client = null;
     // Ending the session releases the lock.
-    await client?.end().catch(() => undefined);
+    await client?.end();
   }
 }

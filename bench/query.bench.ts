@@ -34,8 +34,8 @@ const flags = benchFlags({
   scenarios: "quotes,windows,quotes1000",
   // A directory: instead of the comparison, profile tickgraph (policy on) alone under the first scenario.
   profile: "",
-  // Another checkout, built (`npm run build` there): its tickgraph runs as one more row, to compare two
-  // versions of the server in the same rounds.
+  // Other checkouts, built (`npm run build` there), comma-separated: each one's tickgraph runs as one
+  // more row, to compare versions of the server in the same rounds.
   against: "",
 });
 const SECRET = "bench-secret-bench-secret-bench-secret!!";
@@ -136,11 +136,11 @@ const SERVERS: ServerSpec[] = [
   },
 ];
 const [PLAIN, TICKGRAPH, , POSTGRAPHILE] = SERVERS;
-if (flags.against) {
-  SERVERS.splice(2, 0, {
-    name: `tickgraph at ${basename(resolve(flags.against))} (policy, access log)`,
-    app: "bench-tickgraph-against",
-    script: resolve(flags.against, "dist/bench/servers/graphql.server.js"),
+for (const [i, dir] of (flags.against ? flags.against.split(",") : []).entries()) {
+  SERVERS.splice(2 + i, 0, {
+    name: `tickgraph at ${basename(resolve(dir))} (policy, access log)`,
+    app: `bench-tickgraph-against-${i}`,
+    script: resolve(dir, "dist/bench/servers/graphql.server.js"),
     dialect: "tickgraph",
     auth: true,
   });

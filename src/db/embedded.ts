@@ -285,9 +285,9 @@ export async function startEmbeddedPostgres(
   });
   child.unref();
   (child.stderr as unknown as { unref?: () => void }).unref?.();
-  await ready(url, child, () => stderr.trim());
 
-  // Stops the cluster once this process is gone, however it went: polls for it, then a fast shutdown.
+  // Stops the cluster once this process is gone, however it went (even while it is still starting):
+  // polls for it, then a fast shutdown.
   const watchdog = spawn(
     "sh",
     ["-c", `while kill -0 ${process.pid} 2>/dev/null; do sleep 1; done; kill -INT ${child.pid} 2>/dev/null`],
@@ -296,6 +296,14 @@ export async function startEmbeddedPostgres(
   watchdog.unref();
   const owner: Owner = { pid: process.pid, postmaster: child.pid!, watchdog: watchdog.pid ?? null, port };
   writeFileSync(ownerFile, JSON.stringify(owner) + "\n");
+  try {
+    await ready(url, child, () => stderr.trim());
+  } catch (err) {
+    if (owner.watchdog && alive(owner.watchdog)) process.kill(owner.watchdog, "SIGKILL");
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGQUIT");
+    if (readOwner(ownerFile)?.pid === process.pid) unlinkSync(ownerFile);
+    throw err;
+  }
 
   let stopping: Promise<void> | undefined;
   return {

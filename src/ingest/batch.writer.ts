@@ -378,7 +378,11 @@ export class BatchWriter {
     } catch (err) {
       if (err instanceof StreamTakenError) this.lose(err);
       else if (!this.taken)
-        log.error({ err, rows: b.rows }, "ingest: batch not written at shutdown; a restart backfills it");
+        // Given up because the writer stops (its lease lost with Postgres, or shutdown): counted as dropped.
+        log.warn(
+          { err: (err as Error).message, rows: b.rows },
+          "ingest: batch not written as ingest stops; the next ingest receives it again from the checkpoint",
+        );
       return null;
     }
   }

@@ -166,7 +166,8 @@ export class IngestLease {
       query_timeout: Math.max(5000, this.retryMs * 3),
     });
     client.on("error", (err) => {
-      log.error({ err: err.message }, "ingest lease: connection failed");
+      // Postgres restarting or failing over: the lease is taken again once it answers (a warning, not an error).
+      log.warn({ err: err.message }, "ingest lease: connection failed");
       if (this.client === client) this.drop();
     });
     client.on("end", () => {

@@ -15,7 +15,13 @@ const BIN = process.env.PG_BIN_DIR || binariesDir();
 function runAs(): { uid: number; gid: number } | null {
   if (process.getuid?.() !== 0) return null;
   const id = (flag: string) => Number(execFileSync("id", [flag, "postgres"], { encoding: "utf8" }));
-  return { uid: id("-u"), gid: id("-g") };
+  try {
+    return { uid: id("-u"), gid: id("-g") };
+  } catch {
+    throw new Error(
+      "As root, the private Postgres cluster runs as the postgres user: create it (useradd postgres).",
+    );
+  }
 }
 
 function exec(cmd: string, args: string[], user: { uid: number; gid: number } | null): Promise<string> {

@@ -1,6 +1,7 @@
 import { Client } from "pg";
 import { log } from "../log";
 import { fnv1a } from "../core/hash";
+import { OutageLog } from "../core/outage";
 import { CLAIM_STREAM } from "../db/checkpoints.repo";
 import type { IngestState, IngestStatus } from "./ingest";
 import { ingestLeaseHeld } from "./ingest.metrics";
@@ -68,6 +69,7 @@ export class IngestLease {
   private transitions: Promise<void> = Promise.resolve();
   private readonly key: [number, number];
   private readonly retryMs: number;
+  private readonly outage = new OutageLog("ingest lease");
 
   constructor(private readonly opts: IngestLeaseOptions) {
     this.key = leaseKey(opts.stream);
@@ -113,11 +115,13 @@ export class IngestLease {
       const client = this.client ?? (await this.connect());
       if (this.heldNow) {
         await client.query("SELECT 1");
+        this.outage.ok();
         return;
       }
       const [{ ok }] = (
         await client.query<{ ok: boolean }>("SELECT pg_try_advisory_lock($1, $2) AS ok", this.key)
       ).rows;
+      this.outage.ok();
       if (ok && this.client === client && !this.closed) {
         // Claimed on this session: while it lives it holds the lock, so a replica that lost the lock
         // cannot claim the stream back from the one that took it over.
@@ -148,10 +152,7 @@ export class IngestLease {
         this.holderName = holder;
       }
     } catch (err) {
-      log.warn(
-        { err: (err as Error).message, retryInMs: this.retryMs },
-        "ingest lease: database unreachable",
-      );
+      this.outage.failed(err, { retryInMs: this.retryMs });
       this.drop();
     }
   }

@@ -247,6 +247,12 @@ test("Postgres restarted (fast, then immediate) and down 30 s under serve: ready
   }
   expect(sub.connects).toBe(1);
   expect(sub.closes).toEqual([]);
+  // Each outage is logged once by the lease (a warning as it starts, a line as it ends), not per retry.
+  const logged = (msg: string) => s.out.filter((l) => l.includes(`"msg":"${msg}"`)).length;
+  const unreachable = logged("ingest lease: database unreachable");
+  expect(unreachable).toBeGreaterThanOrEqual(1); // the 30 s outage at least
+  expect(unreachable).toBeLessThanOrEqual(3);
+  expect(logged("ingest lease: database reachable again")).toBe(unreachable);
 
   // Ingest catches up past what the feed had after the last outage, over its REST history.
   const latest = await feedLatest(feed);

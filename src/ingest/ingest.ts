@@ -76,6 +76,12 @@ export interface IngestOptions {
   /** What `clock` answers before any data or checkpoint gives it a time. @default wall time */
   clockFallback?: MarketClock;
   /**
+   * The last trade id per symbol this process committed to the stream in an earlier run (an ingest
+   * started again after its lease was lost): a checkpoint found behind it means Postgres lost commits
+   * in a crash, counted as `lost`. @default none
+   */
+  committedBefore?: Record<string, number>;
+  /**
    * This writer's claim on the stream, made when the ingest lease was taken (`IngestLease` claims on the
    * session holding its lock). Without it the ingest claims the stream itself at start. @default claimed at start
    */
@@ -159,9 +165,12 @@ export class Ingest {
   private subscribed = false;
   private readonly starting: Promise<void>;
   private closing: Promise<void> | undefined;
+  /** The last trade id per symbol committed (by this run, or `committedBefore`). */
+  private readonly committedIds: Record<string, number>;
 
   constructor(private readonly opts: IngestOptions) {
     this.stream = opts.stream ?? opts.feedUrl;
+    this.committedIds = { ...opts.committedBefore };
     this.feedClock = new FeedClock(opts.feedClock);
     const fallback = opts.clockFallback ?? wallClock;
     this.clock = {
@@ -230,6 +239,7 @@ export class Ingest {
       seqOffsets = await checkpoints.highestSeqs(symbols);
     } else {
       const cp = await checkpoints.read(this.stream);
+      this.countLost(cp?.lastIds ?? {});
       if (cp) {
         validator.restore(cp.lastIds, cp.watermark?.getTime() ?? null);
         this.stats.watermarkMs = cp.watermark?.getTime() ?? null;
@@ -246,6 +256,7 @@ export class Ingest {
       maxDelayMs: this.opts.maxBatchDelayMs,
       checkpoint: () => ({ lastIds: validator.takeCheckpoint(), watermarkMs: validator.watermarkMs }),
       onCommitted: (r) => this.committed(r),
+      onDropped: (n) => this.stats.dropped(n),
       durableCommits: this.opts.durableCommits,
       connections: this.opts.writerConnections,
       seqOffset: (symbol) => seqOffsets.get(symbol) ?? 0,
@@ -326,7 +337,35 @@ export class Ingest {
     }
   }
 
+  /**
+   * Trades committed earlier (`committedIds`) beyond the checkpoint now stored were lost by Postgres in
+   * a crash (commits are asynchronous); they are received again from the checkpoint on.
+   */
+  private countLost(stored: Record<string, number>): void {
+    let lost = 0;
+    for (const [symbol, id] of Object.entries(this.committedIds)) {
+      const now = stored[symbol] ?? 0;
+      if (id > now) {
+        lost += id - now;
+        this.committedIds[symbol] = now;
+      }
+    }
+    if (!lost) return;
+    this.stats.lost(lost);
+    log.warn(
+      { stream: this.stream, lost },
+      "ingest: Postgres lost committed trades in a crash (asynchronous commits); receiving them again",
+    );
+  }
+
+  /** The last trade id per symbol committed so far (including `committedBefore`). */
+  lastCommittedIds(): Record<string, number> {
+    return { ...this.committedIds };
+  }
+
   private committed(r: BatchResult): void {
+    for (const [symbol, id] of Object.entries(r.lastIds))
+      if (id > (this.committedIds[symbol] ?? 0)) this.committedIds[symbol] = id;
     this.opts.onBatch?.(r);
     this.stats.committed(r);
     const event: CommitEvent = {

@@ -1,4 +1,5 @@
 import { fnv1a } from "../core/hash";
+import { OutageLog } from "../core/outage";
 import { LeaseSession } from "../db/lease-session";
 import { log } from "../log";
 import type { IngestState, IngestStatus } from "./ingest";
@@ -64,6 +65,7 @@ export class IngestLease {
   private transitions: Promise<void> = Promise.resolve();
   private readonly key: [number, number];
   private readonly retryMs: number;
+  private readonly outage = new OutageLog("ingest lease");
 
   constructor(private readonly opts: IngestLeaseOptions) {
     this.key = leaseKey(opts.stream);
@@ -109,9 +111,11 @@ export class IngestLease {
       const client = this.client ?? (await this.connect());
       if (this.heldNow) {
         await client.ping();
+        this.outage.ok();
         return;
       }
       const ok = await client.tryLock(this.key);
+      this.outage.ok();
       if (ok && this.client === client && !this.closed) {
         // Claimed on this session: while it lives it holds the lock, so a replica that lost the lock
         // cannot claim the stream back from the one that took it over.
@@ -141,10 +145,7 @@ export class IngestLease {
         this.holderName = holder;
       }
     } catch (err) {
-      log.warn(
-        { err: (err as Error).message, retryInMs: this.retryMs },
-        "ingest lease: database unreachable",
-      );
+      this.outage.failed(err, { retryInMs: this.retryMs });
       this.drop();
     }
   }
@@ -156,7 +157,8 @@ export class IngestLease {
       replica: this.opts.replica,
       retryMs: this.retryMs,
       onLost: (err) => {
-        if (err) log.error({ err: err.message }, "ingest lease: connection failed");
+        // Postgres restarting or failing over: the lease is taken again once it answers (a warning, not an error).
+        if (err) log.warn({ err: err.message }, "ingest lease: connection failed");
         if (client && this.client === client) this.drop();
       },
     });

@@ -1,8 +1,8 @@
 import { WATERMARK_DELAY_MS } from "../core/market";
 import { ObservedClock } from "../core/market-clock";
+import { OutageLog } from "../core/outage";
 import type { CheckpointsRepo } from "../db/checkpoints.repo";
 import { Topic, type EventBus } from "../events/bus";
-import { log } from "../log";
 
 /**
  * The market's progress as a replica that does not ingest sees it (a follower, or one with INGEST=off):
@@ -17,6 +17,7 @@ export class MarketFollower {
   /** The stream's committed watermark as last read. */
   watermark: Date | null = null;
   private timer: NodeJS.Timeout | undefined;
+  private readonly outage = new OutageLog("reading the market's progress");
   private events: AsyncIterableIterator<unknown> | undefined;
 
   constructor(
@@ -50,8 +51,9 @@ export class MarketFollower {
       // Any stream's checkpoint counts: they all follow the one market.
       if (p.latestWatermark) this.observeWatermark(p.latestWatermark);
       if (p.newestTrade) this.observed.observe(p.newestTrade.getTime());
+      this.outage.ok();
     } catch (err) {
-      log.warn({ err: (err as Error).message }, "reading the market's progress failed");
+      this.outage.failed(err);
     }
   }
 

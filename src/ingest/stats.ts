@@ -3,18 +3,34 @@ import {
   ingestAccepted,
   ingestBatchRows,
   ingestBatchSeconds,
+  ingestDropped,
   ingestDuplicates,
   ingestGapsUnrecoverable,
+  ingestLost,
   ingestReceived,
   ingestRejected,
 } from "./ingest.metrics";
 
-/** Per-message accounting: accepted + rejected + duplicates = received once `flush()` has returned. */
+/**
+ * Per-message accounting: accepted + rejected + duplicates + dropped = received once `flush()` has
+ * returned.
+ */
 export interface IngestCounts {
   received: { stream: number; backfill: number };
   accepted: { trades: number; quotes: number };
   rejected: Record<string, number>;
   duplicates: number;
+  /**
+   * Received but never written: held when ingest stopped without writing (its lease lost, Postgres gone
+   * at shutdown). They are received again from the checkpoint by whoever ingests next.
+   */
+  dropped: number;
+  /**
+   * Trades this process had committed that Postgres lost in a crash (commits are asynchronous: see
+   * BatchWriterOptions.durableCommits), found when the checkpoint read at a restart is behind the one
+   * committed. They are received and stored again; the rows stored are accepted trades − lost.
+   */
+  lost: number;
   /** Trade ids the feed could not serve any more when backfilling (a gap that stays). */
   unrecoverable: number;
   /** Times the socket was paused because the queue to Postgres was full (backpressure). */
@@ -30,6 +46,8 @@ export class IngestStats {
     accepted: { trades: 0, quotes: 0 },
     rejected: {},
     duplicates: 0,
+    dropped: 0,
+    lost: 0,
     unrecoverable: 0,
     pauses: 0,
   };
@@ -52,6 +70,16 @@ export class IngestStats {
   duplicate(): void {
     this.c.duplicates++;
     ingestDuplicates.inc();
+  }
+
+  dropped(n: number): void {
+    this.c.dropped += n;
+    ingestDropped.inc(n);
+  }
+
+  lost(n: number): void {
+    this.c.lost += n;
+    ingestLost.inc(n);
   }
 
   unrecoverable(n: number): void {
@@ -102,6 +130,8 @@ export class IngestStats {
       accepted: { ...this.c.accepted },
       rejected: { ...this.c.rejected },
       duplicates: this.c.duplicates,
+      dropped: this.c.dropped,
+      lost: this.c.lost,
       unrecoverable: this.c.unrecoverable,
       pauses: this.c.pauses,
     };

@@ -30,6 +30,9 @@ export interface GraphqlWsOptions<E extends WsExtra> {
   keepAliveMs?: number;
 }
 
+/** How long a peer has to answer the server's close at shutdown before it is cut, ms. */
+const CLOSE_WAIT_MS = 1000;
+
 /** Codes of a normal close: not a refusal. */
 const NORMAL = new Set([1000, 1001]);
 
@@ -111,8 +114,17 @@ export function serveGraphqlWs<E extends WsExtra>(
   return {
     async dispose() {
       for (const client of wss.clients) client.close(1001, "Going away");
+      // A peer that does not answer the close within a second is cut (ws would wait 30 s): its
+      // subscriptions end, and their access-log entries are written, either way.
+      const cut = setTimeout(() => {
+        for (const client of wss.clients) client.terminate();
+      }, CLOSE_WAIT_MS);
       wss.removeAllListeners();
-      await new Promise<void>((resolve, reject) => wss.close((err) => (err ? reject(err) : resolve())));
+      try {
+        await new Promise<void>((resolve, reject) => wss.close((err) => (err ? reject(err) : resolve())));
+      } finally {
+        clearTimeout(cut);
+      }
     },
   };
 }

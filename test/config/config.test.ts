@@ -5,6 +5,7 @@ test("defaults", () => {
   expect(c).toMatchObject({
     port: 4000,
     delaySeconds: 900,
+    shutdownGraceSeconds: 10,
     logLevel: "info",
     databaseUrl: undefined,
     introspection: true,
@@ -91,6 +92,10 @@ test.each([
   [{ PORT: "abc" }, /PORT=abc is not valid: use a whole number from 0 to 65535/],
   [{ PORT: "70000" }, /PORT=70000/],
   [{ DELAY_SECONDS: "-5" }, /DELAY_SECONDS=-5/],
+  [
+    { SHUTDOWN_GRACE_SECONDS: "0" },
+    /SHUTDOWN_GRACE_SECONDS=0 is not valid: use a whole number from 1 to 3600/,
+  ],
   [{ LOG_LEVEL: "loud" }, /LOG_LEVEL=loud is not valid: use one of/],
   [{ DATABASE_URL: "localhost:5432" }, /DATABASE_URL must use postgres: or postgresql:/],
   [{ DATABASE_URL: "::" }, /DATABASE_URL is not a URL/],

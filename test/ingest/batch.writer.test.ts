@@ -222,7 +222,7 @@ test("while nobody wants the new rows, commits count them but hand none over", a
   expect(n).toBe(7);
 });
 
-test("a crash between the parts of a batch loses no trade: the stored watermark never runs ahead of a lost part", async () => {
+test("a crash between the parts of a batch loses no trade: the stored watermark never runs ahead of a lost part, and every row is accounted for", async () => {
   await db.ds.query(`TRUNCATE quotes, panes_10s, quarantine, ingest_checkpoints`);
   // One symbol per connection, and a database that refuses B's third trade: its part never commits.
   const names = ["AX", "BX", "CX", "DX", "EX", "FX"];
@@ -257,8 +257,11 @@ test("a crash between the parts of a batch loses no trade: the stored watermark 
       maxDelayMs: 10_000,
       connections: 2,
       checkpoint: () => ({ lastIds: validator.takeCheckpoint(), watermarkMs: validator.watermarkMs }),
-      onCommitted: () => {},
+      onCommitted: (r) => committed.push(r),
+      onDropped: (n) => (dropped += n),
     });
+    const committed: BatchResult[] = [];
+    let dropped = 0;
     const add = (m: ReturnType<typeof msg>) => {
       const v = validator.check(m);
       if (v.kind !== "trade") throw new Error(`not accepted: ${JSON.stringify(v)}`);
@@ -278,6 +281,16 @@ test("a crash between the parts of a batch loses no trade: the stored watermark 
         : undefined,
     );
     await writer.abandon(); // the crash: B's part is lost
+
+    // A's part is reported as committed (not whole: no watermark), B's row as dropped; a row routed to
+    // the abandoned writer is dropped too.
+    expect(committed.map((r) => [r.inserted, r.watermarkMs === null, r.lastIds])).toEqual([
+      [3, false, { [a]: 1, [b]: 2 }],
+      [1, true, { [a]: 2 }],
+    ]);
+    expect(dropped).toBe(1);
+    add(msg(a, 3, 100_500));
+    expect(dropped).toBe(2);
 
     const [cp] = await db.ds.query(
       `SELECT last_ids, watermark FROM ingest_checkpoints WHERE stream = 'crash'`,

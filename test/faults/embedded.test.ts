@@ -8,9 +8,10 @@ import { until } from "../support/wait";
 
 // The embedded Postgres never strands its user: `tickgraph serve` as a process (`npm test` builds dist
 // first) on a data dir of its own. Killed with -9, its Postgres stops too; an orphan left running is
-// taken over; a data dir in use is refused naming its owner; a busy port and a bad setting fail first,
-// with one line that says so.
-const BIN = resolve(__dirname, "../../bin/tickgraph.js");
+// taken over (by serve and by migrate); Ctrl-C on `npm start` stops it in order; a data dir in use is
+// refused naming its owner; a busy port and a bad setting fail first, with one line that says so.
+const ROOT = resolve(__dirname, "../..");
+const BIN = resolve(ROOT, "bin/tickgraph.js");
 const children = new Set<ChildProcess>();
 const dirs: string[] = [];
 
@@ -92,8 +93,13 @@ function serve(dir: string, env: Record<string, string> = {}): Promise<Served> {
 }
 
 /** Runs `serve` expecting it to fail: its stderr and exit code. */
-async function failing(dir: string, args: string[] = [], env: Record<string, string> = {}) {
-  const proc = spawn(process.execPath, [BIN, "serve", ...args], {
+function failing(dir: string, args: string[] = [], env: Record<string, string> = {}) {
+  return command(dir, ["serve", ...args], env);
+}
+
+/** Runs `tickgraph <args>` on the data dir to its end: its exit code and output. */
+async function command(dir: string, args: string[], env: Record<string, string> = {}) {
+  const proc = spawn(process.execPath, [BIN, ...args], {
     env: { ...process.env, DATABASE_URL: "", HOST: "127.0.0.1", INGEST: "off", DATA_DIR: dir, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -141,6 +147,77 @@ test("an orphaned embedded Postgres (owner and watchdog gone) is taken over by t
   });
   expect(alive(now!)).toBe(false);
 }, 90_000);
+
+test("after kill -9 of serve and its watchdog, `migrate` takes the orphaned Postgres over", async () => {
+  const dir = dataDir();
+  const first = await serve(dir);
+  const owner = readOwner(dir)!;
+  process.kill(owner.watchdog, "SIGKILL");
+  await killed(first.proc);
+  expect(alive(owner.postmaster)).toBe(true);
+  const { code, out } = await command(dir, ["migrate"], { LOG_LEVEL: "warn" });
+  expect(code).toBe(0);
+  expect(out).toMatch(/taking over an orphaned embedded Postgres/);
+  expect(out).toContain("database is up to date");
+  expect(out).not.toMatch(/TypeError|\n\s+at /);
+  expect(alive(owner.postmaster)).toBe(false);
+  // migrate stopped the Postgres it started again.
+  expect(alive(postmasterIn(dir) ?? 0)).toBe(false);
+}, 90_000);
+
+/** JSON log lines at error level or above. */
+const errorLines = (text: string) =>
+  text.split("\n").filter((l) => {
+    try {
+      return (JSON.parse(l) as { level?: number }).level! >= 50;
+    } catch {
+      return false;
+    }
+  });
+
+test.each([
+  ["its process group, as a terminal's Ctrl-C does", true],
+  ["the npm process alone", false],
+])(
+  "Ctrl-C on `npm start`: SIGINT to %s stops the platform and its embedded Postgres, nothing logged as an error",
+  async (_who, group) => {
+    const dir = dataDir();
+    const npm = spawn("npm", ["start", "--", "--port", "0"], {
+      cwd: ROOT,
+      // Its own process group, as a terminal's foreground job.
+      detached: true,
+      env: {
+        ...process.env,
+        DATABASE_URL: "",
+        HOST: "127.0.0.1",
+        INGEST: "off",
+        DATA_DIR: dir,
+        JWT_SECRET: "embedded-test-secret-of-32-bytes-or-more",
+        LOG_LEVEL: "info",
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    children.add(npm);
+    let out = "";
+    npm.stdout!.on("data", (d) => (out += d));
+    npm.stderr!.on("data", (d) => (out += d));
+    const exited = new Promise<number | null>((r) => npm.once("exit", (c) => r(c)));
+    await until("serving", () => out.includes("Health:"), 60_000);
+    const owner = readOwner(dir)!;
+    expect(alive(owner.postmaster)).toBe(true);
+    process.kill(group ? -npm.pid! : npm.pid!, "SIGINT");
+    const code = await exited;
+    expect(alive(owner.pid)).toBe(false);
+    await until("its Postgres stopped", () => !alive(owner.postmaster), 15_000);
+    expect(out).toMatch(/"signal":"SIGINT","graceSeconds":10,"msg":"shutting down"/);
+    expect(errorLines(out)).toEqual([]);
+    expect(out).not.toMatch(/stop did not complete|npm error/);
+    expect(code).toBe(0);
+    // It stopped in order: the owner file is gone, so the next start finds nothing orphaned.
+    expect(readOwner(dir)).toBeNull();
+  },
+  90_000,
+);
 
 test("a data dir in use by a live tickgraph is refused, naming its pid", async () => {
   const dir = dataDir();

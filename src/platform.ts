@@ -10,7 +10,7 @@ import { QuarantineRepo } from "./db/quarantine.repo";
 import { poolOf } from "./db/sql";
 import { createEventBus, Topic, type EventBus } from "./events/bus";
 import { createPgEventBus } from "./events/pg-bus";
-import { startMockFeed, type MockFeed, type MockFeedOptions } from "./feed";
+import { DEFAULT_FEED_RATE, startMockFeed, type MockFeed, type MockFeedOptions } from "./feed";
 import { startIngest, type Ingest } from "./ingest";
 import { IngestLease, type ReplicaIngestStatus } from "./ingest/lease";
 import { MarketFollower } from "./ingest/market-follower";
@@ -25,6 +25,27 @@ import { splitWindowsEvent, WindowEngine } from "./windows/window.engine";
 const TRADES_PER_EVENT = 40;
 /** Checkpoint key of the embedded mock feed, which starts over with every run. */
 const EMBEDDED_STREAM = "embedded-mock";
+
+/**
+ * Wall seconds of its trades and quotes the embedded feed keeps for the ingest's backfill (at least
+ * EMBEDDED_HISTORY_MIN of each). The history fills up within these first minutes and memory stays flat
+ * after; the feed alone (`tickgraph feed`) keeps far more for REST clients.
+ */
+const EMBEDDED_HISTORY_SECONDS = 180;
+const EMBEDDED_HISTORY_MIN = 50_000;
+
+/** The embedded feed's options: its history bounded by EMBEDDED_HISTORY_SECONDS unless set. */
+function embeddedFeed(feed: MockFeedOptions): MockFeedOptions {
+  const rows = Math.max(
+    EMBEDDED_HISTORY_MIN,
+    Math.ceil((feed.rate ?? DEFAULT_FEED_RATE) * EMBEDDED_HISTORY_SECONDS),
+  );
+  return {
+    historyTotal: rows,
+    quoteHistoryTotal: Math.max(1, Math.ceil(rows * (feed.quoteRatio ?? 1))),
+    ...feed,
+  };
+}
 
 /**
  * The embedded market, started again on a database that holds trades, continues what is stored: its clock
@@ -226,7 +247,7 @@ export class Platform {
     const feed = config.feedUrl
       ? null
       : await startMockFeed({
-          ...continueMarket(this.opts.feed ?? {}, await this.storedMarket(), Date.now(), false),
+          ...continueMarket(embeddedFeed(this.opts.feed ?? {}), await this.storedMarket(), Date.now(), false),
           key: config.feedKey,
           secret: config.feedSecret,
         });

@@ -114,6 +114,9 @@ export interface MockFeed {
   close(): Promise<void>;
 }
 
+/** Trades per wall second when `rate` is not given. */
+export const DEFAULT_FEED_RATE = 200;
+
 function positive(name: string, v: number): number {
   if (typeof v !== "number" || !Number.isFinite(v) || v <= 0)
     throw new RangeError(`${name} must be a positive number, got ${v}`);
@@ -153,7 +156,7 @@ export async function startMockFeed(opts: MockFeedOptions = {}): Promise<MockFee
   const secret = opts.secret ?? "tickgraph";
   const seed = whole("seed", opts.seed ?? 1, -(2 ** 31), 2 ** 32 - 1);
   const symbols = whole("symbols", opts.symbols ?? 50, 1, 200_000);
-  const rate = positive("rate", opts.rate ?? 200);
+  const rate = positive("rate", opts.rate ?? DEFAULT_FEED_RATE);
   const speed = positive("speed", opts.speed ?? 1);
   const startMs = startTime(opts.start);
   const faults = checkFaults(

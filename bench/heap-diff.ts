@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 
-// node dist/bench/heap-diff.js A.heapsnapshot B.heapsnapshot [top]: two snapshots of one process.
+// Two heap snapshots of one process compared (the CLI is heap-diff.cli.ts).
 // 1. What grew from A to B, by constructor (or node type and name for code, closures, arrays…), counted and
 //    sized by the objects' own bytes.
 // 2. The objects made after A that are still alive in B (V8 keeps an object's id across snapshots of one
@@ -50,7 +50,7 @@ function load(file: string) {
     size: (i: number) => s.nodes[i * width + sizeAt],
     edgeCount: (i: number) => s.nodes[i * width + edgesAt],
     name: (i: number) => s.strings[s.nodes[i * width + nameAt]],
-    isString: (i: number) => types[s.nodes[i * width + typeAt]].endsWith("string"),
+    isString: (i: number) => types[s.nodes[i * width + typeAt]] === "string",
   };
 }
 
@@ -67,67 +67,82 @@ function groups(h: ReturnType<typeof load>, only?: (i: number) => boolean): Map<
   return out;
 }
 
-const kb = (b: number) => (b / 1024).toFixed(0).padStart(7);
-const [a, b, topArg = "25"] = process.argv.slice(2);
-if (!a || !b) {
-  console.error("usage: node dist/bench/heap-diff.js A.heapsnapshot B.heapsnapshot [top]");
-  process.exit(2);
+export interface GrowthRow {
+  what: string;
+  /** Change in count and in own bytes from A to B. */
+  count: number;
+  bytes: number;
+  /** Own bytes of the group in B. */
+  now: number;
 }
-const top = Number(topArg);
-const A = load(a);
-const seen = new Set<number>();
-for (let i = 0; i < A.n; i++) seen.add(A.id(i));
-const before = groups(A);
-const B = load(b);
-const after = groups(B);
-const total = (m: Map<string, Group>) => [...m.values()].reduce((s, e) => s + e.bytes, 0);
-console.log(
-  `self size: ${(total(before) / 2 ** 20).toFixed(1)} MB → ${(total(after) / 2 ** 20).toFixed(1)} MB`,
-);
-console.log("\nGrowth by group:\n   Δ KB    Δ count   now KB  what");
-const rows = [...new Set([...before.keys(), ...after.keys()])].map((k) => {
-  const x = before.get(k) ?? { count: 0, bytes: 0 };
-  const y = after.get(k) ?? { count: 0, bytes: 0 };
-  return { k, count: y.count - x.count, bytes: y.bytes - x.bytes, now: y.bytes };
-});
-rows.sort((p, q) => q.bytes - p.bytes);
-for (const r of rows.slice(0, top))
-  console.log(`${kb(r.bytes)}  ${String(r.count).padStart(9)}  ${kb(r.now)}  ${r.k}`);
 
-// Objects new since A, and who holds them: one pass over B's edges.
-const fresh = new Uint8Array(B.n);
-for (let i = 0; i < B.n; i++) if (!seen.has(B.id(i))) fresh[i] = 1;
-const meta = B.s.snapshot.meta;
-const ew = meta.edge_fields.length;
-const [etAt, enAt, toAt] = ["type", "name_or_index", "to_node"].map((f) => meta.edge_fields.indexOf(f));
-const edgeTypes = meta.edge_types[0] as string[];
-const holders = new Map<string, Map<string, number>>();
-for (let i = 0, e = 0; i < B.n; i++) {
-  const from = B.key(i);
-  for (let c = B.edgeCount(i); c > 0; c--, e += ew) {
-    const to = B.s.edges[e + toAt] / B.width;
-    if (!fresh[to]) continue;
-    const type = edgeTypes[B.s.edges[e + etAt]];
-    if (type === "weak" || type === "shortcut") continue;
-    const edge = type === "element" || type === "hidden" ? `[${type}]` : B.s.strings[B.s.edges[e + enAt]];
-    const k = B.key(to);
-    const m = holders.get(k) ?? new Map<string, number>();
-    const via = `${from}.${String(edge).slice(0, 40)}`;
-    m.set(via, (m.get(via) ?? 0) + 1);
-    holders.set(k, m);
+export interface MadeRow {
+  what: string;
+  count: number;
+  bytes: number;
+  /** The commonest holders, "Holder.edge", with how many of the group each holds. */
+  heldBy: [string, number][];
+}
+
+export interface HeapDiff {
+  beforeBytes: number;
+  afterBytes: number;
+  /** Every group, the most grown first. */
+  growth: GrowthRow[];
+  /** Objects made after A and alive in B, by group, the largest first. */
+  made: MadeRow[];
+  /** A few strings made after A. */
+  strings: string[];
+}
+
+export function diffHeapSnapshots(a: string, b: string): HeapDiff {
+  const A = load(a);
+  const seen = new Set<number>();
+  for (let i = 0; i < A.n; i++) seen.add(A.id(i));
+  const before = groups(A);
+  const B = load(b);
+  const after = groups(B);
+  const total = (m: Map<string, Group>) => [...m.values()].reduce((s, e) => s + e.bytes, 0);
+  const growth = [...new Set([...before.keys(), ...after.keys()])].map((what) => {
+    const x = before.get(what) ?? { count: 0, bytes: 0 };
+    const y = after.get(what) ?? { count: 0, bytes: 0 };
+    return { what, count: y.count - x.count, bytes: y.bytes - x.bytes, now: y.bytes };
+  });
+  growth.sort((p, q) => q.bytes - p.bytes);
+
+  // Objects new since A, and who holds them: one pass over B's edges.
+  const fresh = new Uint8Array(B.n);
+  for (let i = 0; i < B.n; i++) if (!seen.has(B.id(i))) fresh[i] = 1;
+  const meta = B.s.snapshot.meta;
+  const ew = meta.edge_fields.length;
+  const [etAt, enAt, toAt] = ["type", "name_or_index", "to_node"].map((f) => meta.edge_fields.indexOf(f));
+  const edgeTypes = meta.edge_types[0] as string[];
+  const holders = new Map<string, Map<string, number>>();
+  for (let i = 0, e = 0; i < B.n; i++) {
+    const from = B.key(i);
+    for (let c = B.edgeCount(i); c > 0; c--, e += ew) {
+      const to = B.s.edges[e + toAt] / B.width;
+      if (!fresh[to]) continue;
+      const type = edgeTypes[B.s.edges[e + etAt]];
+      if (type === "weak" || type === "shortcut") continue;
+      const edge =
+        type === "element" || type === "hidden" ? `[${type}]` : String(B.s.strings[B.s.edges[e + enAt]]);
+      const k = B.key(to);
+      const m = holders.get(k) ?? new Map<string, number>();
+      const via = `${from}.${edge.slice(0, 40)}`;
+      m.set(via, (m.get(via) ?? 0) + 1);
+      holders.set(k, m);
+    }
   }
+  const made = [...groups(B, (i) => fresh[i] === 1)]
+    .map(([what, g]) => ({
+      what,
+      ...g,
+      heldBy: [...(holders.get(what) ?? new Map<string, number>())].sort((p, q) => q[1] - p[1]).slice(0, 3),
+    }))
+    .sort((p, q) => q.bytes - p.bytes);
+  const strings: string[] = [];
+  for (let i = 0; i < B.n && strings.length < 15; i++)
+    if (fresh[i] && B.isString(i) && i % 7 === 0) strings.push(B.name(i).slice(0, 100));
+  return { beforeBytes: total(before), afterBytes: total(after), growth, made, strings };
 }
-const made = [...groups(B, (i) => fresh[i] === 1)].sort((p, q) => q[1].bytes - p[1].bytes);
-console.log(
-  `\nMade after A, alive in B: ${(made.reduce((s, [, g]) => s + g.bytes, 0) / 2 ** 20).toFixed(1)} MB\n     KB      count  what  ← held by`,
-);
-for (const [k, g] of made.slice(0, top)) {
-  const by = [...(holders.get(k) ?? new Map<string, number>())].sort((p, q) => q[1] - p[1]).slice(0, 3);
-  console.log(
-    `${kb(g.bytes)}  ${String(g.count).padStart(9)}  ${k}  ← ${by.map(([v, c]) => `${v} ×${c}`).join(", ")}`,
-  );
-}
-const samples: string[] = [];
-for (let i = 0; i < B.n && samples.length < 15; i++)
-  if (fresh[i] && B.isString(i) && i % 7 === 0) samples.push(JSON.stringify(B.name(i).slice(0, 100)));
-console.log(`\nSome strings made after A:\n  ${samples.join("\n  ")}`);

@@ -17,7 +17,7 @@ import { ADMIN_URL, benchFlags, procCpuMs } from "./support";
 // HTTP queries and graphql-ws subscriptions for `--minutes`: RSS, heap, latency, events and errors every
 // `--sample` seconds, and how RSS and heap at the end compare with a mark (10 min into a run of 20 min or
 // more, else `--warmup` min). `--snapshots DIR` writes a heap snapshot at the mark and at the end
-// (compare them with `node dist/bench/heap-diff.js A B`).
+// (compare them with `node dist/bench/heap-diff.cli.js A B`).
 const flags = benchFlags({
   minutes: 5,
   warmup: 1,

@@ -68,6 +68,21 @@ const SUBSCRIPTIONS = (i: number): { query: string; variables?: Record<string, u
   { query: `subscription { topMovers(limit: 5, size: ONE_MINUTE) { asOf gainers { symbol } } }` },
 ];
 
+/** The database a `--db postgres` run starts fresh in, dropped at its end. */
+const SOAK_DB = "tickgraph_soak";
+
+async function admin(fn: (c: Client) => Promise<unknown>): Promise<void> {
+  const c = new Client({ connectionString: ADMIN_URL });
+  await c.connect();
+  try {
+    await fn(c);
+  } finally {
+    await c.end();
+  }
+}
+
+const dropSoakDatabase = () => admin((c) => c.query(`DROP DATABASE IF EXISTS "${SOAK_DB}" WITH (FORCE)`));
+
 function freePort(): Promise<number> {
   return new Promise((done, fail) => {
     const s = createServer();
@@ -141,13 +156,9 @@ async function main(): Promise<void> {
     MAX_SUBSCRIPTIONS_PER_PRINCIPAL: "100000",
   };
   if (flags.db === "postgres") {
-    const name = "tickgraph_soak";
-    const c = new Client({ connectionString: ADMIN_URL });
-    await c.connect();
-    await c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
-    await c.query(`CREATE DATABASE "${name}"`);
-    await c.end();
-    env.DATABASE_URL = withDatabase(ADMIN_URL, name);
+    await dropSoakDatabase();
+    await admin((c) => c.query(`CREATE DATABASE "${SOAK_DB}"`));
+    env.DATABASE_URL = withDatabase(ADMIN_URL, SOAK_DB);
   } else if (flags.db !== "embedded") throw new Error(`--db must be embedded or postgres`);
   else delete process.env.DATABASE_URL;
   const nodeArgs: string[] = [];
@@ -331,6 +342,7 @@ async function main(): Promise<void> {
       await exited;
     }
     rmSync(dataDir, { recursive: true, force: true });
+    if (flags.db === "postgres") await dropSoakDatabase();
   }
 }
 

@@ -1,8 +1,8 @@
-import { jwtSecretOf, type Config } from "./config/config";
+import { ConfigError, jwtSecretOf, type Config } from "./config/config";
 import { Disposer } from "./core/disposer";
 import type { MarketClock } from "./core/market-clock";
 import { chunksOf } from "./core/trades";
-import { CheckpointsRepo } from "./db/checkpoints.repo";
+import { CheckpointsRepo, type StoredMarket } from "./db/checkpoints.repo";
 import { migrate } from "./db/data-source";
 import { openDatabase, type Database } from "./db/database";
 import { PgListener } from "./db/listener";
@@ -10,7 +10,7 @@ import { QuarantineRepo } from "./db/quarantine.repo";
 import { poolOf } from "./db/sql";
 import { createEventBus, Topic, type EventBus } from "./events/bus";
 import { createPgEventBus } from "./events/pg-bus";
-import { startMockFeed, type MockFeed, type MockFeedOptions } from "./feed";
+import { DEFAULT_FEED_RATE, startMockFeed, type MockFeed, type MockFeedOptions } from "./feed";
 import { startIngest, type Ingest } from "./ingest";
 import { IngestLease, type ReplicaIngestStatus } from "./ingest/lease";
 import { MarketFollower } from "./ingest/market-follower";
@@ -25,6 +25,56 @@ import { splitWindowsEvent, WindowEngine } from "./windows/window.engine";
 const TRADES_PER_EVENT = 40;
 /** Checkpoint key of the embedded mock feed, which starts over with every run. */
 const EMBEDDED_STREAM = "embedded-mock";
+
+/**
+ * Wall seconds of its trades and quotes the embedded feed keeps for the ingest's backfill (at least
+ * EMBEDDED_HISTORY_MIN of each). The history fills up within these first minutes and memory stays flat
+ * after; the feed alone (`tickgraph feed`) keeps far more for REST clients.
+ */
+const EMBEDDED_HISTORY_SECONDS = 180;
+const EMBEDDED_HISTORY_MIN = 50_000;
+
+/** The embedded feed's options: its history bounded by EMBEDDED_HISTORY_SECONDS unless set. */
+function embeddedFeed(feed: MockFeedOptions): MockFeedOptions {
+  const rows = Math.max(
+    EMBEDDED_HISTORY_MIN,
+    Math.ceil((feed.rate ?? DEFAULT_FEED_RATE) * EMBEDDED_HISTORY_SECONDS),
+  );
+  return {
+    historyTotal: rows,
+    quoteHistoryTotal: Math.max(1, Math.ceil(rows * (feed.quoteRatio ?? 1))),
+    ...feed,
+  };
+}
+
+/**
+ * The embedded market, started again on a database that holds trades, continues what is stored: its clock
+ * resumes after the newest stored trade (or at `start`/now when later) and each symbol's price from its
+ * last stored trade, so that no second price path is woven into stored history. With `strict`, a `start`
+ * before the newest stored trade is refused; otherwise (a replica taking over) it is moved past it.
+ */
+export function continueMarket(
+  feed: MockFeedOptions,
+  stored: StoredMarket,
+  nowMs: number,
+  strict: boolean,
+): MockFeedOptions {
+  if (!stored.newestTrade) return feed;
+  const after = stored.newestTrade.getTime() + 1;
+  const requested = feed.start === undefined ? undefined : new Date(feed.start).getTime();
+  if (strict && requested !== undefined && requested < after)
+    throw new ConfigError(
+      `--feed-start ${new Date(requested).toISOString()} lies before the newest stored trade ` +
+        `(${stored.newestTrade.toISOString()}): the embedded market would write a second price path into ` +
+        `stored history. Leave --feed-start out to continue the stored market, start at or after ` +
+        `${new Date(after).toISOString()}, or use an empty database (another --data-dir or DATABASE_URL).`,
+    );
+  return {
+    ...feed,
+    start: new Date(Math.max(requested ?? nowMs, after)),
+    lastPrices: stored.lastPrices,
+  };
+}
 
 export interface PlatformOptions {
   /** The embedded mock feed's market (seed, rate, speed, symbols, faults, start), when FEED_URL is unset. @default the feed's defaults */
@@ -148,6 +198,8 @@ export class Platform {
     await this.follower.start(bus, config.leaseRetryMs);
     this.disposer.add("market follower", () => this.follower.close());
 
+    if (config.ingest && !config.feedUrl)
+      continueMarket(this.opts.feed ?? {}, await this.storedMarket(), Date.now(), true);
     if (config.ingest) {
       // A demo on the mock market: principals for every role, so that tokens show what each may see.
       if (!config.feedUrl) await seedDemoPrincipals(db.dataSource);
@@ -192,10 +244,15 @@ export class Platform {
       onWindows: (e) => splitWindowsEvent(e).forEach((piece) => bus.publish(Topic.WINDOWS, piece)),
     });
     await windows.start();
-    // The embedded feed starts over with every run: its ids restart at 1, so it is a new stream.
+    // The embedded feed starts over with every run: its ids restart at 1 (the ingest numbers them after
+    // the stored ones), its clock and prices continue the stored market.
     const feed = config.feedUrl
       ? null
-      : await startMockFeed({ ...this.opts.feed, key: config.feedKey, secret: config.feedSecret });
+      : await startMockFeed({
+          ...continueMarket(embeddedFeed(this.opts.feed ?? {}), await this.storedMarket(), Date.now(), false),
+          key: config.feedKey,
+          secret: config.feedSecret,
+        });
     const ingest = startIngest({
       dataSource: db.dataSource,
       feedUrl: config.feedUrl ?? feed!.url,
@@ -209,7 +266,11 @@ export class Platform {
       clockFallback: this.follower.observed,
       epoch,
       committedBefore: this.committedIds,
-      ...(feed ? { freshFeed: true, feedClock: () => feed.clock() } : {}),
+      // The embedded feed started moments ago: all it made is new, and taken whole, so that every
+      // symbol's seq goes on without a gap even at a high --feed-speed.
+      ...(feed
+        ? { freshFeed: true, feedClock: () => feed.clock(), initialLookbackMs: Number.POSITIVE_INFINITY }
+        : {}),
     });
     ingest.onCommit((e) => windows.onCommit(e));
     ingest.onCommit((e) => {
@@ -230,6 +291,10 @@ export class Platform {
     this.committedIds = run.ingest.lastCommittedIds();
     await run.windows.idle();
     await run.feed?.close();
+  }
+
+  private storedMarket(): Promise<StoredMarket> {
+    return new CheckpointsRepo(this.db.dataSource).storedMarket();
   }
 
   private status(): ReplicaIngestStatus | null {

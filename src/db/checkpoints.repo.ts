@@ -29,6 +29,14 @@ export interface StoredProgress {
   newestTrade: Date | null;
 }
 
+/** Where the stored market stands: what a market started again on this database continues from. */
+export interface StoredMarket {
+  /** The newest stored trade's event time; null on a database with no trades. */
+  newestTrade: Date | null;
+  /** Each instrument's price at its highest stored `seq` (its last trade), for those that traded. */
+  lastPrices: Record<string, number>;
+}
+
 /** The ingest checkpoints: who writes each stream (its epoch) and where it resumes. */
 export class CheckpointsRepo {
   constructor(private readonly ds: DataSource) {}
@@ -51,14 +59,34 @@ export class CheckpointsRepo {
   }
 
   /**
-   * Starts the stream's checkpoint over, as long as `epoch` still holds it (false when another writer
-   * claimed it since): for a feed that numbers its trades anew with every run.
+   * Starts the stream's ids over, as long as `epoch` still holds it (false when another writer claimed it
+   * since): for a feed that numbers its trades anew with every run. The watermark stays: windows already
+   * final stay final. Returns the checkpoint as it is now, or null when the stream is no longer this
+   * writer's.
    */
-  async reset(stream: string, epoch: string): Promise<boolean> {
-    const { affected } = await this.ds
-      .getRepository(IngestCheckpointEntity)
-      .update({ stream, epoch }, { lastIds: {}, watermark: null, updatedAt: () => "now()" });
-    return affected === 1;
+  async reset(stream: string, epoch: string): Promise<Checkpoint | null> {
+    const rows: { lastIds: Record<string, number>; watermark: Date | null }[] = await this.ds.query(
+      `UPDATE ingest_checkpoints SET last_ids = '{}', updated_at = now()
+       WHERE stream = $1 AND epoch = $2
+       RETURNING last_ids AS "lastIds", watermark`,
+      [stream, epoch],
+    );
+    return rows[0] ?? null;
+  }
+
+  /**
+   * The stored market's last prices and newest trade time. Each symbol's last trade is found on the
+   * (symbol, seq) key and the newest time on the event-time index, so it stays cheap on a large table.
+   */
+  async storedMarket(): Promise<StoredMarket> {
+    const [row]: { newestTrade: Date | null; lastPrices: Record<string, number> }[] = await this.ds.query(
+      `SELECT (SELECT max(event_time) FROM quotes) AS "newestTrade",
+              (SELECT coalesce(jsonb_object_agg(i.symbol, l.price), '{}')
+               FROM instruments i
+               CROSS JOIN LATERAL (SELECT price FROM quotes q WHERE q.symbol = i.symbol
+                                   ORDER BY seq DESC LIMIT 1) l) AS "lastPrices"`,
+    );
+    return row;
   }
 
   /** The highest stored `quotes.seq` of each symbol that has one. */

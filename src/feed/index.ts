@@ -2,7 +2,13 @@
  * The mock market-data feed: an Alpaca market-data v2 compatible provider (WebSocket stream + REST)
  * over a deterministic simulated market, with fault injection. See docs/ARCHITECTURE.md and the README's feed section.
  */
-export { startMockFeed, type FeedStats, type MockFeed, type MockFeedOptions } from "./mock.feed";
+export {
+  DEFAULT_FEED_RATE,
+  startMockFeed,
+  type FeedStats,
+  type MockFeed,
+  type MockFeedOptions,
+} from "./mock.feed";
 export { parseFaults, formatFaults, type FaultOptions } from "./fault.options";
 export { MALFORMED_KINDS, type MalformedKind } from "./fault.injector";
 export {

@@ -9,7 +9,7 @@ import { STREAM_PATHS, TEST_STREAM_PATH, TEST_SYMBOL } from "./protocol";
 import { restApp } from "./rest.routes";
 import { SimClock } from "./sim.clock";
 import { StreamServer } from "./stream.server";
-import type { Instrument } from "./universe";
+import { generateUniverse, type Instrument } from "./universe";
 
 export interface MockFeedOptions {
   /** TCP port; 0 = a free port picked by the OS (read it back from `MockFeed.port`). @default 0 */
@@ -28,6 +28,12 @@ export interface MockFeedOptions {
   rate?: number;
   /** Simulated time at start-up. @default now */
   start?: string | Date;
+  /**
+   * Where each symbol's price path picks up, by symbol (e.g. its last stored trade), so that a market
+   * started again continues instead of going back to the seed's opening prices. Symbols not listed start
+   * at their usual price. @default none
+   */
+  lastPrices?: Readonly<Record<string, number>>;
   /** Simulated seconds per wall second (60 = a market hour per wall minute). @default 1 */
   speed?: number;
   /** Fault injection, as `parseFaults` reads it or as an object. @default none */
@@ -108,6 +114,9 @@ export interface MockFeed {
   close(): Promise<void>;
 }
 
+/** Trades per wall second when `rate` is not given. */
+export const DEFAULT_FEED_RATE = 200;
+
 function positive(name: string, v: number): number {
   if (typeof v !== "number" || !Number.isFinite(v) || v <= 0)
     throw new RangeError(`${name} must be a positive number, got ${v}`);
@@ -147,7 +156,7 @@ export async function startMockFeed(opts: MockFeedOptions = {}): Promise<MockFee
   const secret = opts.secret ?? "tickgraph";
   const seed = whole("seed", opts.seed ?? 1, -(2 ** 31), 2 ** 32 - 1);
   const symbols = whole("symbols", opts.symbols ?? 50, 1, 200_000);
-  const rate = positive("rate", opts.rate ?? 200);
+  const rate = positive("rate", opts.rate ?? DEFAULT_FEED_RATE);
   const speed = positive("speed", opts.speed ?? 1);
   const startMs = startTime(opts.start);
   const faults = checkFaults(
@@ -166,10 +175,18 @@ export async function startMockFeed(opts: MockFeedOptions = {}): Promise<MockFee
   const maxBufferedBytes = positive("maxBufferedBytes", opts.maxBufferedBytes ?? 64 * 1024 * 1024);
 
   const streamOptions = { key, secret, authTimeoutMs, maxConnectionsPerKey, maxSymbols, maxBufferedBytes };
+  const lastPrices = opts.lastPrices ?? {};
+  for (const [symbol, p] of Object.entries(lastPrices))
+    if (!(typeof p === "number" && Number.isFinite(p) && p > 0))
+      throw new RangeError(`lastPrices.${symbol} must be a positive number, got ${p}`);
+  const instruments = generateUniverse(seed, symbols).map((inst) => {
+    const p = lastPrices[inst.symbol];
+    return p === undefined ? inst : { ...inst, initialPrice: p };
+  });
   const market = new Market(
     {
       seed,
-      symbols,
+      instruments,
       rate,
       speed,
       startMs,
@@ -204,7 +221,6 @@ export async function startMockFeed(opts: MockFeedOptions = {}): Promise<MockFee
     },
     new StreamServer(streamOptions),
   );
-  const instruments = market.generator.instruments;
   const symbolIndex = new Map(instruments.map((inst, i) => [inst.symbol, i]));
   const clock = new SimClock(startMs, speed);
 

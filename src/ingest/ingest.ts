@@ -227,8 +227,10 @@ export class Ingest {
     const epoch = this.opts.epoch ?? (await checkpoints.claim(this.stream));
     let seqOffsets = new Map<string, number>();
     if (this.opts.freshFeed) {
-      // The checkpoint starts over, as long as the stream is still this writer's.
-      if (!(await checkpoints.reset(this.stream, epoch))) {
+      // The ids start over, as long as the stream is still this writer's; the watermark stays, so a
+      // trade timed before it is as late as it would have been in the last run.
+      const cp = await checkpoints.reset(this.stream, epoch);
+      if (!cp) {
         log.error(
           { stream: this.stream, epoch },
           "ingest: another writer claimed the stream before this one started",
@@ -236,6 +238,8 @@ export class Ingest {
         void this.abort();
         return;
       }
+      validator.restore({}, cp.watermark?.getTime() ?? null);
+      this.stats.watermarkMs = cp.watermark?.getTime() ?? null;
       seqOffsets = await checkpoints.highestSeqs(symbols);
     } else {
       const cp = await checkpoints.read(this.stream);

@@ -11,7 +11,7 @@ import {
 import { log } from "../log";
 import { subscribers, subscriptionsShared, subscriptionSlowClosed } from "../metrics";
 import { sorted } from "../policy/governance";
-import { PolicySession, RECHECK_MS } from "../policy/session";
+import { PolicySession, RECHECK_MS, type ServedAccount } from "../policy/session";
 import { createLoaders, type Context } from "../resolvers/context.type";
 import { maskError } from "./errors";
 import { tooLarge, withinBytes } from "./responses";
@@ -98,6 +98,8 @@ export class FanOut {
   private readonly recheckTimer: NodeJS.Timeout;
   private rechecking = false;
   private readonly corked = new Set<Corkable>();
+  /** Streams that resume after a cursor are never shared: each replays from its own position. */
+  private unshared = 0;
   readonly highWater: number;
 
   constructor(readonly opts: FanOutOptions) {
@@ -108,15 +110,18 @@ export class FanOut {
   /** graphql-ws's `subscribe`: a stream whose events are written straight to `transport`'s socket. */
   async subscribe(args: ExecutionArgs, transport: Transport): Promise<ExecutionResult | Member> {
     const policy = (args.contextValue as Context).policy;
-    let found = await this.join(args, policy, transport.operation);
+    const operation = resumesAfterCursor(args)
+      ? `${transport.operation}\n#unshared ${++this.unshared}`
+      : transport.operation;
+    let found = await this.join(args, policy, operation);
     // A stream whose last subscriber just left is not joined: the next call starts a new one.
-    while (found instanceof Group && found.ended) found = await this.join(args, policy, transport.operation);
+    while (found instanceof Group && found.ended) found = await this.join(args, policy, operation);
     if (!(found instanceof Group)) return found;
     const root = getOperationAST(args.document, args.operationName);
     const fields = root?.selectionSet.selections.map((s) => (s.kind === "Field" ? s.name.value : "")) ?? [];
     const conflate = fields.length > 0 && fields.every((f) => this.opts.conflating.has(f));
     found.joining++;
-    return new Member(this, found, args, transport, conflate);
+    return new Member(this, found, args, { ...transport, operation }, conflate);
   }
 
   /** The running group of this operation and view, started when there is none. */
@@ -229,6 +234,13 @@ export class FanOut {
   }
 }
 
+/** An event as sent, with what it served (for the access log of each subscriber it reaches). */
+interface Sent {
+  body: string;
+  served: ServedAccount | null;
+  rows: number;
+}
+
 /** One source stream and execution, shared by every subscriber of one operation and view. */
 class Group {
   /** Subscribers receiving events. */
@@ -236,6 +248,12 @@ class Group {
   /** Subscribers handed to graphql-ws whose access-log START entry is not written yet. */
   joining = 0;
   ended = false;
+  /** The events that make up the field's current value (see `LiveMark`), by id: a joiner gets them first. */
+  private readonly current = new Map<string, Sent>();
+  private currentAt = -Infinity;
+  /** Resolves once the first subscriber is receiving (or the stream ended): nothing is read before. */
+  private readonly receiving: Promise<void>;
+  private nowReceiving!: () => void;
 
   private constructor(
     private readonly hub: FanOut,
@@ -243,7 +261,9 @@ class Group {
     readonly view: string,
     private readonly ctx: Context,
     private readonly stream: AsyncIterator<ExecutionResult>,
-  ) {}
+  ) {
+    this.receiving = new Promise((ok) => (this.nowReceiving = ok));
+  }
 
   static start(
     hub: FanOut,
@@ -277,6 +297,9 @@ class Group {
     if (this.ended) return m.end();
     this.members.add(m);
     subscribers.inc();
+    this.nowReceiving();
+    // A subscriber that joins a running stream starts from the current value, as the first one did.
+    for (const sent of this.current.values()) m.deliver(sent.body, sent.served, sent.rows);
   }
 
   /** Stops delivering to `m`; the stream ends with its last subscriber. */
@@ -286,6 +309,7 @@ class Group {
     if (this.members.size || this.joining || this.ended) return;
     this.ended = true;
     this.hub.dropGroup(this);
+    this.nowReceiving();
     void this.stream.return?.();
   }
 
@@ -293,6 +317,8 @@ class Group {
   private async run(): Promise<void> {
     const shared = this.ctx.policy;
     try {
+      // The stream's first events are the current value (or a replay): they wait for their subscriber.
+      await this.receiving;
       for (;;) {
         shared?.resetServed();
         // Loaders cache for one event, not for the life of the stream.
@@ -300,12 +326,35 @@ class Group {
         const r = await this.stream.next();
         if (r.done || this.ended) break;
         const body = payloadOf(r.value, shared, this.hub.opts.maxPayloadBytes ?? Infinity);
-        for (const m of this.members) m.deliver(body, shared);
+        const rows = shared?.rows ?? 0;
+        this.remember(body, rows);
+        for (const m of this.members) m.deliver(body, shared, rows);
       }
       this.finish();
     } catch (err) {
       this.finish(err);
     }
+  }
+
+  /** Keeps the event if it is part of the field's current value (its stream marked it so). */
+  private remember(body: string, rows: number): void {
+    const mark = this.ctx.liveMark;
+    this.ctx.liveMark = undefined;
+    if (!mark || mark.at < this.currentAt) return;
+    if (mark.at > this.currentAt) {
+      this.current.clear();
+      this.currentAt = mark.at;
+    }
+    const s = this.ctx.policy;
+    const served = s && {
+      allowed: new Set(s.allowed),
+      masked: new Set(s.masked),
+      denied: new Set(s.denied),
+      symbols: new Set(s.symbols),
+      rootServed: s.rootServed,
+      delayed: s.delayed,
+    };
+    this.current.set(mark.id, { body, served, rows });
   }
 
   private finish(err?: unknown): void {
@@ -403,13 +452,12 @@ class Member implements AsyncIterableIterator<ExecutionResult> {
   }
 
   /** Writes one event's payload, or queues it while the socket is backed up. */
-  deliver(body: string, shared: PolicySession | null): void {
+  deliver(body: string, shared: ServedAccount | null, rows: number): void {
     const { socket } = this.transport;
     if (socket.readyState !== OPEN) return;
     const policy = this.ctx.policy;
     if (shared) policy?.absorb(shared);
     const frame = this.prefix + body + "}";
-    const rows = shared?.rows ?? 0;
     if (!this.queue.length && socket.bufferedAmount <= this.hub.highWater) {
       // A connection with one subscription writes at once; one with several gathers this turn's events.
       const { stream, multiplexed } = this.transport;
@@ -458,6 +506,21 @@ function payloadOf(result: ExecutionResult, shared: PolicySession | null, maxByt
     ...(result.extensions || masked ? { extensions: { ...result.extensions, ...masked } } : {}),
   });
   return withinBytes(body, maxBytes) ? body : JSON.stringify(tooLarge(maxBytes));
+}
+
+/** Whether the operation's root field resumes after a cursor (an `after` argument that is not null). */
+function resumesAfterCursor(args: ExecutionArgs): boolean {
+  const op = getOperationAST(args.document, args.operationName);
+  return (op?.selectionSet.selections ?? []).some(
+    (s) =>
+      s.kind === Kind.FIELD &&
+      (s.arguments ?? []).some(
+        (a) =>
+          a.name.value === "after" &&
+          a.value.kind !== Kind.NULL &&
+          (a.value.kind !== Kind.VARIABLE || args.variableValues?.[a.value.name.value] != null),
+      ),
+  );
 }
 
 function isAsyncIterable<T>(v: unknown): v is AsyncIterable<T> {

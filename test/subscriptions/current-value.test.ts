@@ -1,0 +1,182 @@
+import { Client } from "pg";
+import type { Client as WsClient } from "graphql-ws";
+import { rebuildWindows } from "../../src/windows/rebuild";
+import { grantEntitlements } from "../support/governance";
+import { startPlatformAtMarketTime, type ClockedPlatform } from "../support/market-clock";
+import { seedQuotes } from "../support/seed";
+import { record } from "../support/subscriptions";
+import { until } from "../support/wait";
+import { collect } from "./live.helpers";
+
+// Every board sends its current value at once, read from the database and governed like its live
+// events. Nothing ingests here and nothing is published: every event a subscriber receives is the value
+// it was sent on subscribing (or, in the last test, re-read after the LISTEN connection came back).
+const T0 = Date.parse("2026-01-05T14:30:00Z");
+const at = (s: number) => new Date(T0 + s * 1000);
+// Between two 5-minute boundaries (14:45 and 14:50), a minute of delay for callers without REALTIME.
+const NOW = 1030;
+const DELAY_S = 60;
+let c: ClockedPlatform;
+let rita: WsClient;
+let dave: WsClient;
+let ritaToken: string;
+let daveToken: string;
+
+beforeAll(async () => {
+  c = await startPlatformAtMarketTime(at(NOW), { DELAY_SECONDS: String(DELAY_S), EVENT_BUS: "postgres" });
+  // A trade a second per symbol from 14:30:01: the first windows began before the first trade.
+  await seedQuotes(c.databaseUrl, {
+    symbols: ["AAA", "BBB", "CCC"],
+    perSymbol: 1000,
+    start: at(0),
+    marketNow: null,
+  });
+  const ds = c.platform.db.dataSource;
+  await ds.query(`INSERT INTO window_progress (id, emitted_until, final_until) VALUES (1, $1, $1)`, [
+    at(1010),
+  ]);
+  await rebuildWindows(ds, at(-60), at(1010));
+  await grantEntitlements(c, "rita");
+  [ritaToken, daveToken] = [await c.token("rita"), await c.token("dave")];
+  rita = c.ws({ connectionParams: { authorization: `Bearer ${ritaToken}` } });
+  dave = c.ws({ connectionParams: { authorization: `Bearer ${daveToken}` } });
+}, 60_000);
+afterAll(() => c?.close());
+
+const RANKING = `size by windowStart windowEnd delayed entries { rank symbol value aggregate { revision } }`;
+const BOARDS = {
+  topSymbols: [
+    `topSymbols(size: ONE_MINUTE, limit: 2) { ${RANKING} }`,
+    `topSymbols(size: ONE_MINUTE, limit: 2) { ${RANKING} }`,
+  ],
+  topPriceStock: [`topPriceStock { ${RANKING} }`, `topPriceStocks { ${RANKING} }`],
+  topMovers: [
+    `topMovers(size: ONE_MINUTE) { basis size asOf delayed reason gainers { symbol changePercent } losers { symbol changePercent } }`,
+    `topMovers(size: ONE_MINUTE) { basis size asOf delayed reason gainers { symbol changePercent } losers { symbol changePercent } }`,
+  ],
+} as const;
+
+describe.each([
+  ["rita (REALTIME)", () => rita, () => ritaToken, false],
+  ["dave (delayed)", () => dave, () => daveToken, true],
+])("%s", (_who, ws, token, delayed) => {
+  test.each(Object.keys(BOARDS) as (keyof typeof BOARDS)[])(
+    "%s sends the current value at once, as the query serves it to the same caller",
+    async (field) => {
+      const [sub, query] = BOARDS[field];
+      const [event] = await collect<Record<string, unknown>>(
+        ws(),
+        `subscription { ${sub} }`,
+        (e) => e.length >= 1,
+      );
+      const { body } = await c.gql(`{ ${query} }`, { token: token() });
+      const served = body.data[Object.keys(body.data)[0]];
+      // topPriceStocks lists the last hour's: the newest is the current one.
+      const expected = Array.isArray(served) ? served.at(-1) : served;
+      expect(event.data[field]).toEqual(expected);
+      expect(expected).toMatchObject({ delayed });
+      const time = Date.parse(
+        (expected as { windowEnd?: string; asOf?: string }).windowEnd ?? (expected as { asOf: string }).asOf,
+      );
+      // Delayed: never newer than the caller's cutoff; with REALTIME, the newest window stored.
+      expect(time).toBeLessThanOrEqual(at(delayed ? NOW - DELAY_S : 1010).getTime());
+      if (field === "topPriceStock") expect(time % 300_000).toBe(0);
+    },
+  );
+
+  test("windowAggregates sends the rows of the latest window at once", async () => {
+    const events = await collect<{
+      windowAggregates: { symbol: string; windowEnd: string; delayed: boolean; cursor: string };
+    }>(
+      ws(),
+      `subscription { windowAggregates(size: FIVE_MINUTES) { symbol windowEnd delayed cursor } }`,
+      (e) => e.length >= 3,
+    );
+    const rows = events.map((e) => e.data.windowAggregates);
+    const { body } = await c.gql(
+      `{ windowAggregates(size: FIVE_MINUTES, first: 3) { nodes { symbol windowEnd delayed cursor } } }`,
+      { token: token() },
+    );
+    const latest = body.data.windowAggregates.nodes;
+    expect(rows).toEqual(
+      [...latest].sort((a: { symbol: string }, b: { symbol: string }) => (a.symbol < b.symbol ? -1 : 1)),
+    );
+    expect(new Set(rows.map((r) => r.windowEnd)).size).toBe(1);
+    expect(rows.every((r) => r.delayed === delayed)).toBe(true);
+  });
+});
+
+test("a subscriber that joins a running shared stream is sent the current value too", async () => {
+  const op = `subscription { topSymbols(size: FIVE_MINUTES) { windowEnd entries { symbol } } }`;
+  const first = record<{ topSymbols: { windowEnd: string } }>(rita, op);
+  await until("the first subscriber's value", () => first.events.length > 0);
+  const second = await collect<{ topSymbols: { windowEnd: string } }>(rita, op, (e) => e.length >= 1);
+  expect(second[0].data).toEqual(first.events[0].data);
+  first.stop();
+});
+
+test("windows that began before the first trade say so, with the span they cover", async () => {
+  const { body } = await c.gql(
+    `{ windowAggregates(size: ONE_MINUTE, symbols: ["AAA"], order: ASC, first: 8) { nodes { windowStart windowEnd partial coveredFrom } } }`,
+  );
+  const nodes: { windowStart: string; windowEnd: string; partial: boolean; coveredFrom: string }[] =
+    body.data.windowAggregates.nodes;
+  const firstTrade = at(1).toISOString();
+  expect(nodes.length).toBe(8);
+  for (const n of nodes) {
+    const partial = Date.parse(n.windowStart) < Date.parse(firstTrade);
+    expect(n).toMatchObject({ partial, coveredFrom: partial ? firstTrade : n.windowStart });
+  }
+  expect(nodes.filter((n) => n.partial).length).toBe(6);
+});
+
+test("a SESSION board without a previous session says why it is empty", async () => {
+  const [event] = await collect<{
+    topMovers: { gainers: unknown[]; losers: unknown[]; reason: string | null };
+  }>(
+    rita,
+    `subscription { topMovers(basis: SESSION) { gainers { symbol } losers { symbol } reason } }`,
+    (e) => e.length >= 1,
+  );
+  expect(event.data.topMovers).toMatchObject({ gainers: [], losers: [] });
+  expect(event.data.topMovers.reason).toMatch(/no previous session/i);
+  const { body } = await c.gql(`{ topMovers(basis: SESSION) { reason } }`);
+  expect(body.data.topMovers.reason).toBe(event.data.topMovers.reason);
+});
+
+test("after the LISTEN connection comes back, rankings and windows are re-read from the database", async () => {
+  const ranking = record<{ topSymbols: { windowEnd: string; entries: { symbol: string; value: number }[] } }>(
+    rita,
+    `subscription { topSymbols(size: ONE_MINUTE, limit: 1) { windowEnd entries { symbol value } } }`,
+  );
+  const windows = record<{ windowAggregates: { symbol: string; mean: number; revision: number } }>(
+    rita,
+    `subscription { windowAggregates(size: ONE_MINUTE, symbols: ["CCC"]) { symbol mean revision } }`,
+  );
+  await until("both current values", () => ranking.events.length > 0 && windows.events.length > 0);
+  const end = ranking.events[0].data.topSymbols.windowEnd;
+  // A revision no event announces (as if its NOTIFY was lost while the connection was down).
+  const db = new Client({ connectionString: c.databaseUrl });
+  await db.connect();
+  try {
+    await db.query(
+      `UPDATE window_aggregates SET mean = 5000, revision = revision + 1, updated_at = now()
+       WHERE size = 'ONE_MINUTE' AND window_end = $1 AND symbol = 'CCC'`,
+      [end],
+    );
+    await db.query(
+      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+       WHERE datname = current_database() AND application_name = 'tickgraph-listen'`,
+    );
+  } finally {
+    await db.end();
+  }
+  await until("the re-read values", () => ranking.events.length > 1 && windows.events.length > 1, 30_000);
+  expect(ranking.events[1].data.topSymbols).toEqual({
+    windowEnd: end,
+    entries: [{ symbol: "CCC", value: 5000 }],
+  });
+  expect(windows.events[1].data.windowAggregates).toEqual({ symbol: "CCC", mean: 5000, revision: 1 });
+  ranking.stop();
+  windows.stop();
+});

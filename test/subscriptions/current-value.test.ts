@@ -144,6 +144,39 @@ test("a SESSION board without a previous session says why it is empty", async ()
   expect(body.data.topMovers.reason).toBe(event.data.topMovers.reason);
 });
 
+test("windowAggregates resumed by a caller without REALTIME replays in order up to the cutoff, the rest as it moves", async () => {
+  const { body } = await c.gql(
+    `{ windowAggregates(size: ONE_MINUTE, symbols: ["AAA"], order: ASC, first: 1) { nodes { windowEnd cursor } } }`,
+    { token: daveToken },
+  );
+  const from = body.data.windowAggregates.nodes[0];
+  const stream = record<{ windowAggregates: { windowEnd: string; delayed: boolean; cursor: string } }>(
+    dave,
+    `subscription($after: String) { windowAggregates(size: ONE_MINUTE, symbols: ["AAA"], after: $after) { windowEnd delayed cursor } }`,
+    { after: from.cursor },
+  );
+  const stored = async (to: number) => {
+    const page = await c.gql(
+      `query($from: DateTime!, $to: DateTime!) { windowAggregates(size: ONE_MINUTE, symbols: ["AAA"], order: ASC, first: 500, from: $from, to: $to) { nodes { windowEnd cursor } } }`,
+      { token: ritaToken, variables: { from: new Date(Date.parse(from.windowEnd) + 1), to: at(to) } },
+    );
+    return page.body.data.windowAggregates.nodes as { windowEnd: string; cursor: string }[];
+  };
+  // Every row after the cursor up to dave's cutoff (970 s), in order, each once.
+  const upToCutoff = await stored(NOW - DELAY_S + 1);
+  await until("the replay up to the cutoff", () => stream.events.length >= upToCutoff.length);
+  const rows = () => stream.events.map((e) => e.data.windowAggregates);
+  expect(rows().map(({ windowEnd, cursor }) => ({ windowEnd, cursor }))).toEqual(upToCutoff);
+  expect(rows().every((r) => r.delayed)).toBe(true);
+  // The market moves on: the rest, as far as the new cutoff.
+  await c.setMarketTime(at(1100));
+  const upToNew = await stored(1100 - DELAY_S + 1);
+  expect(upToNew.length).toBeGreaterThan(upToCutoff.length);
+  await until("the rows the cutoff passed", () => stream.events.length >= upToNew.length);
+  expect(rows().map(({ windowEnd, cursor }) => ({ windowEnd, cursor }))).toEqual(upToNew);
+  stream.stop();
+});
+
 test("after the LISTEN connection comes back, rankings and windows are re-read from the database", async () => {
   const ranking = record<{ topSymbols: { windowEnd: string; entries: { symbol: string; value: number }[] } }>(
     rita,

@@ -67,7 +67,8 @@ export async function latestRanking(
 
 /** Why a SESSION board is empty, when it is for want of a previous session. */
 const NO_PREVIOUS_SESSION =
-  "No previous session: no trade was stored before this UTC day began, so there is no close to compare with.";
+  "No previous session's close yet: no trade was stored before this UTC day began, so there is no close " +
+  "to compare with. Session movers appear once a session has closed.";
 
 /** The latest mover board the caller may see (`cutoff`: the newest time it may see, null for real time). */
 export async function latestMovers(

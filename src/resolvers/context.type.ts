@@ -48,6 +48,11 @@ export interface Context {
    * is. The fan-out keeps the newest part per id to send a subscriber that joins a running stream.
    */
   liveMark?: LiveMark;
+  /**
+   * Set by a resumable live field's stream as it yields an item: the item's cursor. The fan-out keeps
+   * the last one each subscriber was sent, to continue from there if the subscriber changes streams.
+   */
+  liveCursor?: string;
 }
 
 /**

@@ -9,9 +9,16 @@ import type { WindowsEvent } from "../windows/window.engine";
 import { MoverBasis, RankBy, TOP_PRICE_PERIOD_MS, WindowSize } from "../windows/windows";
 import type { Context } from "./context.type";
 import { liveStream, RESYNCED, tailStream, type Due, type LiveSpec, type TailSpec } from "./live.stream";
-import { Quote, tickAfter, toQuote } from "./quote.type";
+import { Quote, tickAfter, tickCursor, toQuote } from "./quote.type";
 import { rankingsOf, served, type ServedWindow } from "../windows/rankings";
-import { checkLimit, latestMovers, latestRanking, windowAfter, windowPositionOf } from "./window.resolver";
+import {
+  checkLimit,
+  latestMovers,
+  latestRanking,
+  windowAfter,
+  windowPositionOf,
+  windowStreamCursor,
+} from "./window.resolver";
 import { MoverBoard, WindowAggregate, WindowRanking } from "./window.types";
 import type { WindowPosition } from "../db/windows.repo";
 
@@ -57,7 +64,10 @@ function options(context: Context) {
   return {
     policy: context.policy,
     cutoff: () => delayCutoff(context),
-    onItem: (mark: Context["liveMark"]) => (context.liveMark = mark),
+    onItem: (mark: Context["liveMark"], cursor?: string) => {
+      context.liveMark = mark;
+      context.liveCursor = cursor;
+    },
   };
 }
 
@@ -245,6 +255,7 @@ export class LiveResolver {
           e.opened.some((w) => w.size === size) ||
           e.revised.some((w) => w.size === size && (!symbols || w.symbols.some((s) => symbols.has(s)))),
         markOf: (w) => ({ at: w.windowEnd.getTime(), id: w.symbol }),
+        cursorOf: (w) => windowStreamCursor(windowPositionOf(w)),
       });
     },
   })
@@ -380,5 +391,6 @@ function resumedTicks(data: Data, symbols: string[], afterId: string): AsyncIter
       return out;
     },
     after: (a, b) => a > b,
+    cursorOf: (q) => tickCursor(q.id),
   });
 }

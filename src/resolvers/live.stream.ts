@@ -38,8 +38,8 @@ export interface LiveOptions {
   maxHeld?: number;
   /** How often held items are checked against a moving cutoff, wall ms. @default 200 */
   pollMs?: number;
-  /** Told the mark of each item as it is yielded. */
-  onItem?: (mark: LiveMark | undefined) => void;
+  /** Told the mark (and, for a resumable stream, the cursor) of each item as it is yielded. */
+  onItem?: (mark: LiveMark | undefined, cursor?: string) => void;
 }
 
 const TICK = Symbol("tick");
@@ -178,6 +178,8 @@ export interface TailSpec<E, P, O> {
   /** Whether `a` comes after position `b`. Needed with `itemsOf`. */
   after?(a: P, b: P): boolean;
   markOf?(item: O): LiveMark;
+  /** The cursor a client passes as `after` to resume right after the item. */
+  cursorOf(item: O): string;
 }
 
 /** Rows read per statement while a tail catches up. */
@@ -249,7 +251,7 @@ export function tailStream<E, P, O>(
         if (closed) return { done: true, value: undefined };
         if (out.length) {
           const item = out.shift()!;
-          opts.onItem?.(spec.markOf?.(item));
+          opts.onItem?.(spec.markOf?.(item), spec.cursorOf(item));
           return { done: false, value: item };
         }
         // Listening starts before the first read: what is stored meanwhile comes as events.

@@ -3,6 +3,7 @@ import {
   Kind,
   print,
   subscribe,
+  visit,
   type DocumentNode,
   type ExecutionArgs,
   type ExecutionResult,
@@ -67,6 +68,9 @@ function sortedKeys(_key: string, value: unknown): unknown {
   return Object.fromEntries(Object.entries(value).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
+/** Marks the operation key of a stream resumed after a cursor, which is never shared. */
+const UNSHARED = "\n#unshared ";
+
 /** Close code for a client that does not read its events fast enough. */
 export const SLOW_CONSUMER = 4008;
 const OPEN = 1;
@@ -111,7 +115,7 @@ export class FanOut {
   async subscribe(args: ExecutionArgs, transport: Transport): Promise<ExecutionResult | Member> {
     const policy = (args.contextValue as Context).policy;
     const operation = resumesAfterCursor(args)
-      ? `${transport.operation}\n#unshared ${++this.unshared}`
+      ? `${transport.operation}${UNSHARED}${++this.unshared}`
       : transport.operation;
     let found = await this.join(args, policy, operation);
     // A stream whose last subscriber just left is not joined: the next call starts a new one.
@@ -161,6 +165,9 @@ export class FanOut {
   /** Moves a subscriber whose entitlements changed to the stream of its new view. */
   private async rehome(m: Member): Promise<void> {
     m.group.leave(m);
+    // A resumed stream continues after what this subscriber was sent, not from where it first resumed.
+    if (m.cursor !== undefined && m.transport.operation.includes(UNSHARED))
+      m.args = resumedAfter(m.args, m.cursor);
     try {
       const next = await this.join(m.args, m.ctx.policy, m.transport.operation);
       if (m.ended) return;
@@ -327,8 +334,10 @@ class Group {
         if (r.done || this.ended) break;
         const body = payloadOf(r.value, shared, this.hub.opts.maxPayloadBytes ?? Infinity);
         const rows = shared?.rows ?? 0;
+        const cursor = this.ctx.liveCursor;
+        this.ctx.liveCursor = undefined;
         this.remember(body, rows);
-        for (const m of this.members) m.deliver(body, shared, rows);
+        for (const m of this.members) m.deliver(body, shared, rows, cursor);
       }
       this.finish();
     } catch (err) {
@@ -380,11 +389,13 @@ class Member implements AsyncIterableIterator<ExecutionResult> {
   private settle: ((r: IteratorResult<ExecutionResult>) => void) | undefined;
   private fail: ((err: unknown) => void) | undefined;
   private last: { error?: unknown; result?: ExecutionResult } | undefined;
+  /** The cursor of the last event of a resumable stream written or queued for this subscriber. */
+  cursor: string | undefined;
 
   constructor(
     private readonly hub: FanOut,
     public group: Group,
-    readonly args: ExecutionArgs,
+    public args: ExecutionArgs,
     readonly transport: Transport,
     private readonly conflate: boolean,
   ) {
@@ -452,9 +463,10 @@ class Member implements AsyncIterableIterator<ExecutionResult> {
   }
 
   /** Writes one event's payload, or queues it while the socket is backed up. */
-  deliver(body: string, shared: ServedAccount | null, rows: number): void {
+  deliver(body: string, shared: ServedAccount | null, rows: number, cursor?: string): void {
     const { socket } = this.transport;
     if (socket.readyState !== OPEN) return;
+    if (cursor !== undefined) this.cursor = cursor;
     const policy = this.ctx.policy;
     if (shared) policy?.absorb(shared);
     const frame = this.prefix + body + "}";
@@ -521,6 +533,21 @@ function resumesAfterCursor(args: ExecutionArgs): boolean {
           (a.value.kind !== Kind.VARIABLE || args.variableValues?.[a.value.name.value] != null),
       ),
   );
+}
+
+/** The operation's arguments with its root field's `after` set to `cursor`. */
+function resumedAfter(args: ExecutionArgs, cursor: string): ExecutionArgs {
+  const op = getOperationAST(args.document, args.operationName);
+  const arg = op?.selectionSet.selections
+    .flatMap((s) => (s.kind === Kind.FIELD ? (s.arguments ?? []) : []))
+    .find((a) => a.name.value === "after");
+  if (!arg) return args;
+  if (arg.value.kind === Kind.VARIABLE)
+    return { ...args, variableValues: { ...args.variableValues, [arg.value.name.value]: cursor } };
+  const document = visit(args.document, {
+    Argument: (node) => (node === arg ? { ...node, value: { kind: Kind.STRING, value: cursor } } : undefined),
+  });
+  return { ...args, document };
 }
 
 function isAsyncIterable<T>(v: unknown): v is AsyncIterable<T> {

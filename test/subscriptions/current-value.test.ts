@@ -168,12 +168,19 @@ test("windowAggregates resumed by a caller without REALTIME replays in order up 
   const rows = () => stream.events.map((e) => e.data.windowAggregates);
   expect(rows().map(({ windowEnd, cursor }) => ({ windowEnd, cursor }))).toEqual(upToCutoff);
   expect(rows().every((r) => r.delayed)).toBe(true);
-  // The market moves on: the rest, as far as the new cutoff.
-  await c.setMarketTime(at(1100));
-  const upToNew = await stored(1100 - DELAY_S + 1);
+  // The market moves on: the rows the new cutoff passed.
+  await c.setMarketTime(at(1050));
+  const upToNew = await stored(1050 - DELAY_S + 1);
   expect(upToNew.length).toBeGreaterThan(upToCutoff.length);
   await until("the rows the cutoff passed", () => stream.events.length >= upToNew.length);
   expect(rows().map(({ windowEnd, cursor }) => ({ windowEnd, cursor }))).toEqual(upToNew);
+  // Granted REALTIME, the stream moves to the real-time view and continues after the last row sent.
+  await grantEntitlements(c, "dave");
+  const all = await stored(2000);
+  expect(all.length).toBeGreaterThan(upToNew.length);
+  await until("every row", () => stream.events.length >= all.length);
+  expect(rows().map(({ windowEnd, cursor }) => ({ windowEnd, cursor }))).toEqual(all);
+  expect(rows().map((r) => r.delayed)).toEqual(all.map((_, k) => k < upToNew.length));
   stream.stop();
 });
 

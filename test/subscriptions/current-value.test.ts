@@ -184,6 +184,57 @@ test("windowAggregates resumed by a caller without REALTIME replays in order up 
   stream.stop();
 });
 
+test("quoteTicks resumed by a caller without REALTIME replays the stored trades in order up to the cutoff", async () => {
+  const dora = c.ws({ connectionParams: { authorization: `Bearer ${await c.token("dora")}` } });
+  const db = new Client({ connectionString: c.databaseUrl });
+  await db.connect();
+  try {
+    const stored = async (upTo: number) =>
+      (
+        await db.query(
+          `SELECT id::text, seq::text, event_time AS "eventTime" FROM quotes
+           WHERE symbol = 'BBB' AND event_time <= $1 ORDER BY quotes.id`,
+          [at(upTo)],
+        )
+      ).rows.map((r) => ({ id: r.id, seq: r.seq, eventTime: r.eventTime.toISOString() }));
+    const before = await stored(100);
+    const from = before.at(-1)!;
+    // Its cursor as the API gives it: the quotes query's nodes carry the same cursor as the stream's events.
+    const { body } = await c.gql(
+      `query($to: DateTime!) { quotes(symbols: ["BBB"], to: $to, first: 1) { nodes { id cursor } } }`,
+      { variables: { to: new Date(Date.parse(from.eventTime) + 1).toISOString() } },
+    );
+    expect(body.data.quotes.nodes[0].id).toBe(from.id);
+    const cursor: string = body.data.quotes.nodes[0].cursor;
+    const ticks = record<{ quoteTicks: { id: string; seq: string; eventTime: string; delayed: boolean } }>(
+      dora,
+      `subscription($after: String) { quoteTicks(symbols: ["BBB"], after: $after) { id seq eventTime delayed } }`,
+      { after: cursor },
+    );
+    // The market is at 1050 s: dora sees up to 990 s.
+    const upToCutoff = (await stored(990)).slice(before.length);
+    await until("the replay up to the cutoff", () => ticks.events.length >= upToCutoff.length);
+    const got = () =>
+      ticks.events.map(
+        ({
+          data: {
+            quoteTicks: { delayed: _d, ...q },
+          },
+        }) => q,
+      );
+    expect(got()).toEqual(upToCutoff);
+    expect(ticks.events.every((e) => e.data.quoteTicks.delayed)).toBe(true);
+    await c.setMarketTime(at(1100));
+    const rest = (await stored(1040)).slice(before.length);
+    expect(rest.length).toBeGreaterThan(upToCutoff.length);
+    await until("the trades the cutoff passed", () => ticks.events.length >= rest.length);
+    expect(got()).toEqual(rest);
+    ticks.stop();
+  } finally {
+    await db.end();
+  }
+});
+
 test("after the LISTEN connection comes back, rankings and windows are re-read from the database", async () => {
   const ranking = record<{ topSymbols: { windowEnd: string; entries: { symbol: string; value: number }[] } }>(
     rita,

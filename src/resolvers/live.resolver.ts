@@ -274,7 +274,8 @@ export class LiveResolver {
 
   @Subscription(() => WindowRanking, {
     description:
-      "The ranking of each new window of the size, and a corrected one when a revision changes it.",
+      "The latest ranking of the size at once (as of the caller's delay cutoff without REALTIME), then the " +
+      "ranking of each new window, and a corrected one when a revision changes it.",
     subscribe: (data: Data) => {
       const q = {
         size: data.args.size as WindowSize,
@@ -295,8 +296,9 @@ export class LiveResolver {
 
   @Subscription(() => WindowRanking, {
     description:
-      "The top price stock(s) of each 5-minute tumbling window [k·300 s, (k+1)·300 s) as it becomes visible " +
-      "(and corrected when a revision changes it).",
+      "The top price stock(s) of the latest 5-minute tumbling window [k·300 s, (k+1)·300 s) at once (as of " +
+      "the caller's delay cutoff without REALTIME), then of each one as it becomes visible (and corrected " +
+      "when a revision changes it).",
     subscribe: (data: Data) => {
       const q = {
         size: WindowSize.FIVE_MINUTES,

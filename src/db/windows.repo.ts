@@ -157,26 +157,9 @@ export class WindowsRepo {
    * order they were written: (updated_at, window_end, symbol). One engine step writes its rows with one
    * updated_at, and steps run one after another: a later write sorts after every earlier one.
    */
-  changes(q: {
-    size: WindowSize;
-    symbols: string[] | null;
-    after: WindowPosition | null;
-    limit: number;
-  }): Promise<WindowRow[]> {
-    const params: unknown[] = [q.size];
-    const p = (v: unknown) => `$${params.push(v)}`;
-    const where = ["size = $1::window_size"];
-    if (q.symbols) where.push(`symbol = ANY(${p(q.symbols)}::text[])`);
-    if (q.after)
-      where.push(
-        `(updated_at, window_end, symbol) > (to_timestamp(0) + ${p(q.after.updatedUs)}::int8 * interval '1 microsecond',
-          to_timestamp(0) + ${p(q.after.endMs)}::int8 * interval '1 millisecond', ${p(q.after.symbol)})`,
-      );
-    return this.sql.query(
-      `SELECT ${WINDOW_COLUMNS} FROM window_aggregates WHERE ${where.join(" AND ")}
-       ORDER BY updated_at, window_end, symbol LIMIT ${p(q.limit)}`,
-      params,
-    );
+  changes(q: WindowChangesQuery): Promise<WindowRow[]> {
+    const { sql, params } = windowChangesSql(q);
+    return this.sql.query(sql, params);
   }
 
   /** Whether any trade was stored before `at` (a previous session exists for a day starting there). */
@@ -198,6 +181,29 @@ export class WindowsRepo {
     );
     return rows[0]?.b ?? null;
   }
+}
+
+export interface WindowChangesQuery {
+  size: WindowSize;
+  symbols: string[] | null;
+  after: WindowPosition | null;
+  limit: number;
+}
+
+/** Windows written after a position, in the order written: one range of window_aggregates_changes_idx. */
+export function windowChangesSql(q: WindowChangesQuery): { sql: string; params: unknown[] } {
+  const params: unknown[] = [q.size];
+  const p = (v: unknown) => `$${params.push(v)}`;
+  const where = ["size = $1::window_size"];
+  if (q.symbols) where.push(`symbol = ANY(${p(q.symbols)}::text[])`);
+  if (q.after)
+    where.push(
+      `(updated_at, window_end, symbol) > (to_timestamp(0) + ${p(q.after.updatedUs)}::int8 * interval '1 microsecond',
+        to_timestamp(0) + ${p(q.after.endMs)}::int8 * interval '1 millisecond', ${p(q.after.symbol)})`,
+    );
+  const sql = `SELECT ${WINDOW_COLUMNS} FROM window_aggregates WHERE ${where.join(" AND ")}
+    ORDER BY updated_at, window_end, symbol LIMIT ${p(q.limit)}`;
+  return { sql, params };
 }
 
 /** Ends that are multiples of `everyMs` since the epoch (tumbling windows among hopping ones). */

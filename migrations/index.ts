@@ -5,6 +5,7 @@ import { Governance1763800000000 } from "./1763800000000-governance";
 import { AccessLogKeyed1764000000000 } from "./1764000000000-access-log-keyed";
 import { QuarantineMarketTime1764000100000 } from "./1764000100000-quarantine-market-time";
 import { IngestEpoch1764100000000 } from "./1764100000000-ingest-epoch";
+import { WindowChanges1764200000000 } from "./1764200000000-window-changes";
 
 /** Every migration, oldest first. Hand-written; the schema is never synchronized from entities. */
 export const migrations = [
@@ -15,4 +16,5 @@ export const migrations = [
   AccessLogKeyed1764000000000,
   QuarantineMarketTime1764000100000,
   IngestEpoch1764100000000,
+  WindowChanges1764200000000,
 ];

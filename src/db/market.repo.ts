@@ -79,6 +79,15 @@ export class MarketRepo {
     return this.sql.query(sql, params);
   }
 
+  /**
+   * Quotes of `symbols` stored after row `afterId`, in the order stored (ids rise with each committed
+   * batch: one ingest writes at a time, under the lease).
+   */
+  quotesAfter(symbols: string[], afterId: string | null, limit: number): Promise<QuoteRow[]> {
+    const { sql, params } = quotesAfterSql(symbols, afterId, limit);
+    return this.sql.query(sql, params);
+  }
+
   /** The latest quote of each symbol (one index probe per symbol), at or before `notAfter` if given. */
   latestQuotes(symbols: readonly string[], notAfter?: Date | null): Promise<QuoteRow[]> {
     return notAfter
@@ -110,6 +119,16 @@ export class MarketRepo {
       [symbols],
     );
   }
+}
+
+/** Quotes of `symbols` stored after row `afterId` (from the first when null), in id order: the order stored. */
+export function quotesAfterSql(symbols: string[], afterId: string | null, limit: number) {
+  const params: unknown[] = [symbols, limit];
+  const after = afterId === null ? "" : ` AND id > $${params.push(afterId)}::int8`;
+  return {
+    sql: `SELECT ${QUOTE_COLUMNS} FROM quotes WHERE symbol = ANY($1::text[])${after} ORDER BY id LIMIT $2`,
+    params,
+  };
 }
 
 export function quotePageSql(q: QuotePageQuery): { sql: string; params: unknown[] } {

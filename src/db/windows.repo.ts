@@ -18,6 +18,18 @@ export interface WindowRow {
   tickCount: number;
   revision: number;
   final: boolean;
+  /** When the row was last written, µs since the epoch, exact: the first part of its stream position. */
+  updatedUs: string;
+  /** The window began before the first stored trade: it covers only [coveredFrom, windowEnd). */
+  partial: boolean;
+  coveredFrom: Date;
+}
+
+/** A window's place in the order windows are written: (updated_at, window_end, symbol). */
+export interface WindowPosition {
+  updatedUs: string;
+  endMs: string;
+  symbol: string;
 }
 
 export interface MoverRow {
@@ -30,7 +42,10 @@ export interface MoverRow {
 /** Columns of window_aggregates as WindowRow fields. */
 const WINDOW_COLUMNS = `symbol, size, window_start AS "windowStart", window_end AS "windowEnd",
   open, high, low, close, mean, vwap, volume, tick_count AS "tickCount", revision,
-  coalesce(window_end <= (SELECT final_until FROM window_progress WHERE id = 1), false) AS final`;
+  coalesce(window_end <= (SELECT final_until FROM window_progress WHERE id = 1), false) AS final,
+  (extract(epoch FROM updated_at) * 1000000)::int8::text AS "updatedUs",
+  coalesce(window_start < (SELECT min(event_time) FROM quotes), false) AS partial,
+  greatest(window_start, (SELECT min(event_time) FROM quotes)) AS "coveredFrom"`;
 
 export interface WindowPageQuery {
   size: WindowSize;
@@ -119,6 +134,43 @@ export class WindowsRepo {
     );
   }
 
+  /**
+   * The rows of the latest window of `size` ending at or before `notAfter` (any, when null) that holds one
+   * of `symbols` (any symbol, when omitted), by symbol.
+   */
+  latestWindow(size: WindowSize, symbols: string[] | null, notAfter: Date | null): Promise<WindowRow[]> {
+    const params: unknown[] = [size];
+    const p = (v: unknown) => `$${params.push(v)}`;
+    const where = ["size = $1::window_size"];
+    if (symbols) where.push(`symbol = ANY(${p(symbols)}::text[])`);
+    const bound = notAfter ? ` AND window_end <= ${p(notAfter)}` : "";
+    return this.sql.query(
+      `SELECT ${WINDOW_COLUMNS} FROM window_aggregates WHERE ${where.join(" AND ")} AND window_end =
+         (SELECT max(window_end) FROM window_aggregates WHERE ${where.join(" AND ")}${bound})
+       ORDER BY symbol`,
+      params,
+    );
+  }
+
+  /**
+   * Windows of `size` (of `symbols`, when given) written after `after` (from the first when null), in the
+   * order they were written: (updated_at, window_end, symbol). One engine step writes its rows with one
+   * updated_at, and steps run one after another: a later write sorts after every earlier one.
+   */
+  changes(q: WindowChangesQuery): Promise<WindowRow[]> {
+    const { sql, params } = windowChangesSql(q);
+    return this.sql.query(sql, params);
+  }
+
+  /** Whether any trade was stored before `at` (a previous session exists for a day starting there). */
+  async tradedBefore(at: Date): Promise<boolean> {
+    const rows = await this.sql.query<{ found: boolean }>(
+      `SELECT EXISTS (SELECT 1 FROM panes_10s WHERE bucket < $1) AS found`,
+      [at],
+    );
+    return rows[0]?.found ?? false;
+  }
+
   /** The newest pane start at or before `at` (any, when null): how far the market has come. */
   async latestPane(at: Date | null): Promise<Date | null> {
     const rows = await this.sql.query<{ b: Date | null }>(
@@ -129,6 +181,29 @@ export class WindowsRepo {
     );
     return rows[0]?.b ?? null;
   }
+}
+
+export interface WindowChangesQuery {
+  size: WindowSize;
+  symbols: string[] | null;
+  after: WindowPosition | null;
+  limit: number;
+}
+
+/** Windows written after a position, in the order written: one range of window_aggregates_changes_idx. */
+export function windowChangesSql(q: WindowChangesQuery): { sql: string; params: unknown[] } {
+  const params: unknown[] = [q.size];
+  const p = (v: unknown) => `$${params.push(v)}`;
+  const where = ["size = $1::window_size"];
+  if (q.symbols) where.push(`symbol = ANY(${p(q.symbols)}::text[])`);
+  if (q.after)
+    where.push(
+      `(updated_at, window_end, symbol) > (to_timestamp(0) + ${p(q.after.updatedUs)}::int8 * interval '1 microsecond',
+        to_timestamp(0) + ${p(q.after.endMs)}::int8 * interval '1 millisecond', ${p(q.after.symbol)})`,
+    );
+  const sql = `SELECT ${WINDOW_COLUMNS} FROM window_aggregates WHERE ${where.join(" AND ")}
+    ORDER BY updated_at, window_end, symbol LIMIT ${p(q.limit)}`;
+  return { sql, params };
 }
 
 /** Ends that are multiples of `everyMs` since the epoch (tumbling windows among hopping ones). */

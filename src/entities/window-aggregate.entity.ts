@@ -4,6 +4,7 @@ import { WindowSize } from "../core/market";
 /** One symbol's aggregate over one hopping window; rewritten (revision + 1) when a late trade changes it. */
 @Entity("window_aggregates")
 @Index("window_aggregates_symbol_idx", ["size", "symbol", "windowEnd"])
+@Index("window_aggregates_changes_idx", ["size", "updatedAt", "windowEnd", "symbol"])
 export class WindowAggregateEntity {
   @PrimaryColumn({
     type: "enum",

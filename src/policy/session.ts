@@ -4,6 +4,12 @@ import { LEVELS, readableRank } from "./levels";
 import type { MarketClock } from "../core/market-clock";
 import { Entitlement, type Principal } from "./principal";
 
+/** What a session records as served: what `absorb` adds to another session's account. */
+export type ServedAccount = Pick<
+  PolicySession,
+  "allowed" | "masked" | "denied" | "symbols" | "rootServed" | "delayed"
+>;
+
 /** The outcome of the check of one field coordinate. */
 export enum Access {
   UNDECIDED = 0,
@@ -153,7 +159,7 @@ export class PolicySession {
    * Adds what `shared` decided and touched to this session's account: one subscriber's share of a shared
    * event. Its rows count once the event is written to the subscriber (`delivered`).
    */
-  absorb(shared: PolicySession): void {
+  absorb(shared: ServedAccount): void {
     for (const c of shared.allowed) this.allowed.add(c);
     for (const c of shared.masked) this.masked.add(c);
     for (const c of shared.denied) this.denied.add(c);

@@ -43,6 +43,26 @@ export interface Context {
   bus: EventBus;
   /** The ingest fields' services. */
   ingest: IngestServices;
+  /**
+   * Set by a live field's stream as it yields an item: which part of the field's current value the item
+   * is. The fan-out keeps the newest part per id to send a subscriber that joins a running stream.
+   */
+  liveMark?: LiveMark;
+  /**
+   * Set by a resumable live field's stream as it yields an item: the item's cursor. The fan-out keeps
+   * the last one each subscriber was sent, to continue from there if the subscriber changes streams.
+   */
+  liveCursor?: string;
+}
+
+/**
+ * A live item's place in its field's current value: items with the newest `at` make it up, one per `id`
+ * (a board is one item, id ""; a window's rows are one per symbol).
+ */
+export interface LiveMark {
+  /** Epoch ms of what the item is for (a window's end, a board's time). */
+  at: number;
+  id: string;
 }
 
 function bySymbol<T extends { symbol: string }>(keys: readonly string[], rows: T[]): (T | null)[] {

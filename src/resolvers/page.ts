@@ -17,7 +17,7 @@ export function encodeCursor(parts: string[]): string {
 }
 
 /** One part of a cursor's key: a whole number within a range, or a symbol. */
-export type CursorPart = { int: readonly [bigint, bigint] } | "symbol";
+export type CursorPart = { int: readonly [bigint, bigint] } | "symbol" | { tag: string };
 
 /** Row ids of bigserial columns. */
 export const ID_PART: CursorPart = { int: [1n, 2n ** 63n - 1n] };
@@ -33,6 +33,7 @@ const SYMBOL = /^[A-Za-z0-9._-]{1,32}$/;
 
 function validPart(value: string, part: CursorPart): boolean {
   if (part === "symbol") return SYMBOL.test(value);
+  if ("tag" in part) return value === part.tag;
   if (!INT.test(value)) return false;
   const n = BigInt(value);
   return n >= part.int[0] && n <= part.int[1];

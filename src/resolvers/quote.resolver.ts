@@ -13,7 +13,7 @@ import {
   rangePage,
   RangePageArgs,
 } from "./page";
-import { Quote, QuoteConnection, toQuote } from "./quote.type";
+import { Quote, QuoteConnection, tickCursor, toQuote } from "./quote.type";
 
 const quoteCursor = (row: QuoteRow) => encodeCursor([row.eventUs, row.id]);
 
@@ -58,6 +58,11 @@ export class QuoteResolver {
     // The loader applies the same cutoff, asked when its batch runs.
     const delayed = delayCutoff(ctx) !== null;
     return rows.filter((r): r is QuoteRow => r !== null).map((r) => toQuote(r, delayed));
+  }
+
+  @FieldResolver(() => String)
+  cursor(@Root() quote: Quote): string {
+    return tickCursor(quote.id);
   }
 
   @FieldResolver(() => Instrument)

@@ -1,6 +1,8 @@
 import { Directive, Field, ID, Int, ObjectType } from "type-graphql";
 import type { QuoteRow } from "../db/market.repo";
-import { PageInfo } from "./page";
+import { decodeCursor, encodeCursor, ID_PART, PageInfo, type CursorPart } from "./page";
+
+const TICK_PART: CursorPart = { tag: "t" };
 
 @ObjectType({ description: "A trade, with the best bid and ask known when it happened." })
 export class Quote {
@@ -51,6 +53,21 @@ export class Quote {
   @Field(() => Date, { nullable: true })
   @Directive("@classified(level: CONFIDENTIAL)")
   receivedAt: Date | null;
+
+  @Field(() => String, {
+    description:
+      "This trade's position in the order trades are stored. Pass it as `after` to the quoteTicks " +
+      "subscription to resume right after this trade.",
+  })
+  cursor?: string;
+}
+
+/** A quote's position in quoteTicks streams: its row id (ids rise in the order batches are stored). */
+export const tickCursor = (id: string): string => encodeCursor(["t", id]);
+
+/** The row id in a quoteTicks cursor; BAD_USER_INPUT when it is not one. */
+export function tickAfter(cursor: string): string {
+  return decodeCursor(cursor, [TICK_PART, ID_PART])[1];
 }
 
 /** The GraphQL view of a stored row; `delayed` says whether it was served late. */

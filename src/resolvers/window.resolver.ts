@@ -1,7 +1,8 @@
-import { Arg, Args, Ctx, Float, Int, Query, Resolver } from "type-graphql";
+import { Arg, Args, Ctx, FieldResolver, Float, Int, Query, Resolver, Root } from "type-graphql";
 import { BadUserInputError } from "../errors";
 import { delayCutoff } from "../policy/session";
 import { MoverBasis, RankBy, TOP_PRICE_PERIOD_MS, WindowSize, type WindowRow } from "../windows/windows";
+import type { WindowPosition } from "../db/windows.repo";
 import { moversOf, rankingsOf, served } from "../windows/rankings";
 import type { Context } from "./context.type";
 import {
@@ -9,11 +10,12 @@ import {
   decodeCursor,
   encodeCursor,
   EPOCH_MS_PART,
+  EPOCH_US_PART,
   rangePage,
   RangePageArgs,
   SYMBOL_PART,
 } from "./page";
-import { MoverBoard, WindowAggregateConnection, WindowRanking } from "./window.types";
+import { MoverBoard, WindowAggregate, WindowAggregateConnection, WindowRanking } from "./window.types";
 
 /** Most windows one history query may span (about 2.8 hours of 10-second hops). */
 const MAX_HISTORY_WINDOWS = 1000;
@@ -21,6 +23,91 @@ const MAX_HISTORY_WINDOWS = 1000;
 const MAX_RANK_LIMIT = 100;
 
 const windowCursor = (w: WindowRow) => encodeCursor([String(w.windowEnd.getTime()), w.symbol]);
+
+/** A window's position in windowAggregates streams (see `WindowsRepo.changes`). */
+export const windowPositionOf = (w: WindowRow): WindowPosition => ({
+  updatedUs: w.updatedUs,
+  endMs: String(w.windowEnd.getTime()),
+  symbol: w.symbol,
+});
+
+export const windowStreamCursor = (p: WindowPosition): string =>
+  encodeCursor(["w", p.updatedUs, p.endMs, p.symbol]);
+
+/** The position in a windowAggregates stream cursor; BAD_USER_INPUT when it is not one. */
+export function windowAfter(cursor: string): WindowPosition {
+  const [, updatedUs, endMs, symbol] = decodeCursor(cursor, [
+    { tag: "w" },
+    EPOCH_US_PART,
+    EPOCH_MS_PART,
+    SYMBOL_PART,
+  ]);
+  return { updatedUs, endMs, symbol };
+}
+
+/** The ranking of the latest window ending at or before `bound` (any, when null); null before any window. */
+export async function latestRanking(
+  ctx: Context,
+  q: { size: WindowSize; by: RankBy; limit: number; everyMs?: number },
+  bound: Date | null,
+  delayed: boolean,
+): Promise<WindowRanking | null> {
+  const end = await ctx.windows.latestEnd(q.size, bound, q.everyMs);
+  if (!end) return null;
+  const rows = await ctx.windows.rankings({
+    size: q.size,
+    by: q.by,
+    limit: q.limit,
+    from: end,
+    to: new Date(end.getTime() + 1),
+    ...(q.everyMs ? { everyMs: q.everyMs } : {}),
+  });
+  return rankingsOf(rows, q.size, q.by, delayed)[0] ?? null;
+}
+
+/** Why a SESSION board is empty, when it is for want of a previous session. */
+const NO_PREVIOUS_SESSION =
+  "No previous session's close yet: no trade was stored before this UTC day began, so there is no close " +
+  "to compare with. Session movers appear once a session has closed.";
+
+/** The latest mover board the caller may see (`cutoff`: the newest time it may see, null for real time). */
+export async function latestMovers(
+  ctx: Context,
+  q: { basis: MoverBasis; size: WindowSize; limit: number; minVolume: number },
+  cutoff: Date | null,
+): Promise<MoverBoard> {
+  const delayed = cutoff !== null;
+  if (q.basis === MoverBasis.SESSION) {
+    const pane = await ctx.windows.latestPane(cutoff && new Date(cutoff.getTime() - 10_000));
+    const asOf = pane ? new Date(pane.getTime() + 10_000) : (cutoff ?? ctx.clock.now());
+    const board = { basis: MoverBasis.SESSION, size: null, asOf, delayed, reason: null as string | null };
+    const movers = pane ? moversOf(await ctx.windows.sessionMovers(pane, q.minVolume), q.limit) : null;
+    if (!movers?.gainers.length && !movers?.losers.length) {
+      const day = new Date(Math.floor(asOf.getTime() / 86_400_000) * 86_400_000);
+      if (!(await ctx.windows.tradedBefore(day))) board.reason = NO_PREVIOUS_SESSION;
+    }
+    return { ...board, gainers: movers?.gainers ?? [], losers: movers?.losers ?? [] };
+  }
+  const end = await ctx.windows.latestEnd(q.size, cutoff);
+  if (!end)
+    return {
+      basis: MoverBasis.WINDOW,
+      size: q.size,
+      asOf: cutoff ?? ctx.clock.now(),
+      gainers: [],
+      losers: [],
+      delayed,
+      reason: "No window of this size is visible yet.",
+    };
+  return {
+    basis: MoverBasis.WINDOW,
+    size: q.size,
+    asOf: end,
+    delayed,
+    reason: null,
+    ...moversOf(await ctx.windows.windowMovers(q.size, end, q.minVolume), q.limit),
+  };
+}
 
 export function checkLimit(limit: number | null | undefined, fallback: number): number {
   const n = limit ?? fallback;
@@ -87,16 +174,7 @@ export class WindowResolver {
     const n = checkLimit(limit, 3);
     const cutoff = delayCutoff(ctx);
     const bound = cutoff && (!at || at > cutoff) ? cutoff : (at ?? null);
-    const end = await ctx.windows.latestEnd(size, bound);
-    if (!end) return null;
-    const rows = await ctx.windows.rankings({
-      size,
-      by: by ?? RankBy.MEAN,
-      limit: n,
-      from: end,
-      to: new Date(end.getTime() + 1),
-    });
-    return rankingsOf(rows, size, by ?? RankBy.MEAN, cutoff !== null)[0] ?? null;
+    return latestRanking(ctx, { size, by: by ?? RankBy.MEAN, limit: n }, bound, cutoff !== null);
   }
 
   @Query(() => [WindowRanking], {
@@ -169,45 +247,21 @@ export class WindowResolver {
     const min = minVolume ?? 0;
     if (!Number.isFinite(min) || min < 0)
       throw new BadUserInputError("minVolume must be 0 or more.", { argument: "minVolume" });
-    const cutoff = delayCutoff(ctx);
-    const delayed = cutoff !== null;
-    if ((basis ?? MoverBasis.WINDOW) === MoverBasis.SESSION) {
-      const pane = await ctx.windows.latestPane(cutoff && new Date(cutoff.getTime() - 10_000));
-      if (!pane)
-        return {
-          basis: MoverBasis.SESSION,
-          size: null,
-          asOf: cutoff ?? ctx.clock.now(),
-          gainers: [],
-          losers: [],
-          delayed,
-        };
-      const asOf = new Date(pane.getTime() + 10_000);
-      return {
-        basis: MoverBasis.SESSION,
-        size: null,
-        asOf,
-        delayed,
-        ...moversOf(await ctx.windows.sessionMovers(pane, min), n),
-      };
-    }
-    const s = size ?? WindowSize.FIVE_MINUTES;
-    const end = await ctx.windows.latestEnd(s, cutoff);
-    if (!end)
-      return {
-        basis: MoverBasis.WINDOW,
-        size: s,
-        asOf: cutoff ?? ctx.clock.now(),
-        gainers: [],
-        losers: [],
-        delayed,
-      };
-    return {
-      basis: MoverBasis.WINDOW,
-      size: s,
-      asOf: end,
-      delayed,
-      ...moversOf(await ctx.windows.windowMovers(s, end, min), n),
+    const q = {
+      basis: basis ?? MoverBasis.WINDOW,
+      size: size ?? WindowSize.FIVE_MINUTES,
+      limit: n,
+      minVolume: min,
     };
+    return latestMovers(ctx, q, delayCutoff(ctx));
+  }
+}
+
+/** Fields of a window aggregate computed from its row. */
+@Resolver(() => WindowAggregate)
+export class WindowAggregateResolver {
+  @FieldResolver(() => String)
+  cursor(@Root() w: WindowAggregate): string {
+    return windowStreamCursor(windowPositionOf(w as unknown as WindowRow));
   }
 }

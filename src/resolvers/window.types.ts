@@ -57,8 +57,25 @@ export class WindowAggregate {
   @Field({ description: "True once the allowed lateness (30 s) has passed: it will not change again." })
   final: boolean;
 
+  @Field({
+    description:
+      "True when the window began before the first stored trade (ingest started inside it): its values " +
+      "cover only [coveredFrom, windowEnd).",
+  })
+  partial: boolean;
+
+  @Field({ description: "Start of the span the window's values cover: windowStart unless partial." })
+  coveredFrom: Date;
+
   @Field()
   delayed: boolean;
+
+  @Field(() => String, {
+    description:
+      "This row's position in the order windows are written (a revision is a new position). Pass it as " +
+      "`after` to the windowAggregates subscription to resume right after this row.",
+  })
+  cursor?: string;
 }
 
 @ObjectType()
@@ -164,4 +181,12 @@ export class MoverBoard {
 
   @Field()
   delayed: boolean;
+
+  @Field(() => String, {
+    nullable: true,
+    description:
+      "Why the board is empty, when the data cannot fill it: e.g. a SESSION board before a previous " +
+      "session was stored. Null otherwise.",
+  })
+  reason?: string | null;
 }

@@ -15,7 +15,7 @@ import { InstrumentResolver } from "../resolvers/instrument.resolver";
 import { MeResolver } from "../resolvers/me.resolver";
 import { QuoteResolver } from "../resolvers/quote.resolver";
 import { DateTimeScalar } from "../resolvers/scalars";
-import { WindowResolver } from "../resolvers/window.resolver";
+import { WindowAggregateResolver, WindowResolver } from "../resolvers/window.resolver";
 // After the other resolvers: type-graphql lists fields in the order their classes load.
 import { LiveResolver } from "../resolvers/live.resolver";
 import { Classification, Entitlement } from "../resolvers/enums";
@@ -26,6 +26,7 @@ export const resolvers = [
   QuoteResolver,
   GovernanceResolver,
   WindowResolver,
+  WindowAggregateResolver,
   IngestResolver,
   LiveResolver,
 ] as const;

@@ -3,6 +3,7 @@ import {
   Kind,
   print,
   subscribe,
+  visit,
   type DocumentNode,
   type ExecutionArgs,
   type ExecutionResult,
@@ -11,7 +12,7 @@ import {
 import { log } from "../log";
 import { subscribers, subscriptionsShared, subscriptionSlowClosed } from "../metrics";
 import { sorted } from "../policy/governance";
-import { PolicySession, RECHECK_MS } from "../policy/session";
+import { PolicySession, RECHECK_MS, type ServedAccount } from "../policy/session";
 import { createLoaders, type Context } from "../resolvers/context.type";
 import { maskError } from "./errors";
 import { tooLarge, withinBytes } from "./responses";
@@ -67,6 +68,9 @@ function sortedKeys(_key: string, value: unknown): unknown {
   return Object.fromEntries(Object.entries(value).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
+/** Marks the operation key of a stream resumed after a cursor, which is never shared. */
+const UNSHARED = "\n#unshared ";
+
 /** Close code for a client that does not read its events fast enough. */
 export const SLOW_CONSUMER = 4008;
 const OPEN = 1;
@@ -98,6 +102,8 @@ export class FanOut {
   private readonly recheckTimer: NodeJS.Timeout;
   private rechecking = false;
   private readonly corked = new Set<Corkable>();
+  /** Streams that resume after a cursor are never shared: each replays from its own position. */
+  private unshared = 0;
   readonly highWater: number;
 
   constructor(readonly opts: FanOutOptions) {
@@ -108,16 +114,19 @@ export class FanOut {
   /** graphql-ws's `subscribe`: a stream whose events are written straight to `transport`'s socket. */
   async subscribe(args: ExecutionArgs, transport: Transport): Promise<ExecutionResult | Member> {
     const policy = (args.contextValue as Context).policy;
-    let found = await this.join(args, policy, transport.operation);
+    const operation = resumesAfterCursor(args)
+      ? `${transport.operation}${UNSHARED}${++this.unshared}`
+      : transport.operation;
+    let found = await this.join(args, policy, operation);
     // A stream whose last subscriber just left is not joined: the next call starts a new one.
-    while (found instanceof Group && found.ended) found = await this.join(args, policy, transport.operation);
+    while (found instanceof Group && found.ended) found = await this.join(args, policy, operation);
     if (!(found instanceof Group)) return found;
     const root = getOperationAST(args.document, args.operationName);
     const fields =
       root?.selectionSet.selections.map((s) => (s.kind === Kind.FIELD ? s.name.value : "")) ?? [];
     const conflate = fields.length > 0 && fields.every((f) => this.opts.conflating.has(f));
     found.joining++;
-    return new Member(this, found, args, transport, conflate);
+    return new Member(this, found, args, { ...transport, operation }, conflate);
   }
 
   /** The running group of this operation and view, started when there is none. */
@@ -157,6 +166,9 @@ export class FanOut {
   /** Moves a subscriber whose entitlements changed to the stream of its new view. */
   private async rehome(m: Member): Promise<void> {
     m.group.leave(m);
+    // A resumed stream continues after what this subscriber was sent, not from where it first resumed.
+    if (m.cursor !== undefined && m.transport.operation.includes(UNSHARED))
+      m.args = resumedAfter(m.args, m.cursor);
     try {
       const next = await this.join(m.args, m.ctx.policy, m.transport.operation);
       if (m.ended) return;
@@ -230,6 +242,13 @@ export class FanOut {
   }
 }
 
+/** An event as sent, with what it served (for the access log of each subscriber it reaches). */
+interface Sent {
+  body: string;
+  served: ServedAccount | null;
+  rows: number;
+}
+
 /** One source stream and execution, shared by every subscriber of one operation and view. */
 class Group {
   /** Subscribers receiving events. */
@@ -237,6 +256,12 @@ class Group {
   /** Subscribers handed to graphql-ws whose access-log START entry is not written yet. */
   joining = 0;
   ended = false;
+  /** The events that make up the field's current value (see `LiveMark`), by id: a joiner gets them first. */
+  private readonly current = new Map<string, Sent>();
+  private currentAt = -Infinity;
+  /** Resolves once the first subscriber is receiving (or the stream ended): nothing is read before. */
+  private readonly receiving: Promise<void>;
+  private nowReceiving!: () => void;
 
   private constructor(
     private readonly hub: FanOut,
@@ -244,7 +269,9 @@ class Group {
     readonly view: string,
     private readonly ctx: Context,
     private readonly stream: AsyncIterator<ExecutionResult>,
-  ) {}
+  ) {
+    this.receiving = new Promise((ok) => (this.nowReceiving = ok));
+  }
 
   static start(
     hub: FanOut,
@@ -278,6 +305,9 @@ class Group {
     if (this.ended) return m.end();
     this.members.add(m);
     subscribers.inc();
+    this.nowReceiving();
+    // A subscriber that joins a running stream starts from the current value, as the first one did.
+    for (const sent of this.current.values()) m.deliver(sent.body, sent.served, sent.rows);
   }
 
   /** Stops delivering to `m`; the stream ends with its last subscriber. */
@@ -287,6 +317,7 @@ class Group {
     if (this.members.size || this.joining || this.ended) return;
     this.ended = true;
     this.hub.dropGroup(this);
+    this.nowReceiving();
     void this.stream.return?.();
   }
 
@@ -294,6 +325,8 @@ class Group {
   private async run(): Promise<void> {
     const shared = this.ctx.policy;
     try {
+      // The stream's first events are the current value (or a replay): they wait for their subscriber.
+      await this.receiving;
       for (;;) {
         shared?.resetServed();
         // Loaders cache for one event, not for the life of the stream.
@@ -301,12 +334,37 @@ class Group {
         const r = await this.stream.next();
         if (r.done || this.ended) break;
         const body = payloadOf(r.value, shared, this.hub.opts.maxPayloadBytes ?? Infinity);
-        for (const m of this.members) m.deliver(body, shared);
+        const rows = shared?.rows ?? 0;
+        const cursor = this.ctx.liveCursor;
+        this.ctx.liveCursor = undefined;
+        this.remember(body, rows);
+        for (const m of this.members) m.deliver(body, shared, rows, cursor);
       }
       this.finish();
     } catch (err) {
       this.finish(err);
     }
+  }
+
+  /** Keeps the event if it is part of the field's current value (its stream marked it so). */
+  private remember(body: string, rows: number): void {
+    const mark = this.ctx.liveMark;
+    this.ctx.liveMark = undefined;
+    if (!mark || mark.at < this.currentAt) return;
+    if (mark.at > this.currentAt) {
+      this.current.clear();
+      this.currentAt = mark.at;
+    }
+    const s = this.ctx.policy;
+    const served = s && {
+      allowed: new Set(s.allowed),
+      masked: new Set(s.masked),
+      denied: new Set(s.denied),
+      symbols: new Set(s.symbols),
+      rootServed: s.rootServed,
+      delayed: s.delayed,
+    };
+    this.current.set(mark.id, { body, served, rows });
   }
 
   private finish(err?: unknown): void {
@@ -332,11 +390,13 @@ class Member implements AsyncIterableIterator<ExecutionResult> {
   private settle: ((r: IteratorResult<ExecutionResult>) => void) | undefined;
   private fail: ((err: unknown) => void) | undefined;
   private last: { error?: unknown; result?: ExecutionResult } | undefined;
+  /** The cursor of the last event of a resumable stream written or queued for this subscriber. */
+  cursor: string | undefined;
 
   constructor(
     private readonly hub: FanOut,
     public group: Group,
-    readonly args: ExecutionArgs,
+    public args: ExecutionArgs,
     readonly transport: Transport,
     private readonly conflate: boolean,
   ) {
@@ -405,13 +465,13 @@ class Member implements AsyncIterableIterator<ExecutionResult> {
   }
 
   /** Writes one event's payload, or queues it while the socket is backed up. */
-  deliver(body: string, shared: PolicySession | null): void {
+  deliver(body: string, shared: ServedAccount | null, rows: number, cursor?: string): void {
     const { socket } = this.transport;
     if (socket.readyState !== OPEN) return;
+    if (cursor !== undefined) this.cursor = cursor;
     const policy = this.ctx.policy;
     if (shared) policy?.absorb(shared);
     const frame = this.prefix + body + "}";
-    const rows = shared?.rows ?? 0;
     if (!this.queue.length && socket.bufferedAmount <= this.hub.highWater) {
       // A connection with one subscription writes at once; one with several gathers this turn's events.
       const { stream, multiplexed } = this.transport;
@@ -460,6 +520,36 @@ function payloadOf(result: ExecutionResult, shared: PolicySession | null, maxByt
     ...(result.extensions || masked ? { extensions: { ...result.extensions, ...masked } } : {}),
   });
   return withinBytes(body, maxBytes) ? body : JSON.stringify(tooLarge(maxBytes));
+}
+
+/** Whether the operation's root field resumes after a cursor (an `after` argument that is not null). */
+function resumesAfterCursor(args: ExecutionArgs): boolean {
+  const op = getOperationAST(args.document, args.operationName);
+  return (op?.selectionSet.selections ?? []).some(
+    (s) =>
+      s.kind === Kind.FIELD &&
+      (s.arguments ?? []).some(
+        (a) =>
+          a.name.value === "after" &&
+          a.value.kind !== Kind.NULL &&
+          (a.value.kind !== Kind.VARIABLE || args.variableValues?.[a.value.name.value] != null),
+      ),
+  );
+}
+
+/** The operation's arguments with its root field's `after` set to `cursor`. */
+function resumedAfter(args: ExecutionArgs, cursor: string): ExecutionArgs {
+  const op = getOperationAST(args.document, args.operationName);
+  const arg = op?.selectionSet.selections
+    .flatMap((s) => (s.kind === Kind.FIELD ? (s.arguments ?? []) : []))
+    .find((a) => a.name.value === "after");
+  if (!arg) return args;
+  if (arg.value.kind === Kind.VARIABLE)
+    return { ...args, variableValues: { ...args.variableValues, [arg.value.name.value]: cursor } };
+  const document = visit(args.document, {
+    Argument: (node) => (node === arg ? { ...node, value: { kind: Kind.STRING, value: cursor } } : undefined),
+  });
+  return { ...args, document };
 }
 
 function isAsyncIterable<T>(v: unknown): v is AsyncIterable<T> {

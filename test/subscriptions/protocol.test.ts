@@ -194,11 +194,13 @@ test("a client that reads slowly is sent only the newest ranking once it reads a
   const slow = await connected("slow");
   const TOP = `subscription { topSymbols(size: ONE_MINUTE, limit: 100) {
     windowEnd entries { rank symbol value aggregate { symbol } } } }`;
+  // Each is first sent the current value: the first window's ranking, the others stored only then.
+  await server.dataSource.query(`DELETE FROM window_aggregates WHERE window_end > $1`, [ENDS[0]]);
   steady.send({ id: "top", type: "subscribe", payload: { query: TOP } });
   slow.send({ id: "top", type: "subscribe", payload: { query: TOP } });
-  await until("both subscribed", async () =>
-    (await metric("tickgraph_subscribers")) === 2 ? true : undefined,
-  );
+  const nexts = (r: Raw) => r.messages.filter((m) => m.type === "next").length;
+  await until("both sent the current value", () => (nexts(steady) && nexts(slow) ? true : undefined));
+  await seedWindows(t.databaseUrl, { symbols: SYMBOLS, ends: ENDS });
 
   // Rankings are read straight from the replica's pool: count them to know each event was handled.
   const pool = poolOf(server.dataSource);
@@ -212,14 +214,14 @@ test("a client that reads slowly is sent only the newest ranking once it reads a
   try {
     socket.pause();
     // 60 windows (12 MB): far more than the socket's buffers hold.
-    for (const end of ENDS)
+    for (const end of ENDS.slice(1))
       bus.publish(Topic.WINDOWS, {
         opened: [{ size: WindowSize.ONE_MINUTE, windowEnd: end, count: SYMBOLS.length }],
         revised: [],
         finalUntil: null,
         watermark: end,
       });
-    await until("every event handled", () => (reads >= ENDS.length ? true : undefined), 30_000);
+    await until("every event handled", () => (reads >= ENDS.length - 1 ? true : undefined), 30_000);
     await until(
       "the steady reader got all",
       () => (steady.messages.filter((m) => m.type === "next").length === ENDS.length ? true : undefined),
@@ -238,7 +240,8 @@ test("a client that reads slowly is sent only the newest ranking once it reads a
   const newest = ENDS.at(-1)!.getTime();
   await until("the newest ranking", () => (endsOf(slow).includes(newest) ? true : undefined), 30_000);
   const got = endsOf(slow);
-  // What the socket took before it backed up, in order, then the newest: those between were skipped.
+  // The current value, what the socket took before it backed up, in order, then the newest: those
+  // between were skipped.
   const k = got.length - 1;
   expect(k).toBeLessThan(ENDS.length - 1);
   expect(got.slice(0, k)).toEqual(ENDS.slice(0, k).map((d) => d.getTime()));

@@ -1,6 +1,6 @@
 import { Client } from "pg";
 import { RankBy, WindowSize } from "../../src/windows/windows";
-import { rankingsSql, windowPageSql } from "../../src/db/windows.repo";
+import { rankingsSql, windowChangesSql, windowPageSql } from "../../src/db/windows.repo";
 import { createTestDatabase } from "../support/database";
 
 // Window reads must use an index: a ranking reads one slice of the primary key, a page walks an index.
@@ -61,5 +61,23 @@ test("a page of one symbol's windows walks window_aggregates_symbol_idx without 
 test("a page across symbols walks the primary key without sorting", async () => {
   const p = await plan(windowPageSql({ size: WindowSize.ONE_MINUTE, order: "ASC", limit: 101 }));
   expect(p).toMatch(/Index Scan using window_aggregates_pkey/);
+  expect(p).not.toMatch(/Sort|Seq Scan/);
+});
+
+test("a resumed windowAggregates stream walks window_aggregates_changes_idx from its cursor without sorting", async () => {
+  const [{ us }] = (
+    await c.query(
+      `SELECT (extract(epoch FROM max(updated_at)) * 1000000)::int8::text AS us FROM window_aggregates`,
+    )
+  ).rows;
+  const p = await plan(
+    windowChangesSql({
+      size: WindowSize.ONE_MINUTE,
+      symbols: null,
+      after: { updatedUs: us, endMs: "1767625200000", symbol: "S7" },
+      limit: 1000,
+    }),
+  );
+  expect(p).toMatch(/Index Scan using window_aggregates_changes_idx/);
   expect(p).not.toMatch(/Sort|Seq Scan/);
 });

@@ -119,6 +119,8 @@ interface Board {
   gainers: Mover[];
   losers: Mover[];
   delayed: boolean;
+  /** Why the server left the board empty, when it knows (e.g. no previous session stored). */
+  reason: string | null;
 }
 interface Page<T> {
   nodes: T[];
@@ -127,7 +129,7 @@ interface Page<T> {
 
 const AGGREGATE = `symbol size windowEnd open close delayed`;
 const RANKING = `windowStart windowEnd entries { rank symbol value } delayed`;
-const BOARD = `basis asOf gainers { symbol price changePercent } losers { symbol price changePercent } delayed`;
+const BOARD = `basis asOf gainers { symbol price changePercent } losers { symbol price changePercent } delayed reason`;
 
 /** What the page shows, merged from the queries and the subscriptions in whatever order they come. */
 class Market {
@@ -198,8 +200,9 @@ function zoneLabel(at: Date): string {
   return `times in ${zone} (UTC${minutes < 0 ? "-" : "+"}${Math.trunc(abs / 60)}${mm})`;
 }
 
-/** Why a board has no rows: an empty chart says nothing. */
+/** Why a board has no rows: an empty chart says nothing. The server's reason first, when it gives one. */
 function emptyBoardNote(b: Board): string {
+  if (b.reason) return b.reason;
   if (b.basis === "WINDOW") return "No one-minute window has closed yet: movers appear with the first one.";
   const day = b.asOf.slice(0, 10);
   return (

@@ -303,7 +303,7 @@ export function tailStream<E, P, O>(
         }
         if (blockedAt !== null || !spec.concerns(r.value)) continue;
         if (caughtUp && spec.itemsOf && spec.after && opts.cutoff() === null) {
-          const after = spec.after;
+          const after = spec.after.bind(spec);
           const items = spec
             .itemsOf(r.value)
             .filter((o) => position === null || after(spec.positionOf(o), position));

@@ -110,7 +110,7 @@ test("every curl command of examples/README.md answers as the README says", asyn
   for (const [call, body] of answers)
     if (call !== calls.find((c) => c.includes("accessLog(first: 1)")))
       expect([call, body.errors]).toEqual([call, undefined]);
-});
+}, 90_000);
 
 test("the README's first query, token minted with npx tickgraph token, answers", async () => {
   const block = shellBlocks("README.md").find((b) => b.includes("npx tickgraph token") && b.includes("curl"));
@@ -124,7 +124,7 @@ test("the README's first query, token minted with npx tickgraph token, answers",
     price: expect.any(Number),
     size: expect.any(Number),
   });
-});
+}, 90_000);
 
 test("examples/subscribe-top-price.mjs prints each 5-minute window's top price stocks as they are published", async () => {
   const proc = spawn(process.execPath, [SUBSCRIBER], {

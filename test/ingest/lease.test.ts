@@ -64,7 +64,7 @@ test("one holder per stream; another takes over when it gives up or its session 
   await c.lease.start();
   expect(c.lease.held).toBe(false);
   const { rows } = await admin.query<{ ok: boolean }>(
-    `SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name = 'tickgraph-lease/replica-b'`,
+    `SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name = 'tickgraph-lease/replica-b' AND datname = current_database()`,
   );
   expect(rows).toEqual([{ ok: true }]);
   await until("b stops", () => (b.events.includes("stop") ? true : undefined));

@@ -40,7 +40,7 @@ test("losing the lease connection stops ingest at once; taking the lease again r
   await until("trades stored", async () => ((await stored()) > 500 ? true : undefined));
 
   const { rows } = await admin.query<{ ok: boolean }>(
-    `SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name = 'tickgraph-lease/solo'`,
+    `SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name = 'tickgraph-lease/solo' AND datname = current_database()`,
   );
   expect(rows).toEqual([{ ok: true }]);
   await until("ingest stopped", () => (first.status().state === "stopped" ? true : undefined));

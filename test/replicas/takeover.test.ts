@@ -108,7 +108,7 @@ test("a replica that loses its lease with a batch in flight writes nothing after
     await admin.query(`ALTER ROLE "${roles.a}" NOLOGIN`);
     lost = true;
     const { rows } = await admin.query(
-      `SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name = 'tickgraph-lease/a'`,
+      `SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name = 'tickgraph-lease/a' AND datname = current_database()`,
     );
     expect(rows).toEqual([{ ok: true }]);
     await until("B claims the stream", async () =>

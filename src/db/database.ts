@@ -67,3 +67,28 @@ export async function openDatabase(config: Config, opts: { poolSize?: number } =
 export async function ping(ds: DataSource): Promise<void> {
   await ds.query("SELECT 1");
 }
+
+/** SQLSTATE classes and codes, and socket errors, that mean the database went away, not that a statement was wrong. */
+const CONNECTION_CODES = new Set([
+  "57P01",
+  "57P02",
+  "57P03",
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "EPIPE",
+  "ETIMEDOUT",
+]);
+
+/**
+ * Whether `err` says the connection to Postgres was lost or refused (a restart, a failover, an outage),
+ * as opposed to a statement that failed: the first is worth a warning and a retry, the second an error.
+ */
+export function isConnectionLoss(err: unknown): boolean {
+  if (typeof err !== "object" || err === null) return false;
+  const { code, message } = err as { code?: unknown; message?: unknown };
+  if (typeof code === "string" && (code.startsWith("08") || CONNECTION_CODES.has(code))) return true;
+  return (
+    typeof message === "string" &&
+    /Connection terminated|connection timeout|Client has encountered a connection error/i.test(message)
+  );
+}

@@ -1,5 +1,7 @@
 import type { DataSource } from "typeorm";
 import { PANE_MS, paneOf } from "../core/market";
+import { OutageLog } from "../core/outage";
+import { isConnectionLoss } from "../db/database";
 import { PanesRepo, type PaneRow } from "../db/panes.repo";
 import { WindowWrites, type ChangedWindow, type WindowValues } from "../db/windows.repo";
 import { log } from "../log";
@@ -59,6 +61,7 @@ export class WindowEngine {
   private loadedTo = -Infinity;
   private running: Promise<void> | null = null;
   private again = false;
+  private readonly outage = new OutageLog("window engine");
   private readonly maxEnds: number;
 
   private readonly panesRepo: PanesRepo;
@@ -115,8 +118,11 @@ export class WindowEngine {
         this.again = false;
         try {
           while (await this.step());
+          this.outage.ok();
         } catch (err) {
-          log.error({ err }, "window engine step failed; retried on the next commit");
+          // Postgres restarting is an outage, logged once; anything else is a failed step.
+          if (isConnectionLoss(err)) this.outage.failed(err, { retry: "on the next commit" });
+          else log.error({ err }, "window engine step failed; retried on the next commit");
         }
       } while (this.again);
       this.running = null;

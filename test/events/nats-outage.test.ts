@@ -83,8 +83,9 @@ test("subscribers on the follower receive again within 5 s of NATS coming back, 
     s: symbols,
   });
   const resyncs: Date[] = [];
+  const resync = bus.subscribe(Topic.RESYNC);
   void (async () => {
-    for await (const r of bus.subscribe(Topic.RESYNC)) resyncs.push(r.at);
+    for await (const r of resync) resyncs.push(r.at);
   })();
   await until("ticks on B", () => ticks.events.length >= 20 || ticks.errors.length > 0);
   expect(ticks.errors).toEqual([]);
@@ -107,6 +108,7 @@ test("subscribers on the follower receive again within 5 s of NATS coming back, 
   )) as { n: number }[];
   expect(gaps[0].n).toBe(0);
   ticks.stop();
+  await resync.return?.();
 }, 60_000);
 
 async function count(r: typeof b) {

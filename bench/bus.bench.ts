@@ -195,7 +195,9 @@ async function main() {
       );
     }
   const f = (n: number, d = 0) =>
-    Number.isFinite(n) ? n.toLocaleString("en-US", { minimumFractionDigits: d, maximumFractionDigits: d }) : "–";
+    Number.isFinite(n)
+      ? n.toLocaleString("en-US", { minimumFractionDigits: d, maximumFractionDigits: d })
+      : "–";
   console.log(
     `\nbus       feed/s   stored/s  delivered/s  delivered/stored  p50 ms  p99 ms  Postgres CPU µs/trade  NOTIFY queue  errors`,
   );

@@ -13,11 +13,12 @@ import { mintToken } from "../src/policy/tokens";
 import { ADMIN_URL, cpuSince, numericFlags, postgresCpu } from "./support";
 
 // bench:bus — replica A ingests the embedded mock feed at `rate` trades/s and publishes its ticks on the
-// bus; replica B (INGEST=off) serves quoteTicks subscribers on every symbol. Per bus and rate: trades
-// stored and ticks delivered on B per second, delivery latency (B's subscriber receives − A's ingest
-// received the trade), Postgres CPU per stored trade, and how full Postgres's NOTIFY queue got.
-const flags = numericFlags({ seconds: 10, warmup: 4, symbols: 100 });
-const RATES = (process.env.BENCH_RATES ?? "5000,20000,60000").split(",").map(Number);
+// bus; replica B (INGEST=off) serves quoteTicks subscribers on every symbol. Per bus and rate, over the
+// trades A received in `seconds` after a `warmup`: stored per second, delivered on B per second (within
+// `drain` s after the window), delivery latency (B's subscriber receives − A's ingest received the
+// trade), Postgres CPU per stored trade, and how full Postgres's NOTIFY queue got.
+const flags = numericFlags({ seconds: 10, warmup: 4, drain: 5, symbols: 100 });
+const RATES = (process.env.BENCH_RATES ?? "2000,5000,10000,15000").split(",").map(Number);
 const BUSES = (process.env.BENCH_BUSES ?? "postgres,nats").split(",");
 const NATS_URL = process.env.NATS_URL ?? "nats://127.0.0.1:4222";
 const SECRET = "bench-secret-bench-secret-bench-secret!!";
@@ -46,9 +47,13 @@ function serve(
       stdio: ["ignore", "pipe", "inherit"],
     });
     proc.once("exit", (code) => reject(new Error(`serve exited with ${code} before serving`)));
+    // Its first warnings are shown: a replica that falls behind says so.
+    let shown = 0;
     createInterface({ input: proc.stdout }).on("line", (line) => {
       const m = /serving GraphQL at (http:\/\/\S+)/.exec(line);
       if (m) resolve({ proc, url: m[1] });
+      else if (/"level":[4-6]0/.test(line) && shown++ < 3)
+        process.stderr.write(`  ${env.REPLICA_NAME}: ${line}\n`);
     });
   });
 }
@@ -127,7 +132,10 @@ async function once(bus: string, rate: number): Promise<Row> {
       webSocketImpl: WebSocket,
       connectionParams: { authorization: `Bearer ${token}` },
     });
-    let measuring = false;
+    // Ticks A received from the feed within [t0, t1) count; each is delivered when B's subscriber gets it
+    // within `drain` s after t1 (later, or never, it is not).
+    let t0 = Infinity;
+    let t1 = Infinity;
     let errors = 0;
     const latencies: number[] = [];
     const groups = Array.from({ length: Math.ceil(symbols.length / 25) }, (_, k) =>
@@ -138,41 +146,52 @@ async function once(bus: string, rate: number): Promise<Row> {
         { query: TICK, variables: { s } },
         {
           next: (e) => {
-            if (e.errors) errors++;
-            else if (measuring && e.data)
-              latencies.push(Date.now() - Date.parse(e.data.quoteTicks.receivedAt));
+            if (e.errors || !e.data) return void errors++;
+            const received = Date.parse(e.data.quoteTicks.receivedAt);
+            if (received >= t0 && received < t1) latencies.push(Date.now() - received);
           },
           error: () => errors++,
           complete: () => undefined,
         },
       ),
     );
-    await sleep(flags.warmup * 1000);
-    const stored = async () => (await q<{ n: number }>(`SELECT count(*)::int AS n FROM quotes`))[0].n;
-    const cpu0 = await postgresCpu({ query: q });
-    const n0 = await stored();
-    measuring = true;
-    let notifyQueue = 0;
-    for (let k = 0; k < flags.seconds; k++) {
+    // At start A backfills what the feed traded before it connected (at high rates for many seconds):
+    // the warm-up starts once it stores at a quarter of the feed's rate or more.
+    const count = async () => (await q<{ n: number }>(`SELECT count(*)::int AS n FROM quotes`))[0].n;
+    for (let k = 0, last = await count(); ; k++) {
       await sleep(1000);
+      const now = await count();
+      if (now - last >= rate / 4) break;
+      if (k > 120) throw new Error(`${bus} at ${rate}/s: A never stored a quarter of the feed's rate`);
+      last = now;
+    }
+    await sleep(flags.warmup * 1000);
+    const cpu0 = await postgresCpu({ query: q });
+    t0 = Date.now();
+    t1 = t0 + flags.seconds * 1000;
+    let notifyQueue = 0;
+    while (Date.now() < t1) {
+      await sleep(Math.min(1000, t1 - Date.now()));
       const [{ u }] = await q<{ u: number }>(`SELECT pg_notification_queue_usage() AS u`);
       notifyQueue = Math.max(notifyQueue, u);
     }
-    measuring = false;
-    const n1 = await stored();
     const pgCpu = cpuSince(cpu0, await postgresCpu({ query: q }));
+    await sleep(flags.drain * 1000);
     unsubscribe.forEach((u) => u());
     await client.dispose();
+    const [{ n: stored }] = await q<{ n: number }>(
+      `SELECT count(*)::int AS n FROM quotes WHERE received_at >= to_timestamp(${t0} / 1000.0) AND received_at < to_timestamp(${t1} / 1000.0)`,
+    );
     const sorted = latencies.sort((x, y) => x - y);
     const pct = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN;
     return {
       bus,
       rate,
-      storedPerSec: (n1 - n0) / flags.seconds,
+      storedPerSec: stored / flags.seconds,
       deliveredPerSec: latencies.length / flags.seconds,
       p50: pct(0.5),
       p99: pct(0.99),
-      pgCpuUsPerTrade: (pgCpu * 1000) / Math.max(1, n1 - n0),
+      pgCpuUsPerTrade: stored ? (pgCpu * 1000) / stored : NaN,
       notifyQueue,
       errors,
     };

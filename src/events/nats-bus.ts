@@ -1,5 +1,6 @@
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { log } from "../log";
+import { natsConnected, natsReconnects } from "../metrics";
 import { createEventBus, Topic, type EventBus } from "./bus";
 import { decode, encode, pack, type Frame } from "./codec";
 
@@ -45,6 +46,7 @@ export async function createNatsEventBus(opts: NatsBusOptions): Promise<NatsEven
     pingInterval: 2000,
     maxPingOut: 2,
   });
+  natsConnected.set(1);
   const maxBytes = Math.max(1024, nc.info?.max_payload ?? 1024 * 1024) - FRAME_OVERHEAD;
   const text = new TextDecoder();
   nc.subscribe(subject, {
@@ -63,6 +65,7 @@ export async function createNatsEventBus(opts: NatsBusOptions): Promise<NatsEven
     for await (const s of nc.status()) {
       if (s.type === "disconnect" && lostAt === null) {
         lostAt = Date.now();
+        natsConnected.set(0);
         log.warn(
           { server: s.server },
           "NATS connection lost: events from other replicas wait for it to come back",
@@ -73,6 +76,8 @@ export async function createNatsEventBus(opts: NatsBusOptions): Promise<NatsEven
           "NATS connection back",
         );
         lostAt = null;
+        natsConnected.set(1);
+        natsReconnects.inc();
         local.publish(Topic.RESYNC, { at: new Date() });
       }
     }
@@ -121,6 +126,7 @@ export async function createNatsEventBus(opts: NatsBusOptions): Promise<NatsEven
     listening: () => true,
     async close() {
       flush();
+      natsConnected.set(0);
       if (nc.isClosed()) return;
       // What was published goes out first; a server that is down gets 2 s to come back.
       let timer: NodeJS.Timeout | undefined;

@@ -47,12 +47,12 @@ function serve(
       stdio: ["ignore", "pipe", "inherit"],
     });
     proc.once("exit", (code) => reject(new Error(`serve exited with ${code} before serving`)));
-    // Its first warnings are shown: a replica that falls behind says so.
+    // Its first warnings are shown, and all about the bus: a replica that falls behind says so.
     let shown = 0;
     createInterface({ input: proc.stdout }).on("line", (line) => {
       const m = /serving GraphQL at (http:\/\/\S+)/.exec(line);
       if (m) resolve({ proc, url: m[1] });
-      else if (/"level":[4-6]0/.test(line) && shown++ < 3)
+      else if (/"level":[4-6]0/.test(line) && (/NATS|NOTIFY|LISTEN|bus/.test(line) || shown++ < 3))
         process.stderr.write(`  ${env.REPLICA_NAME}: ${line}\n`);
     });
   });

@@ -21,11 +21,17 @@ export interface NatsBusOptions {
 
 /** Room left in a message for the frame around its events. */
 const FRAME_OVERHEAD = 64;
+/**
+ * Events are packed into messages of up to this many bytes: many small events go in few messages, and
+ * no message is so large that encoding or parsing it holds up either replica's event loop.
+ */
+const PACK_BYTES = 64 * 1024;
 
 /**
  * The bus across replicas on core NATS: events published on any replica reach subscribers on every
  * replica (itself included) through one subject, as the Postgres bus does through NOTIFY. The events of
- * one tick travel as one message (several when past the server's max_payload, 1 MiB by default); NATS
+ * one tick travel packed into messages of up to 64 KiB (an event alone may fill the server's
+ * max_payload, 1 MiB by default); NATS
  * keeps a publisher's messages in order for each subscriber, so every replica sees them in the order
  * they were published. An event too large for one message is logged and delivered locally only.
  *
@@ -88,7 +94,7 @@ export async function createNatsEventBus(opts: NatsBusOptions): Promise<NatsEven
   let failing = false;
   const flush = () => {
     scheduled = false;
-    const frames = pack(pending, maxBytes, (s) => Buffer.byteLength(s));
+    const frames = pack(pending, Math.min(PACK_BYTES, maxBytes), (s) => Buffer.byteLength(s));
     pending = [];
     try {
       for (const frame of frames) nc.publish(subject, frame);

@@ -67,7 +67,7 @@ describe.each(SHARED_BUSES)("over %s", (kind) => {
   });
 
   test("a burst larger than one message arrives whole and in order", async () => {
-    // About 300 KB: many NOTIFYs, one NATS message; fewer events than a subscriber's buffer holds.
+    // About 300 KB: many NOTIFYs, a few NATS messages; fewer events than a subscriber's buffer holds.
     const n = 1000;
     const onB = take(b.subscribe(Topic.WINDOWS), n);
     await new Promise((r) => setTimeout(r, 50));

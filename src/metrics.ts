@@ -84,6 +84,18 @@ export const dbListenerReconnects = new Counter({
   registers: [registry],
 });
 
+export const natsConnected = new Gauge({
+  name: "tickgraph_nats_connected",
+  help: "With EVENT_BUS=nats: 1 while the connection to NATS (events across replicas) is up, else 0.",
+  registers: [registry],
+});
+
+export const natsReconnects = new Counter({
+  name: "tickgraph_nats_reconnects_total",
+  help: "With EVENT_BUS=nats: times the connection to NATS was re-established after it was lost.",
+  registers: [registry],
+});
+
 /** Latency buckets of requests and operations, seconds: from a cached lookup to a slow export. */
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 

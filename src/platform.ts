@@ -9,6 +9,7 @@ import { PgListener } from "./db/listener";
 import { QuarantineRepo } from "./db/quarantine.repo";
 import { poolOf } from "./db/sql";
 import { createEventBus, Topic, type EventBus } from "./events/bus";
+import { createNatsEventBus } from "./events/nats-bus";
 import { createPgEventBus } from "./events/pg-bus";
 import { DEFAULT_FEED_RATE, startMockFeed, type MockFeed, type MockFeedOptions } from "./feed";
 import { startIngest, type Ingest } from "./ingest";
@@ -186,12 +187,19 @@ export class Platform {
     const listener = await PgListener.start({ url: db.url });
     this.disposer.add("LISTEN connection", () => listener.close());
     // One bus: what domain code publishes reaches the schema's topic subscriptions (on every replica
-    // with EVENT_BUS=postgres).
+    // with EVENT_BUS=postgres or nats).
     let bus: EventBus;
-    if (config.eventBus === "postgres") {
-      const pgBus = await createPgEventBus({ listener, pool: poolOf(db.dataSource) });
-      this.disposer.add("event bus", () => pgBus.close());
-      bus = pgBus;
+    if (config.eventBus === "postgres" || config.eventBus === "nats") {
+      const shared =
+        config.eventBus === "postgres"
+          ? await createPgEventBus({ listener, pool: poolOf(db.dataSource) })
+          : await createNatsEventBus({
+              url: config.natsUrl,
+              subject: config.natsSubject,
+              name: `tickgraph ${config.replica}`,
+            });
+      this.disposer.add("event bus", () => shared.close());
+      bus = shared;
     } else bus = createEventBus();
 
     // A replica knows the market's time before it serves (nothing delayed on a database never ingested).

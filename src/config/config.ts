@@ -69,11 +69,19 @@ export interface Config {
   /** Run the feed (embedded unless `feedUrl`) and the ingest loop in `serve`; INGEST=off turns both off. @default true */
   ingest: boolean;
   /**
-   * Where events (windows, access-log entries) travel: "memory" within this process, or "postgres"
-   * through LISTEN/NOTIFY so that subscribers on every replica sharing the database receive them.
+   * Where events (ticks, windows, access-log entries) travel: "memory" within this process; "postgres"
+   * through LISTEN/NOTIFY, or "nats" through a NATS server, so that subscribers on every replica sharing
+   * the database receive them.
    * @default "memory"
    */
-  eventBus: "memory" | "postgres";
+  eventBus: "memory" | "postgres" | "nats";
+  /** The NATS servers of EVENT_BUS=nats (one URL or several, comma-separated). @default "nats://127.0.0.1:4222" */
+  natsUrl: string;
+  /**
+   * The subject the replicas of one deployment share on NATS: deployments on one NATS server each need
+   * their own. @default "tickgraph"
+   */
+  natsSubject: string;
   /** This replica's name: shown as the ingest lease's holder and in logs. @default "<hostname>:<pid>" */
   replica: string;
   /**
@@ -195,6 +203,37 @@ function origins(env: Env, name: string): string[] {
   return list;
 }
 
+/** NATS server URLs, comma-separated (a cluster's seeds): nats:// or tls://, each with a host. */
+function natsUrls(env: Env): string {
+  const raw = env.NATS_URL;
+  if (raw === undefined || raw.trim() === "") return "nats://127.0.0.1:4222";
+  for (const one of raw.split(",").map((u) => u.trim())) {
+    let parsed: URL | null = null;
+    try {
+      parsed = new URL(one);
+    } catch {
+      // reported below
+    }
+    if (!parsed || !["nats:", "tls:"].includes(parsed.protocol) || !parsed.hostname) {
+      throw new ConfigError(
+        `NATS_URL: "${one}" is not a NATS server URL: use nats://host:port (or tls://), several comma-separated.`,
+      );
+    }
+  }
+  return raw;
+}
+
+function natsSubject(env: Env): string {
+  const raw = env.NATS_SUBJECT;
+  if (raw === undefined || raw === "") return "tickgraph";
+  if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(raw) || raw.length > 100) {
+    throw new ConfigError(
+      `NATS_SUBJECT=${raw} is not valid: use up to 100 letters, digits, _ and -, in tokens separated by dots.`,
+    );
+  }
+  return raw;
+}
+
 function replicaName(env: Env): string {
   const raw = env.REPLICA_NAME;
   if (raw === undefined || raw === "") return `${hostname()}:${process.pid}`;
@@ -251,7 +290,9 @@ export function loadConfig(overrides: Env = {}, env: Env = process.env): Config 
     feedKey: e.FEED_KEY || "tickgraph",
     feedSecret: e.FEED_SECRET || "tickgraph",
     ingest: onOff(e, "INGEST", true),
-    eventBus: oneOf(e, "EVENT_BUS", ["memory", "postgres"] as const, "memory"),
+    eventBus: oneOf(e, "EVENT_BUS", ["memory", "postgres", "nats"] as const, "memory"),
+    natsUrl: natsUrls(e),
+    natsSubject: natsSubject(e),
     replica: replicaName(e),
     leaseRetryMs: int(e, "LEASE_RETRY_MS", 1000, 100, 60_000),
     jwtSecret,

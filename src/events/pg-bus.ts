@@ -1,8 +1,8 @@
 import { Pool } from "pg";
 import { notifyAll, PgListener } from "../db/listener";
-import { isRecord } from "../core/records";
 import { log } from "../log";
-import { createEventBus, Topic, type EventBus, type Topics } from "./bus";
+import { createEventBus, Topic, type EventBus } from "./bus";
+import { decode, encode, pack, type Frame } from "./codec";
 
 /** The NOTIFY channel all replicas listen on. */
 export const CHANNEL = "tickgraph_events";
@@ -11,25 +11,6 @@ const MAX_FRAME = 7500;
 
 export interface PgEventBus extends EventBus {
   close(): Promise<void>;
-}
-
-/** JSON with Dates kept as Dates: they travel as {"$d": iso}. */
-function encode(value: unknown): string {
-  return JSON.stringify(value, function (this: Record<string, unknown>, key, v: unknown) {
-    const raw = this[key];
-    return raw instanceof Date ? { $d: raw.toISOString() } : v;
-  });
-}
-
-function decode(text: string): unknown {
-  return JSON.parse(text, (_k, v: unknown) => {
-    const d = isRecord(v) ? v.$d : undefined;
-    return typeof d === "string" ? new Date(d) : v;
-  }) as unknown;
-}
-
-interface Frame {
-  events: [keyof Topics, unknown][];
 }
 
 /** What the bus runs on: its own connections to `url`, or the process's listener and pool. */
@@ -72,20 +53,7 @@ export async function createPgEventBus(source: PgBusSource): Promise<PgEventBus>
     scheduled = false;
     const parts = pending;
     pending = [];
-    const payloads: string[] = [];
-    let frame: string[] = [];
-    let size = 0;
-    const close = () => {
-      if (frame.length) payloads.push(`{"events":[${frame.join(",")}]}`);
-      frame = [];
-      size = 0;
-    };
-    for (const part of parts) {
-      if (size + part.length + 1 > MAX_FRAME) close();
-      frame.push(part);
-      size += part.length + 1;
-    }
-    close();
+    const payloads = pack(parts, MAX_FRAME);
     if (!payloads.length) return;
     // One statement for the whole tick: a burst of events costs one round trip.
     sent = sent

@@ -83,6 +83,17 @@ test("CORS origins", () => {
   expect(loadConfig({}, { CORS_ORIGINS: "*" }).corsOrigins).toEqual(["*"]);
 });
 
+test("EVENT_BUS=nats takes NATS_URL (one server or several) and NATS_SUBJECT, with defaults", () => {
+  expect(loadConfig({}, { EVENT_BUS: "nats" })).toMatchObject({
+    eventBus: "nats",
+    natsUrl: "nats://127.0.0.1:4222",
+    natsSubject: "tickgraph",
+  });
+  expect(
+    loadConfig({}, { NATS_URL: "nats://n1:4222,tls://n2:4222", NATS_SUBJECT: "prod.tickgraph" }),
+  ).toMatchObject({ natsUrl: "nats://n1:4222,tls://n2:4222", natsSubject: "prod.tickgraph" });
+});
+
 test("explicit overrides beat the environment", () => {
   expect(loadConfig({ PORT: "5000" }, { PORT: "6000" }).port).toBe(5000);
   expect(loadConfig({}, { PORT: "6000" }).port).toBe(6000);
@@ -102,7 +113,10 @@ test.each([
   [{ JWT_SECRET: "short" }, /JWT_SECRET is too short/],
   [{ JWT_SECRET: "x".repeat(40), JWKS_URL: "https://idp/jwks" }, /not both/],
   [{ FEED_URL: "ws://feed" }, /set FEED_KEY and FEED_SECRET/],
-  [{ EVENT_BUS: "kafka" }, /EVENT_BUS=kafka is not valid: use one of memory, postgres/],
+  [{ EVENT_BUS: "kafka" }, /EVENT_BUS=kafka is not valid: use one of memory, postgres, nats/],
+  [{ NATS_URL: "http://127.0.0.1:4222" }, /NATS_URL: "http:\/\/127.0.0.1:4222" is not a NATS server URL/],
+  [{ NATS_URL: "nats://a:4222, 127.0.0.1" }, /NATS_URL: "127.0.0.1" is not a NATS server URL/],
+  [{ NATS_SUBJECT: "ticks.>" }, /NATS_SUBJECT=ticks.> is not valid/],
   [{ REPLICA_NAME: "has space" }, /REPLICA_NAME=has space is not valid/],
   [{ LEASE_RETRY_MS: "10" }, /LEASE_RETRY_MS=10 is not valid: use a whole number from 100 to 60000/],
   [{ FEED_URL: "http://feed", FEED_KEY: "k", FEED_SECRET: "s" }, /FEED_URL must use ws: or wss:/],

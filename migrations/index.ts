@@ -6,6 +6,7 @@ import { AccessLogKeyed1764000000000 } from "./1764000000000-access-log-keyed";
 import { QuarantineMarketTime1764000100000 } from "./1764000100000-quarantine-market-time";
 import { IngestEpoch1764100000000 } from "./1764100000000-ingest-epoch";
 import { WindowChanges1764200000000 } from "./1764200000000-window-changes";
+import { IngestCommitTokens1764300000000 } from "./1764300000000-ingest-commit-tokens";
 
 /** Every migration, oldest first. Hand-written; the schema is never synchronized from entities. */
 export const migrations = [
@@ -17,4 +18,5 @@ export const migrations = [
   QuarantineMarketTime1764000100000,
   IngestEpoch1764100000000,
   WindowChanges1764200000000,
+  IngestCommitTokens1764300000000,
 ];

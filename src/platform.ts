@@ -12,7 +12,7 @@ import { createEventBus, Topic, type EventBus } from "./events/bus";
 import { createNatsEventBus } from "./events/nats-bus";
 import { createPgEventBus } from "./events/pg-bus";
 import { DEFAULT_FEED_RATE, startMockFeed, type MockFeed, type MockFeedOptions } from "./feed";
-import { startIngest, type Ingest } from "./ingest";
+import { startIngest, type InDoubtPart, type Ingest } from "./ingest";
 import { IngestLease, type ReplicaIngestStatus } from "./ingest/lease";
 import { MarketFollower } from "./ingest/market-follower";
 import { log, setLogLevel } from "./log";
@@ -119,6 +119,8 @@ export class Platform {
   private readonly stream: string;
   /** The last trade id per symbol this process committed, carried from one ingest run to the next. */
   private committedIds: Record<string, number> = {};
+  /** Batches the last ingest run gave up with their COMMIT's outcome unknown: the next run settles them. */
+  private inDoubt: InDoubtPart[] = [];
 
   private constructor(
     private readonly config: Config,
@@ -274,6 +276,7 @@ export class Platform {
       clockFallback: this.follower.observed,
       epoch,
       committedBefore: this.committedIds,
+      inDoubtBefore: this.inDoubt,
       // The embedded feed started moments ago: all it made is new, and taken whole, so that every
       // symbol's seq goes on without a gap even at a high --feed-speed.
       ...(feed
@@ -297,6 +300,7 @@ export class Platform {
     this.ingesting = null;
     await (graceful ? run.ingest.close() : run.ingest.abort());
     this.committedIds = run.ingest.lastCommittedIds();
+    this.inDoubt = run.ingest.partsInDoubt();
     await run.windows.idle();
     await run.feed?.close();
   }

@@ -51,6 +51,18 @@ export class CheckpointsRepo {
     return row.epoch;
   }
 
+  /**
+   * Whether the transaction `tx` names (a part of one of the stream's batches) was applied: its token is
+   * still the last its part committed (see IngestWrites). Ask before that part commits anything else.
+   */
+  async applied(stream: string, tx: { part: number; token: string }): Promise<boolean> {
+    const rows = await this.ds.query<{ token: string | null }[]>(
+      `SELECT commits ->> $2 AS token FROM ingest_checkpoints WHERE stream = $1`,
+      [stream, String(tx.part)],
+    );
+    return rows[0]?.token === tx.token;
+  }
+
   async read(stream: string): Promise<Checkpoint | null> {
     return this.ds.getRepository(IngestCheckpointEntity).findOne({
       select: { lastIds: true, watermark: true },

@@ -3,6 +3,7 @@ import type { PoolClient } from "pg";
 import { from as copyFrom } from "pg-copy-streams";
 import type { DataSource } from "typeorm";
 import { allCommitted, committedOf, type CommittedTrades, type TradeColumns } from "../core/trades";
+import { CheckpointsRepo } from "./checkpoints.repo";
 import { mergePanesSql, PaneSums, UPSERT_PANES_SQL } from "./panes.repo";
 
 /** One transaction's worth of a batch, column by column (row k is element k of each array). */
@@ -36,6 +37,21 @@ export interface StoredPart {
   committed: CommittedTrades[];
 }
 
+/**
+ * COMMIT failed, most often because the connection broke while it ran: the transaction may or may not
+ * have been applied. `IngestWrites.committed` with the same token tells, once the database answers
+ * again; `stored` is what the part wrote if it was.
+ */
+export class CommitInDoubtError extends Error {
+  override name = "CommitInDoubtError";
+  constructor(
+    readonly stored: StoredPart,
+    readonly error: unknown,
+  ) {
+    super(`COMMIT of an ingest batch failed, outcome unknown: ${(error as Error)?.message ?? String(error)}`);
+  }
+}
+
 /** Another writer claimed the stream after this one: this one must write nothing more. */
 export class StreamTakenError extends Error {
   override name = "StreamTakenError";
@@ -54,6 +70,15 @@ export interface IngestWritesOptions {
   epoch: string;
   /** Wait for each commit to reach disk (see BatchWriterOptions.durableCommits). */
   durable: boolean;
+}
+
+/**
+ * Names one transaction of a part: `part` is the part's number within its batch, `token` unique to the
+ * transaction (the writer's epoch and a count), stored on the checkpoint row as it commits.
+ */
+export interface CommitToken {
+  part: number;
+  token: string;
 }
 
 const COPY_ESCAPES: Record<string, string> = { "\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r" };
@@ -120,7 +145,8 @@ const UPDATE_CHECKPOINT = `
   UPDATE ingest_checkpoints AS c SET
     last_ids = c.last_ids || $2::jsonb,
     watermark = greatest(c.watermark, $3::timestamptz),
-    updated_at = now()
+    updated_at = now(),
+    commits = c.commits || jsonb_build_object($5::text, $6::text)
   WHERE c.stream = $1 AND c.epoch = $4::int8`;
 
 const UNIQUE_VIOLATION = "23505";
@@ -145,7 +171,7 @@ export class IngestWrites {
   async commit(
     part: PartRows,
     cp: PartCheckpoint,
-    how: { mayRepeat: boolean; wantTrades: boolean },
+    how: { mayRepeat: boolean; wantTrades: boolean; tx: CommitToken },
   ): Promise<StoredPart> {
     const wantTrades = how.wantTrades && part.symbol.length > 0;
     const qr = this.ds.createQueryRunner();
@@ -153,12 +179,16 @@ export class IngestWrites {
     try {
       if (!how.mayRepeat) {
         try {
-          return await this.transaction(client, part, cp, () => this.copyTrades(client, part, wantTrades));
+          return await this.transaction(client, part, cp, how.tx, () =>
+            this.copyTrades(client, part, wantTrades),
+          );
         } catch (err) {
           if ((err as { code?: string }).code !== UNIQUE_VIOLATION) throw err;
         }
       }
-      return await this.transaction(client, part, cp, () => this.insertTrades(client, part, wantTrades));
+      return await this.transaction(client, part, cp, how.tx, () =>
+        this.insertTrades(client, part, wantTrades),
+      );
     } finally {
       await qr.release();
     }
@@ -169,6 +199,7 @@ export class IngestWrites {
     client: PoolClient,
     b: PartRows,
     cp: PartCheckpoint,
+    tx: CommitToken,
     trades: () => Promise<StoredPart>,
   ): Promise<StoredPart> {
     await client.query(this.opts.durable ? "BEGIN" : "BEGIN; SET LOCAL synchronous_commit = off");
@@ -181,14 +212,29 @@ export class IngestWrites {
         JSON.stringify(cp.lastIds),
         cp.watermarkMs === null ? null : new Date(cp.watermarkMs),
         this.opts.epoch,
+        String(tx.part),
+        tx.token,
       ]);
       if (rowCount !== 1) throw new StreamTakenError(this.opts.stream, this.opts.epoch);
-      await client.query("COMMIT");
+      try {
+        await client.query("COMMIT");
+      } catch (err) {
+        throw new CommitInDoubtError(stored, err);
+      }
       return stored;
     } catch (err) {
       await client.query("ROLLBACK").catch(() => undefined);
       throw err;
     }
+  }
+
+  /**
+   * Whether the transaction `tx` names was applied: its token is still the last one of its part on the
+   * checkpoint row. Ask before that part commits anything else (a later transaction of the part writes
+   * its own token). Throws while the database cannot answer.
+   */
+  committed(tx: CommitToken): Promise<boolean> {
+    return new CheckpointsRepo(this.ds).applied(this.opts.stream, tx);
   }
 
   private async copyTrades(client: PoolClient, b: PartRows, wantTrades: boolean): Promise<StoredPart> {

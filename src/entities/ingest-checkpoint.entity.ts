@@ -21,4 +21,11 @@ export class IngestCheckpointEntity {
   /** The epoch of the writer that last claimed the stream (from `ingest_epochs`); null until one has. */
   @Column("bigint", { nullable: true })
   epoch: string | null;
+
+  /**
+   * Part number → the token of the last transaction that part of a batch committed (see
+   * IngestWrites.committed): how a writer learns whether a COMMIT it lost the answer to was applied.
+   */
+  @Column("jsonb", { default: () => "'{}'" })
+  commits: Record<string, string>;
 }

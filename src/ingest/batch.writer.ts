@@ -3,7 +3,15 @@ import type { DataSource } from "typeorm";
 import { fnv1a } from "../core/hash";
 import { retrying } from "../core/retry";
 import type { CommittedTrades } from "../core/trades";
-import { IngestWrites, StreamTakenError, type PartCheckpoint, type PartRows } from "../db/ingest-writes";
+import {
+  CommitInDoubtError,
+  IngestWrites,
+  StreamTakenError,
+  type CommitToken,
+  type PartCheckpoint,
+  type PartRows,
+  type StoredPart,
+} from "../db/ingest-writes";
 import { isUnstorable, storableText } from "../db/text";
 import { log } from "../log";
 import type { AcceptedTrade } from "./validator";
@@ -31,6 +39,19 @@ export interface BatchResult {
   committed: CommittedTrades[];
   /** The checkpoint's last trade id per symbol as these parts committed it. */
   lastIds: Record<string, number>;
+}
+
+/**
+ * A part whose COMMIT lost its answer (the connection broke while it ran) when the writer gave up: it
+ * may be stored or not. `IngestWrites.committed(tx)` tells once the database answers again, as long as
+ * no later transaction of the same part number committed on the stream since.
+ */
+export interface InDoubtPart {
+  tx: CommitToken;
+  /** Trades and quarantine rows in the part. */
+  rows: number;
+  /** What the part did, if it was applied (watermark null: its batch is not whole). */
+  result: BatchResult;
 }
 
 /** The checkpoint as of the moment a batch is cut: what every row up to then makes true. */
@@ -67,6 +88,13 @@ export interface BatchWriterOptions {
    * receives them again from the checkpoint. @default none
    */
   onDropped?: (rows: number) => void;
+  /**
+   * Called for a part the writer gave up on while its last COMMIT's outcome was unknown (see
+   * InDoubtPart): neither dropped nor committed yet, the owner settles it once the database answers
+   * (IngestWrites.committed) before the next writer of the stream commits. Without it such a part
+   * counts as dropped. @default none
+   */
+  onInDoubt?: (part: InDoubtPart) => void;
   /**
    * Wait for each commit to reach disk. Off is safe here: a batch's rows and its checkpoint commit
    * together, so a Postgres crash that loses the last batches loses their checkpoint too, and the restart
@@ -194,6 +222,8 @@ export class BatchWriter {
   /** Watermark the last committed checkpoint carries (may lag `wholeWatermarkMs` by one batch). */
   private storedWatermarkMs: number | null = null;
   private readonly writes: IngestWrites;
+  /** Transactions begun, for their commit tokens. */
+  private txCount = 0;
   /** Aborted once the writer is abandoned or loses the stream: a part waiting to retry gives up at once. */
   private readonly stopping = new AbortController();
 
@@ -327,15 +357,13 @@ export class BatchWriter {
     // was accepted at or after; a batch in one transaction stores its own.
     const watermarkMs = parts === 1 ? cp.watermarkMs : this.wholeWatermarkMs;
     const work = r.parts
-      .map((b, k) => ({ b, cp: { lastIds: ids[k], watermarkMs } }))
-      .filter((p, k) => p.b.rows > 0 || Object.keys(p.cp.lastIds).length > 0 || k === 0);
-    const results = await Promise.all(work.map((p) => this.commitWithRetry(p.b, p.cp)));
+      .map((b, k) => ({ b, k, cp: { lastIds: ids[k], watermarkMs } }))
+      .filter((p) => p.b.rows > 0 || Object.keys(p.cp.lastIds).length > 0 || p.k === 0);
+    const results = await Promise.all(work.map((p) => this.commitWithRetry(p.b, p.cp, p.k)));
     const whole = results.every((x) => x !== null);
     if (whole) {
       this.wholeWatermarkMs = cp.watermarkMs;
       this.storedWatermarkMs = watermarkMs;
-    } else {
-      this.dropped(work.filter((_, k) => results[k] === null).reduce((n, p) => n + p.b.rows, 0));
     }
     // Parts that committed are reported even when others gave up: their rows are stored.
     const done = results.filter((x): x is BatchResult => x !== null);
@@ -365,35 +393,78 @@ export class BatchWriter {
     }
   }
 
-  /** Commits one part, retrying until it is in; null when the writer is closing and gave up. */
-  private async commitWithRetry(b: Batch, cp: CheckpointDelta): Promise<BatchResult | null> {
+  /**
+   * Commits one part, retrying until it is in; null when the writer gave up (closing, or the stream
+   * taken), the part then counted as dropped, or handed to `onInDoubt` when its last COMMIT's outcome is
+   * unknown. A COMMIT that lost its answer is settled before anything else: the checkpoint row says
+   * whether it was applied (then the part is in, once), or the part is written again.
+   */
+  private async commitWithRetry(b: Batch, cp: CheckpointDelta, part: number): Promise<BatchResult | null> {
+    let doubt: { tx: CommitToken; stored: StoredPart; started: number } | null = null;
     try {
-      return await retrying(() => this.commit(b, cp), {
-        what: "ingest: writing a batch",
-        firstMs: 100,
-        maxMs: 5000,
-        signal: this.stopping.signal,
-        fatal: (err) => err instanceof StreamTakenError || this.closing,
-      });
+      return await retrying(
+        async () => {
+          if (doubt) {
+            const applied = await this.writes.committed(doubt.tx);
+            const { stored, started } = doubt;
+            doubt = null;
+            log.info(
+              { rows: b.rows, applied },
+              applied
+                ? "ingest: a batch whose COMMIT lost its answer was stored"
+                : "ingest: a batch whose COMMIT lost its answer was not stored; writing it again",
+            );
+            if (applied) return this.result(b, cp, stored, started);
+          }
+          const tx = { part, token: `${this.opts.epoch}:${++this.txCount}` };
+          const started = performance.now();
+          try {
+            return this.result(b, cp, await this.commit(b, cp, tx), started);
+          } catch (err) {
+            if (err instanceof CommitInDoubtError) doubt = { tx, stored: err.stored, started };
+            throw err;
+          }
+        },
+        {
+          what: "ingest: writing a batch",
+          firstMs: 100,
+          maxMs: 5000,
+          signal: this.stopping.signal,
+          fatal: (err) => err instanceof StreamTakenError || this.closing,
+        },
+      );
     } catch (err) {
       if (err instanceof StreamTakenError) this.lose(err);
       else if (!this.taken)
-        // Given up because the writer stops (its lease lost with Postgres, or shutdown): counted as dropped.
+        // Given up because the writer stops (its lease lost with Postgres, or shutdown).
         log.warn(
-          { err: (err as Error).message, rows: b.rows },
+          { err: (err as Error).message, rows: b.rows, inDoubt: doubt !== null },
           "ingest: batch not written as ingest stops; the next ingest receives it again from the checkpoint",
         );
+      const left = doubt as { tx: CommitToken; stored: StoredPart; started: number } | null;
+      if (left && this.opts.onInDoubt && !this.taken) {
+        const result = { ...this.result(b, cp, left.stored, left.started), watermarkMs: null };
+        try {
+          this.opts.onInDoubt({ tx: left.tx, rows: b.rows, result });
+        } catch (e) {
+          log.error({ err: e }, "ingest: handing over a batch in doubt failed");
+        }
+      } else this.dropped(b.rows);
       return null;
     }
   }
 
   /** Commits one part in one transaction (see IngestWrites.commit). */
-  private async commit(b: Batch, cp: CheckpointDelta): Promise<BatchResult> {
-    const started = performance.now();
-    const stored = await this.writes.commit(b, cp, {
+  private commit(b: Batch, cp: CheckpointDelta, tx: CommitToken): Promise<StoredPart> {
+    return this.writes.commit(b, cp, {
       mayRepeat: b.backfill,
       wantTrades: this.opts.wantTrades?.() ?? true,
+      tx,
     });
+  }
+
+  /** What a part did, once committed. */
+  private result(b: Batch, cp: CheckpointDelta, stored: StoredPart, started: number): BatchResult {
     const quarantined = new Map<string, number>();
     for (const r of b.qReason) quarantined.set(r, (quarantined.get(r) ?? 0) + 1);
     return {

@@ -12,4 +12,5 @@ export {
   type IngestState,
   type IngestStatus,
 } from "./ingest";
+export type { InDoubtPart } from "./batch.writer";
 export { RejectReason } from "./validator";

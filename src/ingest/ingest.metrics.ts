@@ -30,7 +30,7 @@ export const ingestDuplicates = new Counter({
 
 export const ingestDropped = new Counter({
   name: "tickgraph_ingest_dropped_total",
-  help: "Messages received but never written, held when ingest stopped without writing (lease lost, Postgres gone at shutdown); they are received again from the checkpoint.",
+  help: "Messages received but never written, held when ingest stopped without writing (lease lost, Postgres gone at shutdown), including a batch whose COMMIT lost its answer and was found not applied; they are received again from the checkpoint.",
   registers: [registry],
 });
 

@@ -9,7 +9,7 @@ import { InstrumentsRepo } from "../db/instruments.repo";
 import type { WireFormat } from "../feed/protocol";
 import { log } from "../log";
 import { Backfiller, FeedClock } from "./backfill";
-import { BatchWriter, type BatchResult } from "./batch.writer";
+import { BatchWriter, type BatchResult, type InDoubtPart } from "./batch.writer";
 import { FeedRest } from "./feed.rest";
 import { FrameQueue, type Item } from "./frame-queue";
 import { reportLagFrom } from "./ingest.metrics";
@@ -81,6 +81,12 @@ export interface IngestOptions {
    * in a crash, counted as `lost`. @default none
    */
   committedBefore?: Record<string, number>;
+  /**
+   * Parts an earlier run of this process gave up while their COMMIT's outcome was unknown
+   * (`partsInDoubt()` of that run): settled from the checkpoint row before this run writes, counted as
+   * accepted if they were stored, as dropped if not. @default none
+   */
+  inDoubtBefore?: InDoubtPart[];
   /**
    * This writer's claim on the stream, made when the ingest lease was taken (`IngestLease` claims on the
    * session holding its lock). Without it the ingest claims the stream itself at start. @default claimed at start
@@ -167,10 +173,13 @@ export class Ingest {
   private closing: Promise<void> | undefined;
   /** The last trade id per symbol committed (by this run, or `committedBefore`). */
   private readonly committedIds: Record<string, number>;
+  /** Parts given up with their COMMIT's outcome unknown, not settled yet (see `inDoubtBefore`). */
+  private readonly inDoubt: InDoubtPart[];
 
   constructor(private readonly opts: IngestOptions) {
     this.stream = opts.stream ?? opts.feedUrl;
     this.committedIds = { ...opts.committedBefore };
+    this.inDoubt = [...(opts.inDoubtBefore ?? [])];
     this.feedClock = new FeedClock(opts.feedClock);
     const fallback = opts.clockFallback ?? wallClock;
     this.clock = {
@@ -225,6 +234,7 @@ export class Ingest {
     // Claimed before anything the stream wrote is read: whatever an earlier writer still commits is then
     // in what follows, or is refused.
     const epoch = this.opts.epoch ?? (await checkpoints.claim(this.stream));
+    await this.settleInDoubt(checkpoints);
     let seqOffsets = new Map<string, number>();
     if (this.opts.freshFeed) {
       // The ids start over, as long as the stream is still this writer's; the watermark stays, so a
@@ -261,6 +271,7 @@ export class Ingest {
       checkpoint: () => ({ lastIds: validator.takeCheckpoint(), watermarkMs: validator.watermarkMs }),
       onCommitted: (r) => this.committed(r),
       onDropped: (n) => this.stats.dropped(n),
+      onInDoubt: (part) => this.inDoubt.push(part),
       durableCommits: this.opts.durableCommits,
       connections: this.opts.writerConnections,
       seqOffset: (symbol) => seqOffsets.get(symbol) ?? 0,
@@ -362,6 +373,37 @@ export class Ingest {
     );
   }
 
+  /**
+   * Settles the parts in doubt from the checkpoint row (before this run's writer commits anything, which
+   * could replace their tokens): stored ones count as accepted (and committed, for `lost`), the rest as
+   * dropped (they are received again from the checkpoint).
+   */
+  private async settleInDoubt(checkpoints: CheckpointsRepo): Promise<void> {
+    while (this.inDoubt.length) {
+      const part = this.inDoubt[0];
+      const applied = await checkpoints.applied(this.stream, part.tx);
+      this.inDoubt.shift();
+      log.info(
+        { stream: this.stream, rows: part.rows, applied },
+        applied
+          ? "ingest: a batch whose COMMIT lost its answer was stored"
+          : "ingest: a batch whose COMMIT lost its answer was not stored; receiving it again",
+      );
+      if (!applied) {
+        this.stats.dropped(part.rows);
+        continue;
+      }
+      for (const [symbol, id] of Object.entries(part.result.lastIds))
+        if (id > (this.committedIds[symbol] ?? 0)) this.committedIds[symbol] = id;
+      this.stats.committed(part.result);
+    }
+  }
+
+  /** Parts given up with their COMMIT's outcome unknown and not settled: hand them to the next run. */
+  partsInDoubt(): InDoubtPart[] {
+    return [...this.inDoubt];
+  }
+
   /** The last trade id per symbol committed so far (including `committedBefore`). */
   lastCommittedIds(): Record<string, number> {
     return { ...this.committedIds };
@@ -439,6 +481,17 @@ export class Ingest {
       this.stopping.abort();
       await this.starting;
       await this.disposer.dispose();
+      // A last run (not one aborted to be started again, which hands them over): settled now if the
+      // database answers, else counted as dropped.
+      if (!this.aborted && this.inDoubt.length)
+        await this.settleInDoubt(new CheckpointsRepo(this.opts.dataSource)).catch((err: Error) => {
+          const rows = this.inDoubt.splice(0).reduce((n, p) => n + p.rows, 0);
+          log.warn(
+            { stream: this.stream, rows, err: err.message },
+            "ingest: batches whose COMMIT lost its answer could not be settled; counted as dropped",
+          );
+          this.stats.dropped(rows);
+        });
       this.state = { phase: "stopped" };
     })();
     return this.closing;

@@ -22,7 +22,9 @@ export interface IngestCounts {
   duplicates: number;
   /**
    * Received but never written: held when ingest stopped without writing (its lease lost, Postgres gone
-   * at shutdown). They are received again from the checkpoint by whoever ingests next.
+   * at shutdown). They are received again from the checkpoint by whoever ingests next. A batch whose
+   * COMMIT lost its answer counts here only once the checkpoint row shows it was not applied (or it could
+   * not be settled at shutdown); if it was applied, it counts as accepted (see InDoubtPart).
    */
   dropped: number;
   /**

@@ -1,4 +1,5 @@
-import { BatchWriter, shardOf, type BatchResult } from "../../src/ingest/batch.writer";
+import { Client } from "pg";
+import { BatchWriter, shardOf, type BatchResult, type InDoubtPart } from "../../src/ingest/batch.writer";
 import { CheckpointsRepo } from "../../src/db/checkpoints.repo";
 import { Validator, type AcceptedTrade } from "../../src/ingest/validator";
 import { setLogLevel } from "../../src/log";
@@ -412,4 +413,85 @@ test("a writer whose stream another writer claimed commits nothing more, not eve
             (SELECT count(*)::int FROM quarantine) AS q FROM quotes`,
   );
   expect({ n, bx, q }).toEqual({ n: 60, bx: 30, q: 0 });
+});
+
+test("a COMMIT that loses its answer is settled from the checkpoint row: a batch applied counts once, one not applied is written again, one given up in doubt is handed over", async () => {
+  await db.ds.query(`TRUNCATE quotes, panes_10s, quarantine, ingest_checkpoints`);
+  // The connection breaks around COMMIT: after it was applied ("after") or before it reached Postgres
+  // ("before"); while `down`, every statement fails as if Postgres were away.
+  let lose: "after" | "before" | null = null;
+  let broke = 0;
+  let down = false;
+  /** The next broken COMMIT takes Postgres away with it. */
+  let goDown = false;
+  const proto = Client.prototype as unknown as { query: (...args: unknown[]) => Promise<unknown> };
+  const real = proto.query;
+  const lost = () => {
+    broke++;
+    if (goDown) down = true;
+    throw new Error("Connection terminated unexpectedly");
+  };
+  proto.query = function (this: Client, ...args: unknown[]) {
+    if (down) return Promise.reject(new Error("connect ECONNREFUSED"));
+    if (args[0] === "COMMIT" && lose) {
+      const how = lose;
+      lose = null;
+      return real.call(this, how === "after" ? "COMMIT" : "ROLLBACK").then(lost);
+    }
+    return real.apply(this, args);
+  };
+  try {
+    const results: BatchResult[] = [];
+    const inDoubt: InDoubtPart[] = [];
+    let dropped = 0;
+    let sent = 0;
+    const writer = new BatchWriter({
+      dataSource: db.ds,
+      stream: "doubt",
+      epoch: await new CheckpointsRepo(db.ds).claim("doubt"),
+      connections: 1,
+      maxDelayMs: 10_000,
+      checkpoint: () => ({ lastIds: { AAPL: sent }, watermarkMs: null }),
+      onCommitted: (r) => results.push(r),
+      onDropped: (n) => (dropped += n),
+      onInDoubt: (p) => inDoubt.push(p),
+    });
+    const add = (from: number, to: number) => {
+      for (let id = from; id <= to; id++) writer.addTrade(trade("AAPL", id), Date.now(), "feed");
+      sent = to;
+    };
+    const stored = async () => (await db.ds.query(`SELECT count(*)::int AS n FROM quotes`))[0].n as number;
+
+    lose = "after";
+    add(1, 5);
+    await writer.flush();
+    lose = "before";
+    add(6, 8);
+    await writer.flush();
+    expect(broke).toBe(2);
+    // Applied: counted once as new rows, not as repeats; not applied: written again.
+    expect(results.map((r) => [r.trades, r.inserted])).toEqual([
+      [5, 5],
+      [3, 3],
+    ]);
+    expect(await stored()).toBe(8);
+
+    // Given up while in doubt (the writer abandoned while Postgres is away): handed over, not dropped,
+    // and the checkpoint row tells whether it is stored.
+    lose = "after";
+    goDown = true;
+    add(9, 10);
+    void writer.flush();
+    await until("COMMIT answered with a broken connection", () => (broke === 3 ? true : undefined));
+    await writer.abandon();
+    down = false;
+    expect(dropped).toBe(0);
+    expect(inDoubt.map((p) => [p.rows, p.result.inserted, p.result.lastIds])).toEqual([[2, 2, { AAPL: 10 }]]);
+    expect(await new CheckpointsRepo(db.ds).applied("doubt", inDoubt[0].tx)).toBe(true);
+    expect(await stored()).toBe(10);
+    // A token of another transaction of the part is not taken for this one.
+    expect(await new CheckpointsRepo(db.ds).applied("doubt", { ...inDoubt[0].tx, token: "0:1" })).toBe(false);
+  } finally {
+    proto.query = real;
+  }
 });

@@ -284,28 +284,33 @@ export function tailStream<E, P, O>(
             : await pending;
         clearTimeout(timer);
         if (closed) continue;
-        if (r === TICK) {
-          if (blockedAt !== null) {
-            const cutoff = opts.cutoff()?.getTime() ?? null;
-            if (cutoff === null || cutoff >= blockedAt) dirty = true;
+        if (r !== TICK) {
+          pending = null;
+          if (r.done) {
+            await close();
+            continue;
           }
+          if (r.value === RESYNCED) {
+            dirty = true;
+            caughtUp = false;
+            continue;
+          }
+        }
+        if (blockedAt !== null) {
+          // Checked on every wake-up, an event's as much as a tick's: each event restarts the tick's timer,
+          // so on a busy topic (events less than pollMs apart) a tick may never come. What the event
+          // stored is after the blocking row: the read once the cutoff passes it finds it.
+          const cutoff = opts.cutoff()?.getTime() ?? null;
+          if (cutoff === null || cutoff >= blockedAt) dirty = true;
           continue;
         }
-        pending = null;
-        if (r.done) {
-          await close();
-          continue;
-        }
-        if (r.value === RESYNCED) {
-          dirty = true;
-          caughtUp = false;
-          continue;
-        }
-        if (blockedAt !== null || !spec.concerns(r.value)) continue;
+        if (r === TICK) continue;
+        const event = r.value as E;
+        if (!spec.concerns(event)) continue;
         if (caughtUp && spec.itemsOf && spec.after && opts.cutoff() === null) {
           const after = spec.after.bind(spec);
           const items = spec
-            .itemsOf(r.value)
+            .itemsOf(event)
             .filter((o) => position === null || after(spec.positionOf(o), position));
           take(items, null);
         } else dirty = true;

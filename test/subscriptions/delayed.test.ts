@@ -276,4 +276,48 @@ describe("against a market clock the test moves", () => {
       quoteTicks: [345],
     });
   }, 90_000);
+
+  // windowAggregates holds the first row its cutoff has not reached (the rows after it wait for it) and
+  // reads again once the cutoff passes it. On the live market window events come a few times per poll
+  // interval, most of them about nothing it follows (steps that only move finalUntil): the cutoff must
+  // be checked on them too, not only when the bus is quiet for a whole poll interval.
+  test("a held windowAggregates row is released as the cutoff passes it, however busy the bus", async () => {
+    const ds = c.platform.db.dataSource;
+    const seconds = (d: Date | string) => (new Date(d).getTime() - T0) / 1000;
+    const cutoff = seconds(c.platform.clock.now()) - DELAY_MS / 1000;
+    const stored: number[] = (
+      await ds.query(
+        `SELECT window_end AS "end" FROM window_aggregates
+         WHERE size = 'ONE_MINUTE' AND symbol = 'AAA' AND window_end >= $1 ORDER BY window_end`,
+        [at(cutoff)],
+      )
+    ).map((r: { end: Date }) => seconds(r.end));
+    // The current value at the cutoff, then several rows held beyond it.
+    expect(stored[0]).toBe(cutoff);
+    expect(stored.length).toBeGreaterThan(4);
+    const ws = c.ws({ connectionParams: { authorization: `Bearer ${await c.token("dave")}` } });
+    const stream = record<{ windowAggregates: { windowEnd: string; delayed: boolean } }>(
+      ws,
+      `subscription { windowAggregates(size: ONE_MINUTE, symbols: ["AAA"]) { windowEnd delayed } }`,
+    );
+    const ends = () => stream.events.map((e) => seconds(e.data.windowAggregates.windowEnd));
+    await until("the current value", () => stream.events.length > 0);
+    const busy = setInterval(
+      () => bus.publish(Topic.WINDOWS, { opened: [], revised: [], finalUntil: null, watermark: at(100) }),
+      10,
+    );
+    try {
+      // One row at a time: each must be released by the cutoff passing it while the bus stays busy.
+      for (const end of stored.slice(1)) {
+        await c.setMarketTime(at(end + DELAY_MS / 1000));
+        await until(`the row ending at ${end} s`, () => ends().includes(end));
+      }
+    } finally {
+      clearInterval(busy);
+      stream.stop();
+    }
+    expect(ends()).toEqual(stored);
+    expect(stream.events.every((e) => e.data.windowAggregates.delayed)).toBe(true);
+    expect(stream.errors).toEqual([]);
+  }, 90_000);
 });

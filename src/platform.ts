@@ -1,7 +1,7 @@
 import { ConfigError, jwtSecretOf, type Config } from "./config/config";
 import { Disposer } from "./core/disposer";
 import type { MarketClock } from "./core/market-clock";
-import { chunksOf } from "./core/trades";
+import { chunksOf, noTrades, rowCount } from "./core/trades";
 import { CheckpointsRepo, type StoredMarket } from "./db/checkpoints.repo";
 import { migrate } from "./db/data-source";
 import { openDatabase, type Database } from "./db/database";
@@ -285,8 +285,13 @@ export class Platform {
     });
     ingest.onCommit((e) => windows.onCommit(e));
     ingest.onCommit((e) => {
-      for (const part of e.trades)
+      let carried = 0;
+      for (const part of e.trades) {
+        carried += rowCount(part);
         for (const piece of chunksOf(part, TRADES_PER_EVENT)) bus.publish(Topic.QUOTES, piece);
+      }
+      // Rows stored without their columns (the batch was cut before anyone listened): say so, empty.
+      if (e.inserted > carried && bus.listening(Topic.QUOTES)) bus.publish(Topic.QUOTES, noTrades());
     });
     this.ingesting = { ingest, windows, feed };
   }

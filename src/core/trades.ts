@@ -83,3 +83,25 @@ export function chunksOf(t: CommittedTrades, max: number): CommittedTrades[] {
   for (let k = 0; k < n; k += max) out.push(sliceTrades(t, k, Math.min(n, k + max)));
   return out;
 }
+
+/**
+ * No trades: published for a commit whose new rows were not collected (nobody listened for ticks as its
+ * batch was cut), so that a stream following the stored rows knows to read them.
+ */
+export function noTrades(): CommittedTrades {
+  return {
+    id: [],
+    symbol: [],
+    time: [],
+    seq: [],
+    price: [],
+    size: [],
+    bid: [],
+    bidSize: [],
+    ask: [],
+    askSize: [],
+    exchange: [],
+    source: [],
+    received: [],
+  };
+}

@@ -386,8 +386,10 @@ function resumedTicks(data: Data, symbols: string[], afterId: string): AsyncIter
     },
     positionOf: (q) => BigInt(q.id),
     timeOf: (q) => q.eventTime.getTime(),
-    concerns: (t) => t.symbol.some((s) => wanted.has(s)),
+    // An event without rows stands for rows stored but not carried: read them.
+    concerns: (t) => rowCount(t) === 0 || t.symbol.some((s) => wanted.has(s)),
     itemsOf(t) {
+      if (rowCount(t) === 0) return null;
       const out: Quote[] = [];
       for (let k = 0, n = rowCount(t); k < n; k++) if (wanted.has(t.symbol[k])) out.push(quoteOf(t, k));
       return out;

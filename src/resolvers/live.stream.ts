@@ -172,9 +172,10 @@ export interface TailSpec<E, P, O> {
   concerns(event: E): boolean;
   /**
    * The items an event carries, when it carries them whole: once caught up, a real-time stream takes
-   * them from events (those after its position) instead of reading. Without it, every event is a read.
+   * them from events (those after its position) instead of reading. Without it, or when it returns null
+   * (the event says rows were stored without carrying them), the event is a read.
    */
-  itemsOf?(event: E): O[];
+  itemsOf?(event: E): O[] | null;
   /** Whether `a` comes after position `b`. Needed with `itemsOf`. */
   after?(a: P, b: P): boolean;
   markOf?(item: O): LiveMark;
@@ -309,10 +310,13 @@ export function tailStream<E, P, O>(
         if (!spec.concerns(event)) continue;
         if (caughtUp && spec.itemsOf && spec.after && opts.cutoff() === null) {
           const after = spec.after.bind(spec);
-          const items = spec
-            .itemsOf(event)
-            .filter((o) => position === null || after(spec.positionOf(o), position));
-          take(items, null);
+          const carried = spec.itemsOf(event);
+          if (carried)
+            take(
+              carried.filter((o) => position === null || after(spec.positionOf(o), position)),
+              null,
+            );
+          else dirty = true;
         } else dirty = true;
       }
     },

@@ -106,7 +106,6 @@ test("a replica that loses its lease with a batch in flight writes nothing after
     );
     // A's lease session ends (as a network cut would end it) and A cannot log in again: B takes over.
     await admin.query(`ALTER ROLE "${roles.a}" NOLOGIN`);
-    lost = true;
     const { rows } = await admin.query(
       `SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name = 'tickgraph-lease/a' AND datname = current_database()`,
     );
@@ -120,6 +119,9 @@ test("a replica that loses its lease with a batch in flight writes nothing after
         ? true
         : undefined,
     );
+    // From B's claim on, nothing of A may commit: its batch waiting on the lock must roll back. (Before
+    // it, A still held the stream, and a part that did not wait on the lock could commit.)
+    lost = true;
     await locker.query("COMMIT");
   } finally {
     await locker.end();

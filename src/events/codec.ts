@@ -1,5 +1,6 @@
 import { isRecord } from "../core/records";
-import type { Topics } from "./bus";
+import { log } from "../log";
+import type { EventBus, Topics } from "./bus";
 
 /** What one message across replicas carries: the events of one tick, in the order they were published. */
 export interface Frame {
@@ -42,4 +43,54 @@ export function pack(parts: string[], max: number, sizeOf = (s: string) => s.len
   }
   close();
   return frames;
+}
+
+export interface TickBatcherOptions {
+  /** Where an event too large to travel is delivered instead: this replica's subscribers. */
+  local: EventBus;
+  /** The largest encoded event that may travel, by `sizeOf` (characters unless told). */
+  maxSize: number;
+  sizeOf?: (s: string) => number;
+  /** The transport, for the warning about an event too large for it. */
+  via: string;
+  /** Sends one tick's encoded events, in the order they were published. */
+  send: (parts: string[]) => void;
+}
+
+/**
+ * What a bus across replicas publishes: each event encoded, and the events of one tick handed to `send`
+ * together on the next turn of the event loop, so that a burst costs one round trip. An event too large
+ * for the transport is logged and delivered on this replica only.
+ */
+export class TickBatcher {
+  private pending: string[] = [];
+  private scheduled = false;
+
+  constructor(private readonly opts: TickBatcherOptions) {}
+
+  publish<T extends keyof Topics>(topic: T, payload: Topics[T]): void {
+    const part = encode([topic, payload]);
+    const size = (this.opts.sizeOf ?? ((s: string) => s.length))(part);
+    if (size > this.opts.maxSize) {
+      log.warn(
+        { topic, bytes: size },
+        `event too large for ${this.opts.via}: delivered on this replica only`,
+      );
+      this.opts.local.publish(topic, payload);
+      return;
+    }
+    this.pending.push(part);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  /** Sends what is pending now. */
+  flush(): void {
+    this.scheduled = false;
+    const parts = this.pending;
+    this.pending = [];
+    if (parts.length) this.opts.send(parts);
+  }
 }

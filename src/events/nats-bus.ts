@@ -2,7 +2,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { log } from "../log";
 import { natsConnected, natsReconnects } from "../metrics";
 import { createEventBus, Topic, type EventBus } from "./bus";
-import { decode, encode, pack, type Frame } from "./codec";
+import { decode, pack, TickBatcher, type Frame } from "./codec";
 
 export interface NatsEventBus extends EventBus {
   close(): Promise<void>;
@@ -89,49 +89,37 @@ export async function createNatsEventBus(opts: NatsBusOptions): Promise<NatsEven
     }
   })();
 
-  let pending: string[] = [];
-  let scheduled = false;
   let failing = false;
-  const flush = () => {
-    scheduled = false;
-    const frames = pack(pending, Math.min(PACK_BYTES, maxBytes), (s) => Buffer.byteLength(s));
-    pending = [];
-    try {
-      for (const frame of frames) nc.publish(subject, frame);
-      failing = false;
-    } catch (err) {
-      // Only once closed: while reconnecting the client buffers what is published.
-      if (!failing)
-        log.warn(
-          { err: (err as Error).message },
-          "NATS publish failed: events are not reaching other replicas",
-        );
-      failing = true;
-    }
-  };
-
-  return {
-    publish(topic, payload) {
-      const part = encode([topic, payload]);
-      if (Buffer.byteLength(part) > maxBytes) {
-        log.warn(
-          { topic, bytes: Buffer.byteLength(part) },
-          "event too large for NATS: delivered on this replica only",
-        );
-        local.publish(topic, payload);
-        return;
-      }
-      pending.push(part);
-      if (!scheduled) {
-        scheduled = true;
-        setImmediate(flush);
+  const byteLength = (s: string) => Buffer.byteLength(s);
+  const batcher = new TickBatcher({
+    local,
+    maxSize: maxBytes,
+    sizeOf: byteLength,
+    via: "NATS",
+    send: (parts) => {
+      const frames = pack(parts, Math.min(PACK_BYTES, maxBytes), byteLength);
+      try {
+        for (const frame of frames) nc.publish(subject, frame);
+        failing = false;
+      } catch (err) {
+        // Only once closed: while reconnecting the client buffers what is published.
+        if (!failing)
+          log.warn(
+            { err: (err as Error).message },
+            "NATS publish failed: events are not reaching other replicas",
+          );
+        failing = true;
       }
     },
+  });
+
+  return {
+    publish: (topic, payload) => batcher.publish(topic, payload),
     subscribe: (topic) => local.subscribe(topic),
     // Subscribers on other replicas are not known here: assume there may be some.
     listening: () => true,
     async close() {
-      flush();
+      batcher.flush();
       natsConnected.set(0);
       if (nc.isClosed()) return;
       // What was published goes out first; a server that is down gets 2 s to come back.

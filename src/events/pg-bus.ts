@@ -2,7 +2,7 @@ import { Pool } from "pg";
 import { notifyAll, PgListener } from "../db/listener";
 import { log } from "../log";
 import { createEventBus, Topic, type EventBus } from "./bus";
-import { decode, encode, pack, type Frame } from "./codec";
+import { decode, pack, TickBatcher, type Frame } from "./codec";
 
 /** The NOTIFY channel all replicas listen on. */
 export const CHANNEL = "tickgraph_events";
@@ -44,50 +44,37 @@ export async function createPgEventBus(source: PgBusSource): Promise<PgEventBus>
     resync: () => local.publish(Topic.RESYNC, { at: new Date() }),
   });
 
-  let pending: string[] = [];
-  let scheduled = false;
   let failing = false;
   // Each NOTIFY waits for the one before: events reach other replicas in the order they were published.
   let sent: Promise<unknown> = Promise.resolve();
-  const flush = () => {
-    scheduled = false;
-    const parts = pending;
-    pending = [];
-    const payloads = pack(parts, MAX_FRAME);
-    if (!payloads.length) return;
-    // One statement for the whole tick: a burst of events costs one round trip.
-    sent = sent
-      .then(() => notifyAll(pool, CHANNEL, payloads))
-      .then(
-        () => (failing = false),
-        (err: Error) => {
-          // Once per outage: the replicas resync when it is over.
-          if (!failing)
-            log.warn({ err: err.message }, "NOTIFY failed: events are not reaching other replicas");
-          failing = true;
-        },
-      );
-  };
+  const batcher = new TickBatcher({
+    local,
+    maxSize: MAX_FRAME,
+    via: "NOTIFY",
+    send: (parts) => {
+      const payloads = pack(parts, MAX_FRAME);
+      // One statement for the whole tick.
+      sent = sent
+        .then(() => notifyAll(pool, CHANNEL, payloads))
+        .then(
+          () => (failing = false),
+          (err: Error) => {
+            // Once per outage: the replicas resync when it is over.
+            if (!failing)
+              log.warn({ err: err.message }, "NOTIFY failed: events are not reaching other replicas");
+            failing = true;
+          },
+        );
+    },
+  });
 
   return {
-    publish(topic, payload) {
-      const part = encode([topic, payload]);
-      if (part.length > MAX_FRAME) {
-        log.warn({ topic, bytes: part.length }, "event too large for NOTIFY: delivered on this replica only");
-        local.publish(topic, payload);
-        return;
-      }
-      pending.push(part);
-      if (!scheduled) {
-        scheduled = true;
-        setImmediate(flush);
-      }
-    },
+    publish: (topic, payload) => batcher.publish(topic, payload),
     subscribe: (topic) => local.subscribe(topic),
     // Subscribers on other replicas are not known here: assume there may be some.
     listening: () => true,
     async close() {
-      flush();
+      batcher.flush();
       await sent;
       await unlisten();
       if (owned) await Promise.allSettled([listener.close(), pool.end()]);

@@ -44,6 +44,24 @@ export interface LiveOptions {
 
 const TICK = Symbol("tick");
 
+/** The pending event; or, when `polling`, TICK if no event comes within `pollMs`. */
+async function eventOrTick<T>(
+  pending: Promise<T>,
+  polling: boolean,
+  pollMs: number,
+): Promise<T | typeof TICK> {
+  if (!polling) return pending;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      pending,
+      new Promise<typeof TICK>((ok) => (timer = setTimeout(ok, pollMs, TICK))),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /**
  * A subscription's source stream: bus events selected and loaded per `spec`, each held in a per-
  * subscription delay line until the caller's cutoff passes its time (delivered at once with REALTIME).
@@ -115,14 +133,7 @@ export function liveStream<E, K, O>(
           await readCurrent();
           continue;
         }
-        let timer: NodeJS.Timeout | undefined;
-        const r = line.size
-          ? await Promise.race([
-              pending,
-              new Promise<typeof TICK>((ok) => (timer = setTimeout(ok, pollMs, TICK))),
-            ])
-          : await pending;
-        clearTimeout(timer);
+        const r = await eventOrTick(pending, line.size > 0, pollMs);
         if (closed) continue;
         if (r !== TICK) {
           pending = null;
@@ -275,15 +286,7 @@ export function tailStream<E, P, O>(
           dirty = true;
           log.error({ err, what: spec.what }, "live subscription: reading stored rows failed");
         }
-        let timer: NodeJS.Timeout | undefined;
-        const r =
-          blockedAt !== null || dirty
-            ? await Promise.race([
-                pending,
-                new Promise<typeof TICK>((ok) => (timer = setTimeout(ok, pollMs, TICK))),
-              ])
-            : await pending;
-        clearTimeout(timer);
+        const r = await eventOrTick(pending, blockedAt !== null || dirty, pollMs);
         if (closed) continue;
         if (r !== TICK) {
           pending = null;

@@ -1,28 +1,10 @@
+import type { GeneratedQuote, GeneratedTrade } from "./trade.generator";
+
 /** A trade as the history keeps it (the tape comes from the instrument). */
-export interface HistoricTrade {
-  id: number;
-  timeMs: number;
-  /** Nanoseconds past `timeMs`. */
-  nanos: number;
-  price: number;
-  size: number;
-  exchange: string;
-  conditions: readonly string[];
-}
+export type HistoricTrade = Omit<GeneratedTrade, "kind" | "sym" | "symbol" | "tape" | "late">;
 
 /** A quote as the history keeps it; `id` numbers a symbol's quotes 1, 2, 3, … (for paging only). */
-export interface HistoricQuote {
-  id: number;
-  timeMs: number;
-  nanos: number;
-  bidExchange: string;
-  bidPrice: number;
-  bidSize: number;
-  askExchange: string;
-  askPrice: number;
-  askSize: number;
-  conditions: readonly string[];
-}
+export type HistoricQuote = Omit<GeneratedQuote, "kind" | "sym" | "symbol" | "tape">;
 
 type Column = Float64Array | Uint32Array | Uint8Array;
 type ColumnType = typeof Float64Array | typeof Uint32Array | typeof Uint8Array;

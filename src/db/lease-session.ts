@@ -27,8 +27,10 @@ export class LeaseSession {
       connectionString: opts.url,
       application_name: (APPLICATION_PREFIX + opts.replica).slice(0, MAX_APPLICATION_NAME),
       keepAlive: true,
-      // A holder whose health check hangs (network gone) stops ingest rather than wait indefinitely.
+      // A holder whose health check hangs (network gone) stops ingest rather than wait indefinitely, and
+      // a connection attempt that gets no answer (a server between stop and start) is tried again.
       query_timeout: Math.max(5000, opts.retryMs * 3),
+      connectionTimeoutMillis: Math.max(2000, opts.retryMs * 3),
     });
     let lost = false;
     const onLost = (err?: Error) => {

@@ -79,6 +79,8 @@ export class PgListener {
       connectionString: this.opts.url,
       application_name: this.opts.applicationName ?? "tickgraph-listen",
       keepAlive: true,
+      // An attempt that gets no answer is given up and tried again, rather than waited on for ever.
+      connectionTimeoutMillis: 2000,
     });
     client.on("notification", (msg) => {
       if (this.client !== client) return;

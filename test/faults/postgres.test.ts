@@ -226,6 +226,7 @@ test("Postgres restarted (fast, then immediate) and down 30 s under serve: ready
   await until("ticks", () => sub.ticks.length > 50);
 
   for (const fault of ["fast", "immediate", "down"] as const) {
+    const since = s.out.length;
     await pg.stop(fault === "immediate" ? "immediate" : "fast");
     if (fault === "down") {
       // Not ready while Postgres is away, yet alive and serving the socket.
@@ -241,7 +242,14 @@ test("Postgres restarted (fast, then immediate) and down 30 s under serve: ready
     await pg.start();
     const back = Date.now();
     // Anything that arrives from now on was committed after Postgres came back.
-    await until(`ticks again after the ${fault} outage`, () => sub.ticks.some((t) => t.at > back), 5000);
+    await until(
+      `ticks again after the ${fault} outage`,
+      () => sub.ticks.some((t) => t.at > back),
+      5000,
+    ).catch((err: Error) => {
+      // What serve said since the outage began, to tell which part did not come back.
+      throw new Error(`${err.message}; serve logged since:\n${s.out.slice(since).join("\n")}`);
+    });
     await until(`ready again after the ${fault} outage`, async () => (await readyz(url)) === 200);
     expect((await query(url)).data.quotes.nodes).toHaveLength(1);
   }

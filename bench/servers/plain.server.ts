@@ -22,6 +22,7 @@ async function answer({ operationName, variables: { s, n } }: Body): Promise<unk
       symbols: s,
       order: "DESC",
       limit: n + 1,
+      columns: ["symbol", "windowEnd", "open", "close", "volume"],
     });
     const { rows } = await pool.query<WindowRow>(sql, params);
     const nodes = rows.slice(0, n).map((r) => ({
@@ -33,11 +34,16 @@ async function answer({ operationName, variables: { s, n } }: Body): Promise<unk
     }));
     return { data: { windowAggregates: { nodes } } };
   }
-  const { sql, params } = quotePageSql({ symbols: s, order: "DESC", limit: n + 1 });
+  const { sql, params } = quotePageSql({
+    symbols: s,
+    order: "DESC",
+    limit: n + 1,
+    columns: ["symbol", "eventTime", "price", "size"],
+  });
   const { rows } = await pool.query<QuoteRow>(sql, params);
   const nodes = rows.slice(0, n).map((r) => ({
     symbol: r.symbol,
-    eventTime: r.eventTime.toISOString(),
+    eventTime: r.eventTime,
     price: r.price,
     size: r.size,
   }));

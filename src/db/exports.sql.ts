@@ -2,6 +2,7 @@ import { Readable } from "node:stream";
 import { Pool, type PoolClient } from "pg";
 import { to as copyTo } from "pg-copy-streams";
 import { dbQueries } from "../metrics";
+import { isoText } from "./text";
 
 /** What can be exported: the rows of `quotes`, `windowAggregates` and `accessLog`. */
 export type Dataset = "quotes" | "window-aggregates" | "access-log";
@@ -86,15 +87,12 @@ export const EXPORT_COLUMNS: Record<Dataset, Record<string, ColumnSql>> = {
   },
 };
 
-/** An instant as GraphQL's DateTime writes it: ISO 8601 in UTC with milliseconds (truncated, as JS dates). */
-const iso = (sql: string) => `to_char(${sql} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
-
 /** A column's value for a CSV cell (text, null as an empty cell) or a JSON value. */
 function valueSql(c: ColumnSql, format: ExportFormat, delayed: boolean): string {
   const sql = c.sql === "$delayed" ? String(delayed) : c.sql;
   switch (c.kind) {
     case "time":
-      return iso(sql);
+      return isoText(sql);
     case "int8":
       return `${sql}::text`;
     case "bool":

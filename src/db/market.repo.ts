@@ -1,11 +1,13 @@
 import type { DataSource } from "typeorm";
-import { sqlOf, type Sql } from "./sql";
+import { selectList, sqlOf, type Sql } from "./sql";
+import { isoText } from "./text";
 
 /** A stored trade with the best bid/ask at its time, as the read API serves it. */
 export interface QuoteRow {
   id: string;
   symbol: string;
-  eventTime: Date;
+  /** ISO 8601 in UTC with milliseconds, as the API writes instants. */
+  eventTime: string;
   /** Microseconds since the epoch, exact: the keyset cursor's first half. */
   eventUs: string;
   seq: string;
@@ -17,7 +19,7 @@ export interface QuoteRow {
   askSize: number | null;
   exchange: string | null;
   source: string;
-  receivedAt: Date;
+  receivedAt: string;
 }
 
 export interface InstrumentRow {
@@ -43,12 +45,32 @@ export interface QuotePageQuery {
   order: "ASC" | "DESC";
   /** Rows to fetch (the caller asks for one more than the page to learn whether another follows). */
   limit: number;
+  /** The properties to read (the others are left out of the rows); all when omitted. */
+  columns?: Iterable<keyof QuoteRow>;
 }
 
-const QUOTE_COLUMNS = `id, symbol, event_time AS "eventTime",
-  (extract(epoch FROM event_time) * 1000000)::int8::text AS "eventUs",
-  seq, price, size, bid, bid_size AS "bidSize", ask, ask_size AS "askSize",
-  exchange, source, received_at AS "receivedAt"`;
+/**
+ * Each property of a QuoteRow and the column it is read from. Instants come as the API writes them (ISO
+ * 8601 text, see `isoText`), so that a page's rows are never parsed into dates and written back.
+ */
+const QUOTE_COLUMN: Record<keyof QuoteRow, string> = {
+  id: "id",
+  symbol: "symbol",
+  eventTime: `${isoText("event_time")} AS "eventTime"`,
+  eventUs: `(extract(epoch FROM event_time) * 1000000)::int8::text AS "eventUs"`,
+  seq: "seq",
+  price: "price",
+  size: "size",
+  bid: "bid",
+  bidSize: `bid_size AS "bidSize"`,
+  ask: "ask",
+  askSize: `ask_size AS "askSize"`,
+  exchange: "exchange",
+  source: "source",
+  receivedAt: `${isoText("received_at")} AS "receivedAt"`,
+};
+
+const QUOTE_COLUMNS = selectList(QUOTE_COLUMN);
 
 const latestQuotesSql = (delayed: boolean) => `SELECT q.* FROM unnest($1::text[]) AS s(symbol)
   CROSS JOIN LATERAL (
@@ -153,7 +175,7 @@ export function quotePageSql(q: QuotePageQuery): { sql: string; params: unknown[
       `(event_time, id) ${cmp} (to_timestamp(0) + ${p(q.after.eventUs)}::int8 * interval '1 microsecond', ${p(q.after.id)}::int8)`,
     );
   }
-  const sql = `SELECT ${QUOTE_COLUMNS} FROM quotes
+  const sql = `SELECT ${selectList(QUOTE_COLUMN, q.columns)} FROM quotes
     ${where.length ? "WHERE " + where.join(" AND ") : ""}
     ORDER BY event_time ${dir}, id ${dir} LIMIT ${p(q.limit)}`;
   return { sql, params };

@@ -41,3 +41,13 @@ export function sqlOf(ds: DataSource): Sql {
     },
   };
 }
+
+/**
+ * The select list of `keys` (each once, in the order first named), from the SQL each property is read
+ * with; every property when `keys` is omitted. A list of none selects a constant, so that rows still
+ * come back (a page's count matters even when no column of it is asked for).
+ */
+export function selectList<K extends string>(columns: Record<K, string>, keys?: Iterable<K>): string {
+  const list = keys ? [...new Set(keys)].map((k) => columns[k]) : Object.values<string>(columns);
+  return list.length ? list.join(", ") : "1";
+}

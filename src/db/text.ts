@@ -19,3 +19,10 @@ export function storableText(text: string): string {
   if (!isUnstorable(text)) return text;
   return text.replace(UNSTORABLE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
+
+/**
+ * An instant as text the way GraphQL's DateTime writes it (ISO 8601 in UTC with milliseconds, truncated
+ * as JS dates are), so that it goes out as read.
+ */
+export const isoText = (sql: string): string =>
+  `to_char(${sql} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;

@@ -1,5 +1,5 @@
 import type { DataSource, EntityManager } from "typeorm";
-import { sqlOf, type Sql } from "../db/sql";
+import { selectList, sqlOf, type Sql } from "../db/sql";
 import { RANK_COLUMN, WINDOW_MS, WindowSize, type RankBy } from "../core/market";
 
 /** One stored window aggregate. */
@@ -40,12 +40,28 @@ export interface MoverRow {
 }
 
 /** Columns of window_aggregates as WindowRow fields. */
-const WINDOW_COLUMNS = `symbol, size, window_start AS "windowStart", window_end AS "windowEnd",
-  open, high, low, close, mean, vwap, volume, tick_count AS "tickCount", revision,
-  coalesce(window_end <= (SELECT final_until FROM window_progress WHERE id = 1), false) AS final,
-  (extract(epoch FROM updated_at) * 1000000)::int8::text AS "updatedUs",
-  coalesce(window_start < (SELECT min(event_time) FROM quotes), false) AS partial,
-  greatest(window_start, (SELECT min(event_time) FROM quotes)) AS "coveredFrom"`;
+/** Each property of a WindowRow and the column it is read from. */
+const WINDOW_COLUMN: Record<keyof WindowRow, string> = {
+  symbol: "symbol",
+  size: "size",
+  windowStart: `window_start AS "windowStart"`,
+  windowEnd: `window_end AS "windowEnd"`,
+  open: "open",
+  high: "high",
+  low: "low",
+  close: "close",
+  mean: "mean",
+  vwap: "vwap",
+  volume: "volume",
+  tickCount: `tick_count AS "tickCount"`,
+  revision: "revision",
+  final: `coalesce(window_end <= (SELECT final_until FROM window_progress WHERE id = 1), false) AS final`,
+  updatedUs: `(extract(epoch FROM updated_at) * 1000000)::int8::text AS "updatedUs"`,
+  partial: `coalesce(window_start < (SELECT min(event_time) FROM quotes), false) AS partial`,
+  coveredFrom: `greatest(window_start, (SELECT min(event_time) FROM quotes)) AS "coveredFrom"`,
+};
+
+const WINDOW_COLUMNS = selectList(WINDOW_COLUMN);
 
 export interface WindowPageQuery {
   size: WindowSize;
@@ -60,6 +76,8 @@ export interface WindowPageQuery {
   after?: { endMs: string; symbol: string };
   order: "ASC" | "DESC";
   limit: number;
+  /** The properties to read (the others are left out of the rows); all when omitted. */
+  columns?: Iterable<keyof WindowRow>;
 }
 
 export interface RankingQuery {
@@ -231,7 +249,7 @@ export function windowPageSql(q: WindowPageQuery): { sql: string; params: unknow
       `(window_end, symbol) ${dir === "ASC" ? ">" : "<"} (to_timestamp(0) + ${p(q.after.endMs)}::int8 * interval '1 millisecond', ${p(q.after.symbol)})`,
     );
   }
-  const sql = `SELECT ${WINDOW_COLUMNS} FROM window_aggregates WHERE ${where.join(" AND ")}
+  const sql = `SELECT ${selectList(WINDOW_COLUMN, q.columns)} FROM window_aggregates WHERE ${where.join(" AND ")}
     ORDER BY window_end ${dir}, symbol ${dir} LIMIT ${p(q.limit)}`;
   return { sql, params };
 }

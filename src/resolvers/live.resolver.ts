@@ -97,7 +97,7 @@ function quoteOf(t: CommittedTrades, k: number): Quote {
   return {
     id: t.id[k],
     symbol: t.symbol[k],
-    eventTime: new Date(t.time[k]),
+    eventTime: t.time[k],
     seq: String(t.seq[k]),
     price: t.price[k],
     size: t.size[k],
@@ -108,7 +108,7 @@ function quoteOf(t: CommittedTrades, k: number): Quote {
     exchange: t.exchange[k],
     delayed: false,
     source: t.source[k],
-    receivedAt: new Date(t.received[k]),
+    receivedAt: new Date(t.received[k]).toISOString(),
   };
 }
 
@@ -385,7 +385,7 @@ function resumedTicks(data: Data, symbols: string[], afterId: string): AsyncIter
       return rows.map((r) => toQuote(r, delayed));
     },
     positionOf: (q) => BigInt(q.id),
-    timeOf: (q) => q.eventTime.getTime(),
+    timeOf: (q) => Date.parse(q.eventTime),
     // An event without rows stands for rows stored but not carried: read them.
     concerns: (t) => rowCount(t) === 0 || t.symbol.some((s) => wanted.has(s)),
     itemsOf(t) {

@@ -1,3 +1,4 @@
+import { Kind, type FieldNode, type GraphQLResolveInfo, type SelectionSetNode } from "graphql";
 import { ArgsType, Field, Int, ObjectType } from "type-graphql";
 import { BadUserInputError } from "../errors";
 import { SortOrder } from "./enums";
@@ -70,7 +71,7 @@ export function checkSymbolCount(symbols: ReadonlySet<string> | readonly string[
 
 /**
  * One page of a connection from `rows` fetched with one extra row (which tells whether another page
- * follows). Edges, with a cursor each, are built only if the query selects them.
+ * follows). Edges, with a cursor each, and the end cursor are made only if the query selects them.
  */
 export function connectionOf<T>(rows: T[], size: number, cursorOf: (row: T) => string) {
   const nodes = rows.length > size ? rows.slice(0, size) : rows;
@@ -81,7 +82,10 @@ export function connectionOf<T>(rows: T[], size: number, cursorOf: (row: T) => s
     },
     pageInfo: {
       hasNextPage: rows.length > size,
-      endCursor: nodes.length ? cursorOf(nodes[nodes.length - 1]) : null,
+      // Only when asked: a page read without its cursors' columns has none to make.
+      get endCursor() {
+        return nodes.length ? cursorOf(nodes[nodes.length - 1]) : null;
+      },
     },
   };
 }
@@ -121,4 +125,37 @@ export function rangePage(args: RangePageArgs, maxPageSize: number) {
     from: args.from ?? undefined,
     to: args.to ?? undefined,
   };
+}
+
+/** The fields of a selection set, fragments followed (directives not evaluated). */
+function* fieldsOf(set: SelectionSetNode | undefined, info: GraphQLResolveInfo): Generator<FieldNode> {
+  if (!set) return;
+  for (const sel of set.selections) {
+    if (sel.kind === Kind.FIELD) yield sel;
+    else if (sel.kind === Kind.INLINE_FRAGMENT) yield* fieldsOf(sel.selectionSet, info);
+    else yield* fieldsOf(info.fragments[sel.name.value]?.selectionSet, info);
+  }
+}
+
+/**
+ * What a connection field's query asks of its nodes: the names of the fields selected on them (under
+ * `nodes` and under `edges { node }`), and whether it asks for cursors (`edges` or `pageInfo`), so that
+ * only those columns are read. @skip and @include are not evaluated: a field under them counts as
+ * selected, which reads a column too many, never one too few.
+ */
+export function nodeSelection(info: GraphQLResolveInfo): { fields: Set<string>; cursors: boolean } {
+  const fields = new Set<string>();
+  let cursors = false;
+  for (const root of info.fieldNodes)
+    for (const f of fieldsOf(root.selectionSet, info)) {
+      const name = f.name.value;
+      if (name === "nodes") for (const n of fieldsOf(f.selectionSet, info)) fields.add(n.name.value);
+      else if (name === "edges") {
+        cursors = true;
+        for (const e of fieldsOf(f.selectionSet, info))
+          if (e.name.value === "node")
+            for (const n of fieldsOf(e.selectionSet, info)) fields.add(n.name.value);
+      } else if (name === "pageInfo") cursors = true;
+    }
+  return { fields, cursors };
 }

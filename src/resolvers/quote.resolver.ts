@@ -1,4 +1,5 @@
-import { Arg, Args, Ctx, FieldResolver, Query, Resolver, Root } from "type-graphql";
+import type { GraphQLResolveInfo } from "graphql";
+import { Arg, Args, Ctx, FieldResolver, Info, Query, Resolver, Root } from "type-graphql";
 import type { QuotePageQuery, QuoteRow } from "../db/market.repo";
 import { delayCutoff } from "../policy/session";
 import type { Context } from "./context.type";
@@ -10,6 +11,7 @@ import {
   encodeCursor,
   EPOCH_US_PART,
   ID_PART,
+  nodeSelection,
   rangePage,
   RangePageArgs,
 } from "./page";
@@ -17,14 +19,51 @@ import { Quote, QuoteConnection, tickCursor, toQuote } from "./quote.type";
 
 const quoteCursor = (row: QuoteRow) => encodeCursor([row.eventUs, row.id]);
 
+/** What each field of Quote reads of its row; a field not named here reads the whole row. */
+const QUOTE_FIELD_READS: Record<string, (keyof QuoteRow)[]> = {
+  __typename: [],
+  delayed: [],
+  id: ["id"],
+  cursor: ["id"],
+  symbol: ["symbol"],
+  eventTime: ["eventTime"],
+  seq: ["seq"],
+  price: ["price"],
+  size: ["size"],
+  bid: ["bid"],
+  bidSize: ["bidSize"],
+  ask: ["ask"],
+  askSize: ["askSize"],
+  exchange: ["exchange"],
+  source: ["source"],
+  receivedAt: ["receivedAt"],
+  instrument: ["symbol", "exchange"],
+};
+
+/** The columns a `quotes` page reads: those of the fields selected, and the keys of its cursors if asked. */
+function quoteColumns(info: GraphQLResolveInfo): (keyof QuoteRow)[] | undefined {
+  const { fields, cursors } = nodeSelection(info);
+  const columns: (keyof QuoteRow)[] = cursors ? ["eventUs", "id"] : [];
+  for (const f of fields) {
+    const reads = QUOTE_FIELD_READS[f];
+    if (!reads) return undefined;
+    columns.push(...reads);
+  }
+  return columns;
+}
+
 @Resolver(() => Quote)
 export class QuoteResolver {
   @Query(() => QuoteConnection, {
     description: "Stored quotes, newest first by default, paged by cursor.",
   })
-  async quotes(@Ctx() ctx: Context, @Args() args: RangePageArgs): Promise<QuoteConnection> {
+  async quotes(
+    @Ctx() ctx: Context,
+    @Args() args: RangePageArgs,
+    @Info() info: GraphQLResolveInfo,
+  ): Promise<QuoteConnection> {
     const { size, order, symbols, from, to } = rangePage(args, ctx.config.limits.maxPageSize);
-    const q: QuotePageQuery = { order, limit: size + 1 };
+    const q: QuotePageQuery = { order, limit: size + 1, columns: quoteColumns(info) };
     if (symbols) q.symbols = symbols;
     if (from) q.from = from;
     if (to) q.to = to;

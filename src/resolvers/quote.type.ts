@@ -12,8 +12,9 @@ export class Quote {
   @Field()
   symbol: string;
 
-  @Field({ description: "Event time, as the feed stamped it." })
-  eventTime: Date;
+  /** ISO 8601 text (as the database reads instants out, or as the feed stamped it). */
+  @Field(() => Date, { description: "Event time, as the feed stamped it." })
+  eventTime: string;
 
   @Field({ description: "The feed's trade id, rising by one per symbol." })
   seq: string;
@@ -52,7 +53,7 @@ export class Quote {
 
   @Field(() => Date, { nullable: true })
   @Directive("@classified(level: CONFIDENTIAL)")
-  receivedAt: Date | null;
+  receivedAt: string | null;
 
   @Field(() => String, {
     description:

@@ -1,4 +1,5 @@
-import { Arg, Args, Ctx, FieldResolver, Float, Int, Query, Resolver, Root } from "type-graphql";
+import type { GraphQLResolveInfo } from "graphql";
+import { Arg, Args, Ctx, FieldResolver, Float, Info, Int, Query, Resolver, Root } from "type-graphql";
 import { BadUserInputError } from "../errors";
 import { delayCutoff } from "../policy/session";
 import { MoverBasis, RankBy, TOP_PRICE_PERIOD_MS, WindowSize, type WindowRow } from "../windows/windows";
@@ -11,6 +12,7 @@ import {
   encodeCursor,
   EPOCH_MS_PART,
   EPOCH_US_PART,
+  nodeSelection,
   rangePage,
   RangePageArgs,
   SYMBOL_PART,
@@ -33,6 +35,41 @@ export const windowPositionOf = (w: WindowRow): WindowPosition => ({
 
 export const windowStreamCursor = (p: WindowPosition): string =>
   encodeCursor(["w", p.updatedUs, p.endMs, p.symbol]);
+
+/** What each field of WindowAggregate reads of its row; a field not named here reads the whole row. */
+const WINDOW_FIELD_READS: Record<string, (keyof WindowRow)[]> = {
+  __typename: [],
+  delayed: [],
+  cursor: ["updatedUs", "windowEnd", "symbol"],
+  symbol: ["symbol"],
+  size: ["size"],
+  windowStart: ["windowStart"],
+  windowEnd: ["windowEnd"],
+  open: ["open"],
+  high: ["high"],
+  low: ["low"],
+  close: ["close"],
+  mean: ["mean"],
+  vwap: ["vwap"],
+  volume: ["volume"],
+  tickCount: ["tickCount"],
+  revision: ["revision"],
+  final: ["final"],
+  partial: ["partial"],
+  coveredFrom: ["coveredFrom"],
+};
+
+/** The columns a `windowAggregates` page reads: those of the fields selected, and its cursors' keys if asked. */
+function windowColumns(info: GraphQLResolveInfo): (keyof WindowRow)[] | undefined {
+  const { fields, cursors } = nodeSelection(info);
+  const columns: (keyof WindowRow)[] = cursors ? ["windowEnd", "symbol"] : [];
+  for (const f of fields) {
+    const reads = WINDOW_FIELD_READS[f];
+    if (!reads) return undefined;
+    columns.push(...reads);
+  }
+  return columns;
+}
 
 /** The position in a windowAggregates stream cursor; BAD_USER_INPUT when it is not one. */
 export function windowAfter(cursor: string): WindowPosition {
@@ -139,10 +176,16 @@ export class WindowResolver {
     @Ctx() ctx: Context,
     @Arg("size", () => WindowSize) size: WindowSize,
     @Args() args: RangePageArgs,
+    @Info() info: GraphQLResolveInfo,
   ): Promise<WindowAggregateConnection> {
     const { size: limit, order, symbols, from, to } = rangePage(args, ctx.config.limits.maxPageSize);
     const cutoff = delayCutoff(ctx);
-    const q: Parameters<Context["windows"]["page"]>[0] = { size, order, limit: limit + 1 };
+    const q: Parameters<Context["windows"]["page"]>[0] = {
+      size,
+      order,
+      limit: limit + 1,
+      columns: windowColumns(info),
+    };
     if (symbols) q.symbols = symbols;
     if (from) q.from = from;
     if (to) q.to = to;

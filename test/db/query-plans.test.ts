@@ -113,3 +113,25 @@ test.each([
   expect(p).toMatch(/Index Scan Backward using quotes_symbol_time_idx/);
   expect(p).not.toMatch(/Sort|Seq Scan|Filter/);
 });
+
+test("a quotes page asked for some columns reads only those, instants as the API writes them", async () => {
+  const { sql, params } = quotePageSql({
+    symbols: ["S1"],
+    order: "DESC",
+    limit: 3,
+    columns: ["price", "eventTime", "price"],
+  });
+  expect(sql).toMatch(
+    /^SELECT price, to_char\(event_time AT TIME ZONE 'UTC', [^)]+\) AS "eventTime" FROM quotes/,
+  );
+  const { rows } = await c.query(sql, params);
+  const full = await c.query(
+    `SELECT price, event_time FROM quotes WHERE symbol = 'S1' ORDER BY event_time DESC, id DESC LIMIT 3`,
+  );
+  expect(rows).toEqual(
+    full.rows.map((r: { price: number; event_time: Date }) => ({
+      price: r.price,
+      eventTime: r.event_time.toISOString(),
+    })),
+  );
+});

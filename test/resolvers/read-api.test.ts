@@ -60,6 +60,43 @@ describe("quotes", () => {
     expect(rows.every((r) => r.eventTime >= from && r.eventTime < to)).toBe(true);
   });
 
+  test("a page reads only the columns its selection needs, and serves the same values as the whole row", async () => {
+    const page = async (selection: string, fragments = "", first = 30) => {
+      const r = await t.gql(`{ quotes(symbols: ["NVDA"], first: ${first}) { ${selection} } } ${fragments}`);
+      expect(r.body.errors).toBeUndefined();
+      return r.body.data.quotes;
+    };
+    const ALL = `id symbol eventTime seq price size bid bidSize ask askSize exchange delayed cursor
+      instrument { symbol exchange }`;
+    const rows = (await page(`nodes { ${ALL} }`, "", 31)).nodes as Record<string, unknown>[];
+    expect(rows).toHaveLength(31);
+    const pick = (...keys: string[]) =>
+      rows.slice(0, 30).map((r) => Object.fromEntries(keys.map((k) => [k, r[k]])));
+    type Node = Record<string, unknown>;
+    const nodes = (c: { nodes: Node[] }) => c.nodes;
+    const edgeNodes = (c: { edges: { node: Node }[] }) => c.edges.map((e) => e.node);
+    // Each shape on its own page: fields reached through nodes, edges, fragments and inline fragments.
+    expect(nodes(await page(`nodes { price }`))).toEqual(pick("price"));
+    expect(nodes(await page(`nodes { eventTime size }`))).toEqual(pick("eventTime", "size"));
+    expect(edgeNodes(await page(`edges { node { ...Q } }`, `fragment Q on Quote { seq exchange }`))).toEqual(
+      pick("seq", "exchange"),
+    );
+    expect(nodes(await page(`nodes { ... on Quote { bid ask } }`))).toEqual(pick("bid", "ask"));
+    expect(nodes(await page(`nodes { cursor delayed }`))).toEqual(pick("cursor", "delayed"));
+    expect(nodes(await page(`nodes { instrument { symbol exchange } }`))).toEqual(pick("instrument"));
+    // Aliases, and cursors asked without any node field: the next page starts where the whole row's did.
+    const aliased = await page(`a: nodes { p: price } b: nodes { s: symbol } pageInfo { endCursor }`);
+    expect(aliased.a.map((n: Node) => n.p)).toEqual(pick("price").map((r) => r.price));
+    expect(aliased.b.map((n: Node) => n.s)).toEqual(pick("symbol").map((r) => r.symbol));
+    const next = await t.gql(
+      `query($a: String) { quotes(symbols: ["NVDA"], first: 1, after: $a) { nodes { id } } }`,
+      {
+        variables: { a: aliased.pageInfo.endCursor },
+      },
+    );
+    expect(next.body.data.quotes.nodes).toEqual([{ id: rows[30].id }]);
+  });
+
   test("an unknown symbol gives an empty page, not an error", async () => {
     const { body } = await t.gql(PAGE, { variables: { symbols: ["NOPE"] } });
     expect(body.errors).toBeUndefined();

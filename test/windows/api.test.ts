@@ -79,6 +79,40 @@ test("windowAggregates pages through one symbol's windows by cursor, newest firs
   expect(new Set(seen).size).toBe(seen.length);
 });
 
+test("a windowAggregates page reads only what its selection needs, and serves the same values as the whole row", async () => {
+  const page = async (selection: string, fragments = "") => {
+    const { body } = await gql(
+      `{ windowAggregates(size: FIVE_MINUTES, symbols: ["UP", "DOWN"], first: 40) { ${selection} } } ${fragments}`,
+    );
+    expect(body.errors).toBeUndefined();
+    return body.data.windowAggregates;
+  };
+  const ALL = `symbol size windowStart windowEnd open high low close mean vwap volume tickCount revision
+    final partial coveredFrom delayed cursor`;
+  const rows = (await page(`nodes { ${ALL} }`)).nodes as Record<string, unknown>[];
+  expect(rows).toHaveLength(40);
+  const pick = (...keys: string[]) => rows.map((r) => Object.fromEntries(keys.map((k) => [k, r[k]])));
+  type Node = Record<string, unknown>;
+  expect((await page(`nodes { windowEnd open close volume }`)).nodes).toEqual(
+    pick("windowEnd", "open", "close", "volume"),
+  );
+  expect((await page(`nodes { final partial coveredFrom }`)).nodes).toEqual(
+    pick("final", "partial", "coveredFrom"),
+  );
+  const viaEdges = await page(
+    `edges { node { ...W } } pageInfo { endCursor }`,
+    `fragment W on WindowAggregate { cursor vwap }`,
+  );
+  expect(viaEdges.edges.map((e: { node: Node }) => e.node)).toEqual(pick("cursor", "vwap"));
+  // The next page from a cursor of a projected page starts where the whole row's would.
+  const next = await gql(
+    `query($a: String) { windowAggregates(size: FIVE_MINUTES, symbols: ["UP", "DOWN"], first: 41) { nodes { windowEnd symbol } }
+       after: windowAggregates(size: FIVE_MINUTES, symbols: ["UP", "DOWN"], first: 1, after: $a) { nodes { windowEnd symbol } } }`,
+    { a: viaEdges.pageInfo.endCursor },
+  );
+  expect(next.body.data.after.nodes).toEqual([next.body.data.windowAggregates.nodes[40]]);
+});
+
 test("a full one-minute window holds 60 trades, open and close by time", async () => {
   const end = new Date(T0 + 120_000).toISOString();
   const { body } = await gql(

@@ -2,7 +2,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { log } from "../log";
 import { natsConnected, natsReconnects } from "../metrics";
 import { createEventBus, Topic, type EventBus } from "./bus";
-import { decode, pack, TickBatcher, type Frame } from "./codec";
+import { pack, TickBatcher } from "./codec";
 
 export interface NatsEventBus extends EventBus {
   close(): Promise<void>;
@@ -20,7 +20,7 @@ export interface NatsBusOptions {
 }
 
 /** Room left in a message for the frame around its events. */
-const FRAME_OVERHEAD = 64;
+const FRAME_OVERHEAD = 128;
 /**
  * Events are packed into messages of up to this many bytes: many small events go in few messages, and
  * no message is so large that encoding or parsing it holds up either replica's event loop.
@@ -29,10 +29,9 @@ const PACK_BYTES = 64 * 1024;
 
 /**
  * The bus across replicas on core NATS: events published on any replica reach subscribers on every
- * replica (itself included) through one subject, as the Postgres bus does through NOTIFY. The events of
- * one tick travel packed into messages of up to 64 KiB (an event alone may fill the server's
- * max_payload, 1 MiB by default); NATS
- * keeps a publisher's messages in order for each subscriber, so every replica sees them in the order
+ * other replica through one subject, as the Postgres bus does through NOTIFY, and its own at once. The
+ * events of one tick travel packed into messages of up to 64 KiB (an event alone may fill the server's
+ * max_payload, 1 MiB by default); NATS keeps a publisher's messages in order for each subscriber, so every replica sees them in the order
  * they were published. An event too large for one message is logged and delivered locally only.
  *
  * No JetStream: delivery is at most once. While the connection is down, events from elsewhere are lost
@@ -51,21 +50,11 @@ export async function createNatsEventBus(opts: NatsBusOptions): Promise<NatsEven
     // A dead server is noticed within a few seconds even when no socket error says so.
     pingInterval: 2000,
     maxPingOut: 2,
+    noEcho: true,
   });
   natsConnected.set(1);
   const maxBytes = Math.max(1024, nc.info?.max_payload ?? 1024 * 1024) - FRAME_OVERHEAD;
   const text = new TextDecoder();
-  nc.subscribe(subject, {
-    callback(err, msg) {
-      if (err) return log.warn({ err: err.message }, "NATS subscription failed");
-      try {
-        const frame = decode(text.decode(msg.data)) as Frame;
-        for (const [topic, event] of frame.events) local.publish(topic, event as never);
-      } catch (e) {
-        log.warn({ err: e }, "unreadable event on the bus");
-      }
-    },
-  });
   void (async () => {
     let lostAt: number | null = null;
     for await (const s of nc.status()) {
@@ -91,13 +80,13 @@ export async function createNatsEventBus(opts: NatsBusOptions): Promise<NatsEven
 
   let failing = false;
   const byteLength = (s: string) => Buffer.byteLength(s);
-  const batcher = new TickBatcher({
+  const batcher: TickBatcher = new TickBatcher({
     local,
     maxSize: maxBytes,
     sizeOf: byteLength,
     via: "NATS",
     send: (parts) => {
-      const frames = pack(parts, Math.min(PACK_BYTES, maxBytes), byteLength);
+      const frames = pack(batcher.id, parts, Math.min(PACK_BYTES, maxBytes), byteLength);
       try {
         for (const frame of frames) nc.publish(subject, frame);
         failing = false;
@@ -110,6 +99,14 @@ export async function createNatsEventBus(opts: NatsBusOptions): Promise<NatsEven
           );
         failing = true;
       }
+    },
+  });
+
+  // Its own messages are not echoed back (noEcho): its subscribers had them at once.
+  nc.subscribe(subject, {
+    callback(err, msg) {
+      if (err) return log.warn({ err: err.message }, "NATS subscription failed");
+      batcher.receive(text.decode(msg.data));
     },
   });
 

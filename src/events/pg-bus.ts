@@ -2,7 +2,7 @@ import { Pool } from "pg";
 import { notifyAll, PgListener } from "../db/listener";
 import { log } from "../log";
 import { createEventBus, Topic, type EventBus } from "./bus";
-import { decode, pack, TickBatcher, type Frame } from "./codec";
+import { pack, TickBatcher } from "./codec";
 
 /** The NOTIFY channel all replicas listen on. */
 export const CHANNEL = "tickgraph_events";
@@ -17,8 +17,8 @@ export interface PgEventBus extends EventBus {
 export type PgBusSource = string | { listener: PgListener; pool: Pool };
 
 /**
- * The bus across replicas: events published on any replica reach subscribers on every replica (itself
- * included) through Postgres LISTEN/NOTIFY. Publishes of one tick are packed into as few NOTIFYs as fit;
+ * The bus across replicas: events published on any replica reach subscribers on every other replica
+ * through Postgres LISTEN/NOTIFY, and its own at once (see TickBatcher). Publishes of one tick are packed into as few NOTIFYs as fit;
  * an event too large for one NOTIFY is logged and delivered locally only. While the connection that
  * listens is down, events from elsewhere are lost: once it is back, RESYNC is published locally.
  */
@@ -32,27 +32,15 @@ export async function createPgEventBus(source: PgBusSource): Promise<PgEventBus>
     ? new Pool({ connectionString: source, max: 1, application_name: "tickgraph-bus" })
     : source.pool;
   if (owned) pool.on("error", (err) => log.warn({ err: err.message }, "event bus connection failed"));
-  const unlisten = await listener.listen(CHANNEL, {
-    notify(payload) {
-      try {
-        const frame = decode(payload) as Frame;
-        for (const [topic, event] of frame.events) local.publish(topic, event as never);
-      } catch (err) {
-        log.warn({ err }, "unreadable event on the bus");
-      }
-    },
-    resync: () => local.publish(Topic.RESYNC, { at: new Date() }),
-  });
-
   let failing = false;
   // Each NOTIFY waits for the one before: events reach other replicas in the order they were published.
   let sent: Promise<unknown> = Promise.resolve();
-  const batcher = new TickBatcher({
+  const batcher: TickBatcher = new TickBatcher({
     local,
     maxSize: MAX_FRAME,
     via: "NOTIFY",
     send: (parts) => {
-      const payloads = pack(parts, MAX_FRAME);
+      const payloads = pack(batcher.id, parts, MAX_FRAME);
       // One statement for the whole tick.
       sent = sent
         .then(() => notifyAll(pool, CHANNEL, payloads))
@@ -66,6 +54,10 @@ export async function createPgEventBus(source: PgBusSource): Promise<PgEventBus>
           },
         );
     },
+  });
+  const unlisten = await listener.listen(CHANNEL, {
+    notify: (payload) => batcher.receive(payload),
+    resync: () => local.publish(Topic.RESYNC, { at: new Date() }),
   });
 
   return {

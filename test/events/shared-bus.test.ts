@@ -1,4 +1,7 @@
+import { Pool } from "pg";
+import { PgListener } from "../../src/db/listener";
 import { Topic } from "../../src/events/bus";
+import { createPgEventBus } from "../../src/events/pg-bus";
 import { WindowSize } from "../../src/windows/windows";
 import { splitWindowsEvent, type WindowsEvent } from "../../src/windows/window.engine";
 import { busEnv, openBus, SHARED_BUSES, type ClosableBus } from "../support/buses";
@@ -75,6 +78,37 @@ describe.each(SHARED_BUSES)("over %s", (kind) => {
     const got = await onB;
     expect(got).toEqual(Array.from({ length: n }, (_, i) => event(i % 60, 1 + (i % 7))));
   });
+});
+
+test("a replica's subscribers receive its events at once, once each, even while NOTIFY cannot be sent", async () => {
+  const db = await createTestDatabase();
+  const listener = await PgListener.start({ url: db.url });
+  // NOTIFY goes through a pool whose server is gone (nothing listens on port 1): every send fails.
+  const gone = new Pool({ connectionString: "postgres://postgres@127.0.0.1:1/postgres" });
+  gone.on("error", () => undefined);
+  const own = await createPgEventBus({ listener, pool: gone });
+  const other = await createPgEventBus(db.url);
+  try {
+    const onOwn = take(own.subscribe(Topic.WINDOWS), 3);
+    const onOther = other.subscribe(Topic.WINDOWS);
+    const reached: unknown[] = [];
+    void (async () => {
+      for await (const e of onOther) reached.push(e);
+    })();
+    await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 3; i++) own.publish(Topic.WINDOWS, event(i));
+    expect(await onOwn).toEqual([event(0), event(1), event(2)]);
+    // Nothing travelled, and nothing came twice once the sends had failed.
+    const more = take(own.subscribe(Topic.WINDOWS), 1);
+    own.publish(Topic.WINDOWS, event(9));
+    expect(await more).toEqual([event(9)]);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(reached).toEqual([]);
+    await onOther.return?.();
+  } finally {
+    await Promise.all([own.close(), other.close(), listener.close(), gone.end()]);
+    await db.drop();
+  }
 });
 
 test("a large engine event is split into pieces that each fit one NOTIFY and together say the same", () => {

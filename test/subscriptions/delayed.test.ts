@@ -71,11 +71,12 @@ test("on the live market every live field is served delayed and without depth, t
 // serves it), never sent twice or out of order.
 test("a caller granted REALTIME mid-stream goes from delayed to live events, in order", async () => {
   const eve = t.ws({ connectionParams: { authorization: `Bearer ${await t.token("eve")}` } });
-  const fresh = (e: Event<{ topSymbols: { windowEnd: string; delayed: boolean } }>) =>
+  type Ranking = { windowEnd: string; delayed: boolean; entries: { symbol: string; value: number }[] };
+  const fresh = (e: Event<{ topSymbols: Ranking }>) =>
     !e.data.topSymbols.delayed && Date.parse(e.data.topSymbols.windowEnd) > (e.seen as number) - DELAY_MS;
-  const stream = collect<{ topSymbols: { windowEnd: string; delayed: boolean } }>(
+  const stream = collect<{ topSymbols: Ranking }>(
     eve,
-    `subscription { topSymbols(size: ONE_MINUTE) { windowEnd delayed } }`,
+    `subscription { topSymbols(size: ONE_MINUTE) { windowEnd delayed entries { symbol value } } }`,
     (e) => e.some(fresh),
     { onEvent: () => t.platform.ingest!.clock.now().getTime() },
   );
@@ -84,8 +85,14 @@ test("a caller granted REALTIME mid-stream goes from delayed to live events, in 
   await grantEntitlements(t, "eve", [Entitlement.REALTIME]);
   const events = await stream;
   expect(events[0].data.topSymbols.delayed).toBe(true);
-  const ends = events.map((e) => Date.parse(e.data.topSymbols.windowEnd));
-  expect(ends.slice(1).every((x, i) => x > ends[i])).toBe(true);
+  // Each event a later window's ranking, or the same window's corrected (late trades revised it): never
+  // an earlier window, never the same ranking twice.
+  const rankings = events.map((e) => e.data.topSymbols);
+  for (let k = 1; k < rankings.length; k++) {
+    const [a, b] = [rankings[k - 1], rankings[k]];
+    expect(Date.parse(b.windowEnd)).toBeGreaterThanOrEqual(Date.parse(a.windowEnd));
+    if (b.windowEnd === a.windowEnd) expect(b.entries).not.toEqual(a.entries);
+  }
   const firstLive = events.findIndex((e) => !e.data.topSymbols.delayed);
   expect(events.slice(firstLive).every((e) => !e.data.topSymbols.delayed)).toBe(true);
 });

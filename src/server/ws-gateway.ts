@@ -10,6 +10,7 @@ import {
   type GraphQLSchema,
 } from "graphql";
 import type { Disposable, ServerOptions } from "graphql-ws";
+import { LRUCache } from "lru-cache";
 import type { WebSocket, WebSocketServer } from "ws";
 import type { Config } from "../config/config";
 import { setLongTimeout, type LongTimeout } from "../core/timers";
@@ -76,10 +77,21 @@ export interface WsGatewayDeps {
  * operation validated, limited and logged exactly as over HTTP, subscriptions handed to the fan-out,
  * and every connection the server closes logged as a refusal.
  */
+/** Query texts whose parse and validation are kept, as Apollo's document store keeps them over HTTP. */
+const DOCUMENTS = 1000;
+
 export class WsGateway {
   private readonly states = new WeakMap<WebSocket, WsState>();
   private readonly transports = new WeakMap<Context, Transport>();
   private readonly served: Disposable;
+  /**
+   * Each query text parsed and validated once: a screen's thousands of subscribers of one query share one
+   * document (graphql-js never changes a document it is given) instead of holding a copy each.
+   */
+  private readonly documents = new LRUCache<
+    string,
+    { document: DocumentNode; invalid: readonly GraphQLError[] }
+  >({ max: DOCUMENTS });
 
   constructor(
     wss: WebSocketServer,
@@ -184,17 +196,22 @@ export class WsGateway {
             new ClientError(ErrorCode.BAD_REQUEST, `The request nests deeper than ${MAX_BODY_DEPTH} levels.`),
           ]);
         }
-        let document: DocumentNode;
-        try {
-          document = parse(payload.query);
-        } catch (err) {
-          return refuse([
-            new GraphQLError((err as Error).message, {
-              extensions: { code: ErrorCode.GRAPHQL_PARSE_FAILED },
-            }),
-          ]);
+        let known = this.documents.get(payload.query);
+        if (!known) {
+          let document: DocumentNode;
+          try {
+            document = parse(payload.query);
+          } catch (err) {
+            return refuse([
+              new GraphQLError((err as Error).message, {
+                extensions: { code: ErrorCode.GRAPHQL_PARSE_FAILED },
+              }),
+            ]);
+          }
+          known = { document, invalid: validate(schema, document, rules) };
+          this.documents.set(payload.query, known);
         }
-        const invalid = validate(schema, document, rules);
+        const { document, invalid } = known;
         if (invalid.length) {
           return refuse(
             invalid.map(

@@ -1,5 +1,6 @@
 import "reflect-metadata";
 import { fork, type ChildProcess } from "node:child_process";
+import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { Client } from "pg";
 import { createDataSource, migrate } from "../src/db/data-source";
@@ -104,6 +105,30 @@ async function until(what: string, ok: () => Promise<boolean>): Promise<void> {
   }
 }
 
+/** BENCH_HEAP: where the server's heap snapshots go. */
+const HEAP_DIR = process.env.BENCH_HEAP ?? "";
+
+/**
+ * A heap snapshot of `proc` (started with --heapsnapshot-signal=SIGUSR2) in HEAP_DIR, taken after the
+ * measured seconds, since writing it stops the server for seconds: its file name once written.
+ */
+async function heapSnapshot(proc: ChildProcess): Promise<string> {
+  const before = new Set(readdirSync(HEAP_DIR));
+  proc.kill("SIGUSR2");
+  let file = "";
+  let size = -1;
+  await until("the heap snapshot", async () => {
+    file ||= readdirSync(HEAP_DIR).find((f) => f.endsWith(".heapsnapshot") && !before.has(f)) ?? "";
+    if (!file) return false;
+    const now = statSync(join(HEAP_DIR, file)).size;
+    // Written once the file stops growing and the server answers again.
+    const done = now === size && now > 0 && (await subscribers(proc)) >= 0;
+    size = now;
+    return done;
+  });
+  return join(HEAP_DIR, file);
+}
+
 async function main() {
   const perStep = (flags.warmup + flags.seconds) * flags.rate;
   const ends = Array.from(
@@ -113,8 +138,12 @@ async function main() {
   const url = await benchDatabase("tickgraph_bench_fanout");
   await prepare(url, ends);
   const server = fork(join(__dirname, "servers/fanout.server.js"), {
-    // BENCH_PROFILE=dir writes the server's CPU profile there (open it in Chrome's DevTools).
-    execArgv: process.env.BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [],
+    // BENCH_PROFILE=dir writes the server's CPU profile there (open it in Chrome's DevTools); BENCH_HEAP=dir
+    // a heap snapshot of it at the end of each step, subscribers still connected (see heapSnapshot).
+    execArgv: [
+      ...(process.env.BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []),
+      ...(HEAP_DIR ? ["--heapsnapshot-signal=SIGUSR2", `--diagnostic-dir=${HEAP_DIR}`] : []),
+    ],
     env: {
       ...process.env,
       DATABASE_URL: url,
@@ -171,6 +200,7 @@ async function main() {
       server.off("message", onPublished);
       tell({ measure: "stop" });
       const srv = await next(server, (r: ServerReport): r is Row["server"] => "cpuMs" in r);
+      if (HEAP_DIR) process.stdout.write(`heap snapshot ${await heapSnapshot(server)}… `);
       ask({ measure: "stop", published });
       const cli = merge(await all((r): r is Measured => "latencies" in r));
       ask({ close: true });

@@ -342,7 +342,7 @@ test("Postgres restarted (fast, then immediate) and down 30 s under serve: ready
   } finally {
     await app.end();
   }
-}, 120_000);
+}, 240_000);
 
 test("SIGTERM with Postgres down exits within the grace period: stopped, then frozen (accepting connections, never answering)", async () => {
   const feed = await startFeed();
@@ -378,4 +378,4 @@ test("SIGTERM with Postgres down exits within the grace period: stopped, then fr
     pg.thaw();
   }
   await kill(feed.proc, "SIGTERM");
-}, 90_000);
+}, 180_000);

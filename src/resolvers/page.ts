@@ -143,7 +143,7 @@ function* fieldsOf(set: SelectionSetNode | undefined, info: GraphQLResolveInfo):
  * only those columns are read. @skip and @include are not evaluated: a field under them counts as
  * selected, which reads a column too many, never one too few.
  */
-export function nodeSelection(info: GraphQLResolveInfo): { fields: Set<string>; cursors: boolean } {
+function nodeSelection(info: GraphQLResolveInfo): { fields: Set<string>; cursors: boolean } {
   const fields = new Set<string>();
   let cursors = false;
   for (const root of info.fieldNodes)
@@ -158,4 +158,24 @@ export function nodeSelection(info: GraphQLResolveInfo): { fields: Set<string>; 
       } else if (name === "pageInfo") cursors = true;
     }
   return { fields, cursors };
+}
+
+/**
+ * The row properties a connection's page reads: those `reads` names for each node field selected, and
+ * `cursorKeys` when cursors are asked for. Undefined (read the whole row) when a field is selected that
+ * `reads` does not name, so that a field added later is never served from a row that lacks it.
+ */
+export function selectedColumns<K extends string>(
+  info: GraphQLResolveInfo,
+  reads: Record<string, K[]>,
+  cursorKeys: K[],
+): K[] | undefined {
+  const { fields, cursors } = nodeSelection(info);
+  const columns: K[] = cursors ? [...cursorKeys] : [];
+  for (const f of fields) {
+    const r = reads[f];
+    if (!r) return undefined;
+    columns.push(...r);
+  }
+  return columns;
 }

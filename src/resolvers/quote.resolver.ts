@@ -11,7 +11,7 @@ import {
   encodeCursor,
   EPOCH_US_PART,
   ID_PART,
-  nodeSelection,
+  selectedColumns,
   rangePage,
   RangePageArgs,
 } from "./page";
@@ -19,7 +19,7 @@ import { Quote, QuoteConnection, tickCursor, toQuote } from "./quote.type";
 
 const quoteCursor = (row: QuoteRow) => encodeCursor([row.eventUs, row.id]);
 
-/** What each field of Quote reads of its row; a field not named here reads the whole row. */
+/** What each field of Quote reads of its row (see selectedColumns). */
 const QUOTE_FIELD_READS: Record<string, (keyof QuoteRow)[]> = {
   __typename: [],
   delayed: [],
@@ -40,18 +40,6 @@ const QUOTE_FIELD_READS: Record<string, (keyof QuoteRow)[]> = {
   instrument: ["symbol", "exchange"],
 };
 
-/** The columns a `quotes` page reads: those of the fields selected, and the keys of its cursors if asked. */
-function quoteColumns(info: GraphQLResolveInfo): (keyof QuoteRow)[] | undefined {
-  const { fields, cursors } = nodeSelection(info);
-  const columns: (keyof QuoteRow)[] = cursors ? ["eventUs", "id"] : [];
-  for (const f of fields) {
-    const reads = QUOTE_FIELD_READS[f];
-    if (!reads) return undefined;
-    columns.push(...reads);
-  }
-  return columns;
-}
-
 @Resolver(() => Quote)
 export class QuoteResolver {
   @Query(() => QuoteConnection, {
@@ -63,7 +51,11 @@ export class QuoteResolver {
     @Info() info: GraphQLResolveInfo,
   ): Promise<QuoteConnection> {
     const { size, order, symbols, from, to } = rangePage(args, ctx.config.limits.maxPageSize);
-    const q: QuotePageQuery = { order, limit: size + 1, columns: quoteColumns(info) };
+    const q: QuotePageQuery = {
+      order,
+      limit: size + 1,
+      columns: selectedColumns(info, QUOTE_FIELD_READS, ["eventUs", "id"]),
+    };
     if (symbols) q.symbols = symbols;
     if (from) q.from = from;
     if (to) q.to = to;

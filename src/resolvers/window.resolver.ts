@@ -12,7 +12,7 @@ import {
   encodeCursor,
   EPOCH_MS_PART,
   EPOCH_US_PART,
-  nodeSelection,
+  selectedColumns,
   rangePage,
   RangePageArgs,
   SYMBOL_PART,
@@ -36,7 +36,7 @@ export const windowPositionOf = (w: WindowRow): WindowPosition => ({
 export const windowStreamCursor = (p: WindowPosition): string =>
   encodeCursor(["w", p.updatedUs, p.endMs, p.symbol]);
 
-/** What each field of WindowAggregate reads of its row; a field not named here reads the whole row. */
+/** What each field of WindowAggregate reads of its row (see selectedColumns). */
 const WINDOW_FIELD_READS: Record<string, (keyof WindowRow)[]> = {
   __typename: [],
   delayed: [],
@@ -58,18 +58,6 @@ const WINDOW_FIELD_READS: Record<string, (keyof WindowRow)[]> = {
   partial: ["partial"],
   coveredFrom: ["coveredFrom"],
 };
-
-/** The columns a `windowAggregates` page reads: those of the fields selected, and its cursors' keys if asked. */
-function windowColumns(info: GraphQLResolveInfo): (keyof WindowRow)[] | undefined {
-  const { fields, cursors } = nodeSelection(info);
-  const columns: (keyof WindowRow)[] = cursors ? ["windowEnd", "symbol"] : [];
-  for (const f of fields) {
-    const reads = WINDOW_FIELD_READS[f];
-    if (!reads) return undefined;
-    columns.push(...reads);
-  }
-  return columns;
-}
 
 /** The position in a windowAggregates stream cursor; BAD_USER_INPUT when it is not one. */
 export function windowAfter(cursor: string): WindowPosition {
@@ -184,7 +172,7 @@ export class WindowResolver {
       size,
       order,
       limit: limit + 1,
-      columns: windowColumns(info),
+      columns: selectedColumns(info, WINDOW_FIELD_READS, ["windowEnd", "symbol"]),
     };
     if (symbols) q.symbols = symbols;
     if (from) q.from = from;

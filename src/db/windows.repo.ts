@@ -39,7 +39,6 @@ export interface MoverRow {
   volume: number;
 }
 
-/** Columns of window_aggregates as WindowRow fields. */
 /** Each property of a WindowRow and the column it is read from. */
 const WINDOW_COLUMN: Record<keyof WindowRow, string> = {
   symbol: "symbol",

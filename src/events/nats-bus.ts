@@ -31,8 +31,8 @@ const PACK_BYTES = 64 * 1024;
  * The bus across replicas on core NATS: events published on any replica reach subscribers on every
  * other replica through one subject, as the Postgres bus does through NOTIFY, and its own at once. The
  * events of one tick travel packed into messages of up to 64 KiB (an event alone may fill the server's
- * max_payload, 1 MiB by default); NATS keeps a publisher's messages in order for each subscriber, so every replica sees them in the order
- * they were published. An event too large for one message is logged and delivered locally only.
+ * max_payload, 1 MiB by default); NATS keeps a publisher's messages in order for each subscriber, so
+ * every replica sees them in the order they were published. An event too large for one message is logged and delivered locally only.
  *
  * No JetStream: delivery is at most once. While the connection is down, events from elsewhere are lost
  * (what this replica publishes meanwhile waits in the client's reconnect buffer); once it is back, RESYNC

@@ -18,8 +18,9 @@ export type PgBusSource = string | { listener: PgListener; pool: Pool };
 
 /**
  * The bus across replicas: events published on any replica reach subscribers on every other replica
- * through Postgres LISTEN/NOTIFY, and its own at once (see TickBatcher). Publishes of one tick are packed into as few NOTIFYs as fit;
- * an event too large for one NOTIFY is logged and delivered locally only. While the connection that
+ * through Postgres LISTEN/NOTIFY, and its own at once (see TickBatcher). Publishes of one tick are
+ * packed into as few NOTIFYs as fit; an event too large for one NOTIFY is logged and delivered locally
+ * only. While the connection that
  * listens is down, events from elsewhere are lost: once it is back, RESYNC is published locally.
  */
 export async function createPgEventBus(source: PgBusSource): Promise<PgEventBus> {

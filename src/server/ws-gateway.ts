@@ -72,14 +72,14 @@ export interface WsGatewayDeps {
   caps: PrincipalCaps;
 }
 
+/** Query texts whose parse and validation are kept, as Apollo's document store keeps them over HTTP. */
+const DOCUMENTS = 1000;
+
 /**
  * graphql-ws on the GraphQL path: connections authenticated once and capped per principal, every
  * operation validated, limited and logged exactly as over HTTP, subscriptions handed to the fan-out,
  * and every connection the server closes logged as a refusal.
  */
-/** Query texts whose parse and validation are kept, as Apollo's document store keeps them over HTTP. */
-const DOCUMENTS = 1000;
-
 export class WsGateway {
   private readonly states = new WeakMap<WebSocket, WsState>();
   private readonly transports = new WeakMap<Context, Transport>();

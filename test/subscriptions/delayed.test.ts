@@ -30,8 +30,12 @@ beforeAll(async () => {
 afterAll(() => t.close());
 
 test("on the live market every live field is served delayed and without depth, ticks in order", async () => {
-  const { body } = await t.gql(`{ instruments { symbol } }`);
-  const symbols = (body.data?.instruments ?? []).map((i: { symbol: string }) => i.symbol).slice(0, 3);
+  // The ingest stores the feed's instruments once it has connected: wait for them.
+  const symbols = await until("the feed's instruments", async () => {
+    const { body } = await t.gql(`{ instruments { symbol } }`);
+    const found = (body.data?.instruments ?? []).map((i: { symbol: string }) => i.symbol).slice(0, 3);
+    return found.length === 3 ? (found as string[]) : undefined;
+  });
   const [ticks, rankings, aggregates, movers] = await Promise.all([
     collect<{ quoteTicks: { eventTime: string; delayed: boolean; bid: number | null; ask: number | null } }>(
       dave,

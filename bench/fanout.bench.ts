@@ -7,9 +7,10 @@ import { createDataSource, migrate } from "../src/db/data-source";
 import { Role } from "../src/policy/principal";
 import { mintToken } from "../src/policy/tokens";
 import { seedWindows } from "../test/support/seed";
+import { summariseProfile } from "./profile";
 import type { ClientCommand, ClientReport } from "./servers/fanout.clients";
 import type { ServerCommand, ServerReport } from "./servers/fanout.protocol";
-import { benchDatabase, numericFlags } from "./support";
+import { benchDatabase, monotonicUs, numericFlags } from "./support";
 
 // bench:fanout — N subscribers (one connection each, in a separate process) to one ranking topic at
 // `rate` events/s, then to quoteTicks spread over `symbols` symbols: deliveries/s, publish-to-receive
@@ -45,7 +46,7 @@ function next<R, T extends R>(child: ChildProcess, match: (r: R) => r is T): Pro
   });
 }
 
-async function prepare(url: string, ends: Date[]): Promise<void> {
+async function prepare(url: string, current: Date): Promise<void> {
   const ds = createDataSource({ url, statementTimeoutMs: 600_000, poolSize: 1 });
   await ds.initialize();
   await migrate(ds);
@@ -64,11 +65,16 @@ async function prepare(url: string, ends: Date[]): Promise<void> {
      ON CONFLICT (principal, entitlement) WHERE revoked_at IS NULL DO NOTHING`,
   );
   await c.end();
-  await seedWindows(url, { symbols, ends });
+  await seedWindows(url, { symbols, ends: [current] });
 }
 
 interface Row {
   what: string;
+  /** The server measured. */
+  pid: number;
+  /** The measured seconds, on the machine's monotonic clock (µs): where the server's profile is read. */
+  fromUs: number;
+  toUs: number;
   subscribers: number;
   client: { received: number; p50: number; p99: number; max: number; errors: number };
   server: Extract<ServerReport, { cpuMs: number }>;
@@ -130,13 +136,19 @@ async function heapSnapshot(proc: ChildProcess): Promise<string> {
 }
 
 async function main() {
+  // A subscriber of a board is sent its current value first, and no window older than that after it:
+  // each step publishes windows of its own, stored once its subscribers are in (as the window engine
+  // stores a window before it publishes it), all newer than what the step's subscribers were sent first.
   const perStep = (flags.warmup + flags.seconds) * flags.rate;
-  const ends = Array.from(
-    { length: perStep },
-    (_, k) => new Date(Date.parse("2026-01-05T15:00:00Z") + k * 10_000),
-  );
+  const base = Date.parse("2026-01-05T15:00:00Z");
+  let stepsPublished = 0;
+  const nextEnds = () => {
+    const from = base + stepsPublished++ * perStep * 10_000;
+    return Array.from({ length: perStep }, (_, k) => new Date(from + k * 10_000));
+  };
+  const symbols = Array.from({ length: flags.symbols }, (_, i) => symbolName(i));
   const url = await benchDatabase("tickgraph_bench_fanout");
-  await prepare(url, ends);
+  await prepare(url, new Date(base - 10_000));
   const server = fork(join(__dirname, "servers/fanout.server.js"), {
     // BENCH_PROFILE=dir writes the server's CPU profile there (open it in Chrome's DevTools); BENCH_HEAP=dir
     // a heap snapshot of it at the end of each step, subscribers still connected (see heapSnapshot).
@@ -174,6 +186,7 @@ async function main() {
       n: number,
       operations: { query: string; variables?: object }[],
       publish: (from: number, count: number) => ServerCommand,
+      stored?: () => Promise<void>,
     ) => {
       process.stdout.write(`${what}: ${n.toLocaleString()} subscribers… `);
       const share = (k: number) => Math.floor(n / clients.length) + (k < n % clients.length ? 1 : 0);
@@ -186,6 +199,7 @@ async function main() {
       const server = target.proc;
       const tell = (cmd: ServerCommand) => server.send(cmd);
       await until(`${n} subscribers`, async () => (await subscribers(server)) === n);
+      await stored?.();
       const published: Record<string, number> = {};
       const onPublished = (r: ServerReport) => "published" in r && (published[r.published] = r.at);
       const warm = flags.warmup * flags.rate;
@@ -194,9 +208,11 @@ async function main() {
       ask({ measure: "start" });
       tell({ measure: "start" });
       server.on("message", onPublished);
+      const fromUs = monotonicUs();
       tell(publish(warm, flags.seconds * flags.rate));
       await next(server, (r: ServerReport): r is { done: true } => "done" in r);
       await new Promise((r) => setTimeout(r, 1000)); // the last event's deliveries
+      const toUs = monotonicUs();
       server.off("message", onPublished);
       tell({ measure: "stop" });
       const srv = await next(server, (r: ServerReport): r is Row["server"] => "cpuMs" in r);
@@ -206,19 +222,28 @@ async function main() {
       ask({ close: true });
       await all((r): r is { closed: true } => "closed" in r);
       await until("subscribers gone", async () => (await subscribers(server)) === 0);
-      rows.push({ what, subscribers: n, client: cli, server: srv });
+      rows.push({ what, pid: server.pid!, fromUs, toUs, subscribers: n, client: cli, server: srv });
       process.stdout.write(`p99 ${cli.p99.toFixed(1)} ms\n`);
     };
 
     const tg = { proc: server, wsUrl };
-    const windows = (from: number, count: number): ServerCommand => ({
-      publish: "windows",
-      ends: ends.slice(from, from + count).map((e) => e.toISOString()),
-      rate: flags.rate,
-    });
-    for (const n of SUBSCRIBERS) await step(tg, "topSymbols", n, [{ query: TOP }], windows);
+    /** A step's windows: published `from`… of them, stored by `stored` (the first to be called). */
+    const windowStep = () => {
+      const ends = nextEnds();
+      return {
+        publish: (from: number, count: number): ServerCommand => ({
+          publish: "windows",
+          ends: ends.slice(from, from + count).map((e) => e.toISOString()),
+          rate: flags.rate,
+        }),
+        stored: () => seedWindows(url, { symbols, ends }),
+      };
+    };
+    for (const n of SUBSCRIBERS) {
+      const w = windowStep();
+      await step(tg, "topSymbols", n, [{ query: TOP }], w.publish, w.stored);
+    }
     if (flags.ticks) {
-      const symbols = Array.from({ length: flags.symbols }, (_, i) => symbolName(i));
       await step(
         tg,
         `quoteTicks (${flags.symbols} symbols)`,
@@ -234,14 +259,16 @@ async function main() {
         const at = await next(floor, (r: ServerReport): r is { port: number } => "port" in r);
         const n = Math.max(...SUBSCRIBERS);
         const bare = { proc: floor, wsUrl: `ws://127.0.0.1:${at.port}/graphql` };
-        await step(bare, "bare ws server (floor)", n, [{ query: TOP }], windows);
+        await step(bare, "bare ws server (floor)", n, [{ query: TOP }], windowStep().publish);
       } finally {
         floor.kill();
       }
     }
   } finally {
+    const exited = new Promise((r) => server.once("exit", r));
     server.kill("SIGTERM");
     clients.forEach((c) => c.kill());
+    await exited; // its CPU profile is written on exit
   }
 
   const cells = (r: Row) => {
@@ -267,6 +294,36 @@ async function main() {
       ``,
     ].join("\n"),
   );
+  if (process.env.BENCH_PROFILE)
+    printProfile(
+      process.env.BENCH_PROFILE,
+      server.pid!,
+      rows.filter((r) => r.pid === server.pid),
+    );
+}
+
+/** BENCH_PROFILE: where each tickgraph step's measured seconds went in the server, by function. */
+function printProfile(dir: string, pid: number, rows: Row[]): void {
+  const file = readdirSync(dir).find((f) => f.includes(`.${pid}.`) && f.endsWith(".cpuprofile"));
+  if (!file) throw new Error(`no CPU profile of process ${pid} in ${dir}`);
+  for (const r of rows) {
+    const { busyUs, functions, owners } = summariseProfile(join(dir, file), r.fromUs, r.toUs);
+    const pct = (us: number) => ((100 * us) / busyUs).toFixed(1).padStart(5);
+    process.stdout.write(
+      [
+        ``,
+        `${r.what}, ${r.subscribers.toLocaleString()} subscribers: the server's measured seconds by self time (profile ${join(dir, file)})`,
+        `| self % | function | owner |`,
+        `| -----: | -------- | ----- |`,
+        ...functions.slice(0, 20).map((f) => `| ${pct(f.us)} | ${f.name} | ${f.owner} |`),
+        ``,
+        `| self % | owner |`,
+        `| -----: | ----- |`,
+        ...owners.slice(0, 12).map((o) => `| ${pct(o.us)} | ${o.owner} |`),
+        ``,
+      ].join("\n"),
+    );
+  }
 }
 
 main()

@@ -14,6 +14,7 @@ import {
   benchDatabase,
   benchFlags,
   load,
+  monotonicUs,
   procCpuMs,
   startChild,
   threadCpuMs,
@@ -453,8 +454,6 @@ function withApplicationName(url: string, app: string): string {
   u.searchParams.set("application_name", app);
   return u.toString();
 }
-
-const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
 
 /**
  * tickgraph (policy on) alone under `scenario`, started with `node --cpu-prof`: its self time by function

@@ -21,6 +21,9 @@ export async function benchDatabase(name: string): Promise<string> {
   return withDatabase(ADMIN_URL, name);
 }
 
+/** The machine's monotonic clock in µs, as CPU profiles stamp their samples (the same in every process). */
+export const monotonicUs = (): number => Number(process.hrtime.bigint() / 1000n);
+
 /** CPU ms a process has used so far (user + system, from /proc; Linux), or NaN where unreadable. */
 export function procCpuMs(pid: number): number {
   try {

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import WebSocket from "ws";
 
 // The subscribers of bench:fanout, in their own process: WebSocket connections speaking
@@ -52,7 +53,7 @@ function onMessage(data: WebSocket.RawData): void {
 function connect(
   url: string,
   token: string,
-  ops: { id: number; op: { query: string; variables?: object } }[],
+  ops: { op: { query: string; variables?: object } }[],
 ): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, "graphql-transport-ws", { skipUTF8Validation: true });
@@ -72,8 +73,10 @@ function connect(
         }
       });
       ws.on("message", onMessage);
-      for (const { id, op } of ops)
-        ws.send(JSON.stringify({ id: String(id), type: "subscribe", payload: op }));
+      for (const { op } of ops)
+        // Ids as graphql-ws's client makes them (UUIDs): a small integer id would be stored in the
+        // server's per-connection record of operations as an array index, a cost real clients never cause.
+        ws.send(JSON.stringify({ id: randomUUID(), type: "subscribe", payload: op }));
       resolve(ws);
     });
   });
@@ -84,7 +87,7 @@ process.on("message", (cmd: ClientCommand) => void onCommand(cmd));
 async function onCommand(cmd: ClientCommand): Promise<void> {
   if ("open" in cmd) {
     const { url, token, n, perConnection, operations } = cmd.open;
-    const ops = Array.from({ length: n }, (_, id) => ({ id, op: operations[id % operations.length] }));
+    const ops = Array.from({ length: n }, (_, k) => ({ op: operations[k % operations.length] }));
     const conns: (typeof ops)[] = [];
     for (let k = 0; k < n; k += perConnection) conns.push(ops.slice(k, k + perConnection));
     let failed = 0;

@@ -249,14 +249,17 @@ test("a client that stops reading its ticks is closed with 4008, and only that c
     const slowBefore = await metric("tickgraph_subscription_slow_consumers_total");
     const batch = trades(Array.from({ length: 2000 }, () => ({ symbol, bid: 12.34 })));
     let published = 0;
+    // A batch at a time, each once the reading client has all of the last: the reader never falls behind
+    // (on a loaded machine, unpaced batches would make it a slow consumer too), the paused one does.
     await until(
       "the slow client closed",
       async () => {
+        await until("the reader has every tick so far", () => reader.events.length === published);
         bus.publish(Topic.QUOTES, batch);
         published += 2000;
         return (await metric("tickgraph_subscription_slow_consumers_total")) > slowBefore;
       },
-      30_000,
+      60_000,
     );
     (raw as unknown as { _socket: { resume(): void } })._socket.resume();
     expect(await closed).toEqual({

@@ -10,6 +10,29 @@ export type ServedAccount = Pick<
   "allowed" | "masked" | "denied" | "symbols" | "rootServed" | "delayed"
 >;
 
+/**
+ * What `s` served, frozen: one per distinct account among `known` (keyed by content), so that the many
+ * subscribers of a shared stream add an account's sets once, not once per event.
+ */
+export function servedAccount(s: ServedAccount, known: Map<string, ServedAccount>): ServedAccount {
+  const key = [s.allowed, s.masked, s.denied, s.symbols].map((set) => [...set].join(",")).join("|");
+  const k = `${key}|${s.rootServed}|${s.delayed}`;
+  let account = known.get(k);
+  if (!account) {
+    if (known.size >= 256) known.clear();
+    account = Object.freeze({
+      allowed: new Set(s.allowed),
+      masked: new Set(s.masked),
+      denied: new Set(s.denied),
+      symbols: new Set(s.symbols),
+      rootServed: s.rootServed,
+      delayed: s.delayed,
+    });
+    known.set(k, account);
+  }
+  return account;
+}
+
 /** The outcome of the check of one field coordinate. */
 export enum Access {
   UNDECIDED = 0,
@@ -58,6 +81,8 @@ export class PolicySession {
   readonly startedAt = performance.now();
   private decisions: Uint8Array;
   private checkedAt = 0;
+  /** Frozen accounts already absorbed (their sets are in this account's). */
+  private readonly absorbed = new WeakSet<ServedAccount>();
 
   private constructor(
     private readonly source: SessionSource,
@@ -160,12 +185,15 @@ export class PolicySession {
    * event. Its rows count once the event is written to the subscriber (`delivered`).
    */
   absorb(shared: ServedAccount): void {
+    this.rootServed += shared.rootServed;
+    if (shared.delayed) this.delayed = true;
+    // A frozen account (see `servedAccount`) adds nothing new the second time.
+    if (this.absorbed.has(shared)) return;
+    if (Object.isFrozen(shared)) this.absorbed.add(shared);
     for (const c of shared.allowed) this.allowed.add(c);
     for (const c of shared.masked) this.masked.add(c);
     for (const c of shared.denied) this.denied.add(c);
     for (const s of shared.symbols) this.touch(s);
-    this.rootServed += shared.rootServed;
-    if (shared.delayed) this.delayed = true;
   }
 
   /** One event, of `rows` rows, was written to the subscriber. */

@@ -12,7 +12,7 @@ import {
 import { log } from "../log";
 import { subscribers, subscriptionsShared, subscriptionSlowClosed } from "../metrics";
 import { sorted } from "../policy/governance";
-import { PolicySession, RECHECK_MS, type ServedAccount } from "../policy/session";
+import { PolicySession, RECHECK_MS, servedAccount, type ServedAccount } from "../policy/session";
 import { createLoaders, type Context } from "../resolvers/context.type";
 import { maskError } from "./errors";
 import { tooLarge, withinBytes } from "./responses";
@@ -259,6 +259,8 @@ class Group {
   /** The events that make up the field's current value (see `LiveMark`), by id: a joiner gets them first. */
   private readonly current = new Map<string, Sent>();
   private currentAt = -Infinity;
+  /** The distinct accounts its events served (see `servedAccount`). */
+  private readonly accounts = new Map<string, ServedAccount>();
   /** Resolves once the first subscriber is receiving (or the stream ended): nothing is read before. */
   private readonly receiving: Promise<void>;
   private nowReceiving!: () => void;
@@ -335,10 +337,11 @@ class Group {
         if (r.done || this.ended) break;
         const body = payloadOf(r.value, shared, this.hub.opts.maxPayloadBytes ?? Infinity);
         const rows = shared?.rows ?? 0;
+        const served = shared && servedAccount(shared, this.accounts);
         const cursor = this.ctx.liveCursor;
         this.ctx.liveCursor = undefined;
-        this.remember(body, rows);
-        for (const m of this.members) m.deliver(body, shared, rows, cursor);
+        this.remember(body, served, rows);
+        for (const m of this.members) m.deliver(body, served, rows, cursor);
       }
       this.finish();
     } catch (err) {
@@ -347,7 +350,7 @@ class Group {
   }
 
   /** Keeps the event if it is part of the field's current value (its stream marked it so). */
-  private remember(body: string, rows: number): void {
+  private remember(body: string, served: ServedAccount | null, rows: number): void {
     const mark = this.ctx.liveMark;
     this.ctx.liveMark = undefined;
     if (!mark || mark.at < this.currentAt) return;
@@ -355,15 +358,6 @@ class Group {
       this.current.clear();
       this.currentAt = mark.at;
     }
-    const s = this.ctx.policy;
-    const served = s && {
-      allowed: new Set(s.allowed),
-      masked: new Set(s.masked),
-      denied: new Set(s.denied),
-      symbols: new Set(s.symbols),
-      rootServed: s.rootServed,
-      delayed: s.delayed,
-    };
     this.current.set(mark.id, { body, served, rows });
   }
 
